@@ -1,0 +1,124 @@
+//! Auth evidence as a case-insensitive header map, from wherever a client puts it:
+//! the `header-<base64url JSON>` subprotocol, plain upgrade headers (Swift SDK),
+//! a message's `authorization` object, or HTTP request headers.
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+/// Header names that carry auth evidence; only these are taken from HTTP headers.
+const AUTH_HEADER_NAMES: &[&str] = &[
+    "x-api-key",
+    "authorization",
+    "host",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+    "accept",
+    "content-encoding",
+    "content-type",
+];
+
+/// Headers with lowercase names. Small (a handful of entries), so a Vec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthHeaders {
+    entries: Vec<(String, String)>,
+}
+
+impl AuthHeaders {
+    /// The value of `name` (lowercase).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Add a header unless one of that name is there already.
+    pub fn insert_if_absent(&mut self, name: &str, value: &str) {
+        let name = name.to_ascii_lowercase();
+        if self.get(&name).is_none() {
+            self.entries.push((name, value.to_string()));
+        }
+    }
+
+    /// From a JSON object (subprotocol or message `authorization`). Non-string
+    /// values are ignored.
+    pub fn from_json(obj: &Map<String, Value>) -> AuthHeaders {
+        let mut h = AuthHeaders::default();
+        for (k, v) in obj {
+            if let Value::String(s) = v {
+                h.insert_if_absent(k, s);
+            }
+        }
+        h
+    }
+
+    /// From HTTP request headers (only the auth-related ones).
+    pub fn from_http(headers: &hyper::HeaderMap) -> AuthHeaders {
+        let mut h = AuthHeaders::default();
+        h.merge_http(headers);
+        h
+    }
+
+    /// Add auth-related HTTP headers that are not already present.
+    pub fn merge_http(&mut self, headers: &hyper::HeaderMap) {
+        for name in AUTH_HEADER_NAMES {
+            if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+                self.insert_if_absent(name, v);
+            }
+        }
+    }
+
+    /// Decode the base64url JSON of a `header-...` subprotocol (or a `?header=`
+    /// query parameter). Padding and the standard alphabet are tolerated.
+    pub fn from_base64_json(encoded: &str) -> Result<AuthHeaders, String> {
+        let cleaned: String = encoded
+            .trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cleaned.as_bytes())
+            .map_err(|e| format!("auth header is not base64url: {e}"))?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(obj)) => Ok(AuthHeaders::from_json(&obj)),
+            Ok(_) => Err("auth header is not a JSON object".into()),
+            Err(e) => Err(format!("auth header is not JSON: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn case_insensitive_and_first_wins() {
+        let obj = serde_json::json!({"X-Api-Key": "k1", "host": "h", "n": 1});
+        let mut h = AuthHeaders::from_json(obj.as_object().unwrap());
+        assert_eq!(h.get("x-api-key"), Some("k1"));
+        h.insert_if_absent("X-API-KEY", "k2");
+        assert_eq!(h.get("x-api-key"), Some("k1"));
+        assert_eq!(h.get("n"), None);
+    }
+
+    #[test]
+    fn base64url_subprotocol() {
+        let json = r#"{"host":"127.0.0.1:8080","x-api-key":"da2-abc???>>>"}"#;
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        let h = AuthHeaders::from_base64_json(&enc).unwrap();
+        assert_eq!(h.get("x-api-key"), Some("da2-abc???>>>"));
+        let padded = base64::engine::general_purpose::STANDARD.encode(json);
+        assert_eq!(AuthHeaders::from_base64_json(&padded).unwrap(), h);
+        assert!(AuthHeaders::from_base64_json("!!!").is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! The `herald` command line: `serve`, `publish`, `subscribe`.
+
+mod client;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "Self-hosted AWS AppSync Events compatible real-time event server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Event API (HTTP publish at /event, WebSocket at /event/realtime).
+    Serve(ServeArgs),
+    /// Publish events over HTTP and print the result.
+    Publish(PublishArgs),
+    /// Subscribe over WebSocket and print one JSON event per line.
+    Subscribe(SubscribeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys mirror AppSync's EventConfig/ChannelNamespace).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// An API key to accept (repeatable); one is generated and printed if none is configured.
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_keys: Vec<String>,
+    /// A channel namespace to serve (repeatable) [default: default].
+    #[arg(long = "namespace", value_name = "NAME")]
+    pub namespaces: Vec<String>,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate for localhost/127.0.0.1, kept in
+    /// DIR/cert.pem (trust that file in clients) and DIR/key.pem.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The HTTP endpoint of the Event API (`/event` may be omitted).
+    #[arg(long, env = "HERALD_ENDPOINT", default_value = "http://127.0.0.1:8080/event")]
+    pub endpoint: String,
+    /// API key.
+    #[arg(long, env = "HERALD_API_KEY", value_name = "KEY")]
+    pub api_key: String,
+    /// Extra CA certificate (PEM) to trust, e.g. the server's --tls-self-signed cert.pem.
+    #[arg(long, env = "HERALD_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Channel, e.g. /default/chat.
+    pub channel: String,
+    /// Events: each argument is sent as JSON if it parses as JSON, else as a JSON string.
+    #[arg(required = true, num_args = 1..)]
+    pub events: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Channel or wildcard, e.g. /default/chat or /default/*.
+    pub channel: String,
+    /// Exit after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => {
+            serve::init_logging(args.log_format);
+            runtime().block_on(serve::serve(args))
+        }
+        Command::Publish(args) => runtime().block_on(client::publish(args)),
+        Command::Subscribe(args) => runtime().block_on(client::subscribe(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `herald serve`.
+
+use super::{LogFormat, ServeArgs};
+use crate::config::{ApiConfig, ConfigFile, Overrides};
+use crate::server::Server;
+use tracing_subscriber::EnvFilter;
+
+/// Logs go to stderr; `HERALD_LOG` (or `RUST_LOG`) takes an env-filter directive.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("HERALD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let config = ApiConfig::resolve(
+        file,
+        Overrides {
+            listen: args.listen,
+            api_keys: args.api_keys,
+            namespaces: args.namespaces,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            tls_self_signed: args.tls_self_signed,
+        },
+    )?;
+    let generated_key = config
+        .generated_api_key
+        .then(|| config.api_keys[0].id.clone());
+    let namespaces: Vec<String> = config.namespaces.iter().map(|n| n.name.clone()).collect();
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr();
+    let (http, ws) = if server.is_tls() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    // The banner goes to stdout so scripts can read it; logs go to stderr.
+    println!("Herald listening on {addr}");
+    println!("  publish:   {http}://{addr}/event");
+    println!("  subscribe: {ws}://{addr}/event/realtime");
+    println!("  namespaces: {}", namespaces.join(", "));
+    if let Some(cert) = &server.self_signed_cert {
+        println!("  TLS certificate to trust: {}", cert.display());
+    }
+    if let Some(key) = generated_key {
+        println!("  API key (generated): {key}");
+    }
+    tracing::info!(%addr, tls = server.is_tls(), "listening");
+    server.run(shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,530 @@
+//! Configuration: the TOML file, whose keys mirror AppSync's `EventConfig` and
+//! `ChannelNamespace` fields in snake_case, plus Herald's own `[server]` and
+//! `[limits]` tables. `docs/configuration.md` is the reference.
+//!
+//! Loading is two steps: [`ConfigFile`] is what the file says (every field
+//! optional), [`ApiConfig::resolve`] applies defaults and command-line overrides and
+//! checks consistency, so the server only ever sees a valid configuration.
+
+use herald_core::channel::MAX_SEGMENT_LEN;
+use herald_core::Limits;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// An AppSync auth type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthType {
+    ApiKey,
+    AwsIam,
+    AmazonCognitoUserPools,
+    OpenidConnect,
+    AwsLambda,
+}
+
+impl AuthType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::ApiKey => "API_KEY",
+            AuthType::AwsIam => "AWS_IAM",
+            AuthType::AmazonCognitoUserPools => "AMAZON_COGNITO_USER_POOLS",
+            AuthType::OpenidConnect => "OPENID_CONNECT",
+            AuthType::AwsLambda => "AWS_LAMBDA",
+        }
+    }
+}
+
+/// `{ auth_type = "API_KEY" }`, as in AppSync's `AuthMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthMode {
+    pub auth_type: AuthType,
+}
+
+/// An entry of `event_config.auth_providers`. Only `auth_type` is read in this
+/// version; the per-mode tables are accepted so files written for later versions
+/// fail with a clear "not supported" instead of a parse error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthProviderFile {
+    pub auth_type: AuthType,
+    pub cognito_config: Option<toml::Table>,
+    pub open_id_connect_config: Option<toml::Table>,
+    pub lambda_authorizer_config: Option<toml::Table>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfigFile {
+    pub log_level: Option<String>,
+    pub cloud_watch_logs_role_arn: Option<String>,
+}
+
+/// AppSync's `EventConfig`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventConfigFile {
+    #[serde(default)]
+    pub auth_providers: Vec<AuthProviderFile>,
+    pub connection_auth_modes: Option<Vec<AuthMode>>,
+    pub default_publish_auth_modes: Option<Vec<AuthMode>>,
+    pub default_subscribe_auth_modes: Option<Vec<AuthMode>>,
+    pub log_config: Option<LogConfigFile>,
+}
+
+/// AppSync's `ChannelNamespace`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceFile {
+    pub name: String,
+    pub publish_auth_modes: Option<Vec<AuthMode>>,
+    pub subscribe_auth_modes: Option<Vec<AuthMode>>,
+    pub code_handlers: Option<String>,
+    pub handler_configs: Option<toml::Table>,
+    pub tags: Option<toml::Table>,
+}
+
+/// An API key, as AppSync's `ApiKey`: `expires` in epoch seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyFile {
+    pub id: String,
+    pub description: Option<String>,
+    pub expires: Option<i64>,
+}
+
+/// Herald's listener settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<PathBuf>,
+    /// How long shutdown waits for in-flight work, in milliseconds.
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+/// `[limits]`: every field optional; AppSync's defaults otherwise.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_events_per_publish: Option<usize>,
+    pub max_event_bytes: Option<usize>,
+    pub max_request_bytes: Option<usize>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub max_publish_per_second_per_connection: Option<u32>,
+    pub max_connection_duration_secs: Option<u64>,
+    pub keepalive_interval_secs: Option<u64>,
+    pub connection_timeout_ms: Option<u64>,
+    /// Frames a connection's outbound queue holds before it counts as a slow consumer.
+    pub outbound_queue_frames: Option<usize>,
+    /// Bytes a connection's outbound queue holds before it counts as a slow consumer.
+    pub outbound_queue_bytes: Option<usize>,
+}
+
+/// The config file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub name: Option<String>,
+    pub owner_contact: Option<String>,
+    pub tags: Option<toml::Table>,
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub event_config: EventConfigFile,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyFile>,
+    #[serde(default)]
+    pub channel_namespaces: Vec<NamespaceFile>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<ConfigFile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// Command-line settings that override (scalars) or extend (lists) the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub api_keys: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<PathBuf>,
+}
+
+/// How the listener does TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSetting {
+    None,
+    Files { cert: PathBuf, key: PathBuf },
+    /// Generate (or reuse) a self-signed certificate in this directory.
+    SelfSigned(PathBuf),
+}
+
+/// One API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub description: Option<String>,
+    pub expires: Option<i64>,
+}
+
+/// A resolved namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceConfig {
+    pub name: String,
+    pub publish_auth_modes: Vec<AuthType>,
+    pub subscribe_auth_modes: Vec<AuthType>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub tls: TlsSetting,
+    pub shutdown_grace: Duration,
+    pub auth_providers: Vec<AuthType>,
+    pub connection_auth_modes: Vec<AuthType>,
+    pub api_keys: Vec<ApiKey>,
+    /// Whether the API key was generated because none was configured.
+    pub generated_api_key: bool,
+    pub namespaces: Vec<NamespaceConfig>,
+    pub limits: Limits,
+    pub outbound_queue_frames: usize,
+    pub outbound_queue_bytes: usize,
+}
+
+fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
+    list.as_ref()
+        .map(|l| l.iter().map(|m| m.auth_type).collect())
+}
+
+fn valid_namespace_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_SEGMENT_LEN
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A new API key in AppSync's shape: `da2-` and 26 lowercase letters and digits.
+pub fn generate_api_key() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..26)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("da2-{tail}")
+}
+
+impl ApiConfig {
+    /// Apply defaults and overrides to a file and check the result.
+    pub fn resolve(file: ConfigFile, over: Overrides) -> Result<ApiConfig, String> {
+        let ev = &file.event_config;
+        let mut providers: Vec<AuthType> = ev.auth_providers.iter().map(|p| p.auth_type).collect();
+        if providers.is_empty() {
+            providers.push(AuthType::ApiKey);
+        }
+        let mut seen = HashSet::new();
+        for p in &ev.auth_providers {
+            if p.auth_type == AuthType::AwsLambda && !seen.insert(AuthType::AwsLambda) {
+                return Err("only one AWS_LAMBDA auth provider is allowed per API".into());
+            }
+        }
+        providers.dedup();
+        for p in &providers {
+            if *p != AuthType::ApiKey {
+                return Err(format!(
+                    "auth provider {} is not supported by this version of Herald (API_KEY only)",
+                    p.as_str()
+                ));
+            }
+        }
+        let check = |what: &str, list: &[AuthType]| -> Result<(), String> {
+            if list.is_empty() {
+                return Err(format!("{what} is empty: list at least one auth mode"));
+            }
+            for m in list {
+                if !providers.contains(m) {
+                    return Err(format!(
+                        "{what} names {} but event_config.auth_providers has no such provider",
+                        m.as_str()
+                    ));
+                }
+            }
+            Ok(())
+        };
+        // As in AppSync's CDK construct: an omitted list allows every provider.
+        let connection = modes(&ev.connection_auth_modes).unwrap_or_else(|| providers.clone());
+        let default_publish =
+            modes(&ev.default_publish_auth_modes).unwrap_or_else(|| providers.clone());
+        let default_subscribe =
+            modes(&ev.default_subscribe_auth_modes).unwrap_or_else(|| providers.clone());
+        check("event_config.connection_auth_modes", &connection)?;
+        check("event_config.default_publish_auth_modes", &default_publish)?;
+        check("event_config.default_subscribe_auth_modes", &default_subscribe)?;
+        if let Some(level) = ev.log_config.as_ref().and_then(|l| l.log_level.as_deref()) {
+            if !matches!(level, "NONE" | "ERROR" | "INFO" | "DEBUG" | "ALL") {
+                return Err(format!(
+                    "event_config.log_config.log_level '{level}' is not one of NONE, ERROR, INFO, DEBUG, ALL"
+                ));
+            }
+        }
+
+        let mut namespaces = Vec::new();
+        let mut names = HashSet::new();
+        for ns in &file.channel_namespaces {
+            if !valid_namespace_name(&ns.name) {
+                return Err(format!(
+                    "namespace name '{}' is invalid: 1-50 letters, digits or '-', not starting or ending with '-'",
+                    ns.name
+                ));
+            }
+            if !names.insert(ns.name.clone()) {
+                return Err(format!("namespace '{}' is defined twice", ns.name));
+            }
+            if ns.code_handlers.is_some() || ns.handler_configs.is_some() {
+                return Err(format!(
+                    "namespace '{}': code_handlers and handler_configs are not supported by this version of Herald",
+                    ns.name
+                ));
+            }
+            let publish = modes(&ns.publish_auth_modes).unwrap_or_else(|| default_publish.clone());
+            let subscribe =
+                modes(&ns.subscribe_auth_modes).unwrap_or_else(|| default_subscribe.clone());
+            check(&format!("namespace '{}' publish_auth_modes", ns.name), &publish)?;
+            check(&format!("namespace '{}' subscribe_auth_modes", ns.name), &subscribe)?;
+            namespaces.push(NamespaceConfig {
+                name: ns.name.clone(),
+                publish_auth_modes: publish,
+                subscribe_auth_modes: subscribe,
+            });
+        }
+        for name in &over.namespaces {
+            if !valid_namespace_name(name) {
+                return Err(format!("--namespace '{name}' is not a valid namespace name"));
+            }
+            if names.insert(name.clone()) {
+                namespaces.push(NamespaceConfig {
+                    name: name.clone(),
+                    publish_auth_modes: default_publish.clone(),
+                    subscribe_auth_modes: default_subscribe.clone(),
+                });
+            }
+        }
+        if namespaces.is_empty() {
+            namespaces.push(NamespaceConfig {
+                name: "default".into(),
+                publish_auth_modes: default_publish.clone(),
+                subscribe_auth_modes: default_subscribe.clone(),
+            });
+        }
+
+        let mut api_keys: Vec<ApiKey> = file
+            .api_keys
+            .iter()
+            .map(|k| ApiKey {
+                id: k.id.clone(),
+                description: k.description.clone(),
+                expires: k.expires,
+            })
+            .collect();
+        api_keys.extend(over.api_keys.iter().map(|k| ApiKey {
+            id: k.clone(),
+            description: Some("from the command line".into()),
+            expires: None,
+        }));
+        for k in &api_keys {
+            if k.id.len() < 8 || k.id.len() > 256 || !k.id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(
+                    "an API key must be 8-256 printable ASCII characters without spaces".into(),
+                );
+            }
+        }
+        let mut generated_api_key = false;
+        if api_keys.is_empty() && providers.contains(&AuthType::ApiKey) {
+            api_keys.push(ApiKey {
+                id: generate_api_key(),
+                description: Some("generated at startup".into()),
+                expires: None,
+            });
+            generated_api_key = true;
+        }
+
+        let tls_cert = over.tls_cert.or(file.server.tls_cert.clone());
+        let tls_key = over.tls_key.or(file.server.tls_key.clone());
+        let self_signed = over.tls_self_signed.or(file.server.tls_self_signed.clone());
+        let tls = match (tls_cert, tls_key, self_signed) {
+            (None, None, None) => TlsSetting::None,
+            (Some(cert), Some(key), None) => TlsSetting::Files { cert, key },
+            (None, None, Some(dir)) => TlsSetting::SelfSigned(dir),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err("--tls-cert and --tls-key go together".into())
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err("use either --tls-cert/--tls-key or --tls-self-signed, not both".into())
+            }
+        };
+
+        let l = &file.limits;
+        let d = Limits::default();
+        let limits = Limits {
+            max_events_per_publish: l.max_events_per_publish.unwrap_or(d.max_events_per_publish),
+            max_event_bytes: l.max_event_bytes.unwrap_or(d.max_event_bytes),
+            max_request_bytes: l.max_request_bytes.unwrap_or(d.max_request_bytes),
+            max_subscriptions_per_connection: l
+                .max_subscriptions_per_connection
+                .unwrap_or(d.max_subscriptions_per_connection),
+            max_publish_per_second_per_connection: l
+                .max_publish_per_second_per_connection
+                .unwrap_or(d.max_publish_per_second_per_connection),
+            max_connection_duration: l
+                .max_connection_duration_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.max_connection_duration),
+            keepalive_interval: l
+                .keepalive_interval_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.keepalive_interval),
+            connection_timeout: l
+                .connection_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.connection_timeout),
+        };
+        if limits.max_events_per_publish == 0
+            || limits.max_event_bytes == 0
+            || limits.max_request_bytes == 0
+            || limits.keepalive_interval.is_zero()
+            || limits.max_connection_duration.is_zero()
+        {
+            return Err("limits must be positive".into());
+        }
+
+        Ok(ApiConfig {
+            name: file.name.clone().unwrap_or_else(|| "herald".into()),
+            listen: over
+                .listen
+                .or(file.server.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap()),
+            tls,
+            shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
+            auth_providers: providers,
+            connection_auth_modes: connection,
+            api_keys,
+            generated_api_key,
+            namespaces,
+            limits,
+            outbound_queue_frames: l.outbound_queue_frames.unwrap_or(4096).max(16),
+            outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
+        })
+    }
+
+    /// A development configuration: defaults, one namespace `default`, the given
+    /// API key. Used by tests.
+    pub fn for_tests(api_key: &str) -> ApiConfig {
+        ApiConfig::resolve(
+            ConfigFile::default(),
+            Overrides {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                api_keys: vec![api_key.to_string()],
+                ..Default::default()
+            },
+        )
+        .expect("the test configuration is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_gives_default_namespace_and_generated_key() {
+        let c = ApiConfig::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.namespaces.len(), 1);
+        assert_eq!(c.namespaces[0].name, "default");
+        assert!(c.generated_api_key);
+        assert!(c.api_keys[0].id.starts_with("da2-"));
+        assert_eq!(c.api_keys[0].id.len(), 30);
+        assert_eq!(c.tls, TlsSetting::None);
+    }
+
+    #[test]
+    fn file_and_flags() {
+        let file = ConfigFile::parse(
+            r#"
+            name = "chat"
+            [server]
+            listen = "127.0.0.1:9000"
+            [event_config]
+            auth_providers = [{ auth_type = "API_KEY" }]
+            connection_auth_modes = [{ auth_type = "API_KEY" }]
+            [[api_keys]]
+            id = "da2-fromfile000000000000000000"
+            expires = 1700000000
+            [[channel_namespaces]]
+            name = "chat"
+            [limits]
+            max_subscriptions_per_connection = 500
+            "#,
+        )
+        .unwrap();
+        let c = ApiConfig::resolve(
+            file,
+            Overrides {
+                listen: Some("127.0.0.1:9001".parse().unwrap()),
+                namespaces: vec!["chat".into(), "extra".into()],
+                api_keys: vec!["cli-key-123".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(
+            c.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            ["chat", "extra"]
+        );
+        assert_eq!(c.api_keys.len(), 2);
+        assert!(!c.generated_api_key);
+        assert_eq!(c.limits.max_subscriptions_per_connection, 500);
+    }
+
+    #[test]
+    fn refusals_are_clear() {
+        let err = |text: &str| {
+            ApiConfig::resolve(ConfigFile::parse(text).unwrap(), Overrides::default()).unwrap_err()
+        };
+        assert!(err("[[channel_namespaces]]\nname = \"-bad\"").contains("invalid"));
+        assert!(err("[[channel_namespaces]]\nname = \"a\"\n[[channel_namespaces]]\nname = \"a\"")
+            .contains("twice"));
+        assert!(err("[event_config]\nauth_providers = [{ auth_type = \"AWS_IAM\" }]")
+            .contains("not supported"));
+        assert!(ConfigFile::parse("bogus = 1").is_err());
+        assert!(err("[[channel_namespaces]]\nname = \"a\"\ncode_handlers = \"x\"")
+            .contains("not supported"));
+        assert!(err("[event_config]\nconnection_auth_modes = []").contains("empty"));
+    }
+}

@@ -1,0 +1,153 @@
+//! A connection's outbound queue.
+//!
+//! Publishers push into it without ever waiting; the connection's task drains it
+//! and writes to the socket. It is bounded twice, by frames and by bytes, because
+//! a few 240 KB events weigh more than thousands of small ones.
+//!
+//! **When it is full, the subscriber is a slow consumer**: the push that does not
+//! fit is refused, the queue is marked overflowed, and the connection task closes
+//! the socket with code 1008 ("slow consumer") as soon as it wakes. Nothing is
+//! silently dropped from a connection that stays open: a client either gets every
+//! event in order or sees its connection closed, and reconnects (Amplify does so
+//! on its own) knowing it may have missed events. The publisher and every other
+//! subscriber are unaffected.
+//!
+//! A `std::sync::Mutex` rather than tokio's: the critical sections are a few
+//! pointer moves and never span an `.await`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// One queued frame.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A `data` frame: built at write time from the subscription id and the
+    /// event's shared, pre-encoded string literal.
+    Data { sub_id: Arc<str>, event: Arc<str> },
+    /// Any other frame, already serialized.
+    Frame(String),
+}
+
+impl Outbound {
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Data { sub_id, event } => 32 + sub_id.len() + event.len(),
+            Outbound::Frame(s) => s.len(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Outbound>,
+    bytes: usize,
+    overflowed: bool,
+    closed: bool,
+}
+
+/// The bounded queue between publishers and one connection.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    notify: Notify,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Refused: the queue was full (the connection is now a slow consumer) or
+    /// the connection is closing.
+    Dropped,
+}
+
+impl Outbox {
+    pub fn new(max_frames: usize, max_bytes: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            max_frames,
+            max_bytes,
+        }
+    }
+
+    /// Queue a frame without waiting. Wakes the connection task.
+    pub fn push(&self, item: Outbound) -> Pushed {
+        let weight = item.weight();
+        {
+            let mut s = self.state.lock().unwrap();
+            if s.closed || s.overflowed {
+                return Pushed::Dropped;
+            }
+            if s.queue.len() >= self.max_frames || s.bytes + weight > self.max_bytes {
+                s.overflowed = true;
+                drop(s);
+                self.notify.notify_one();
+                return Pushed::Dropped;
+            }
+            s.bytes += weight;
+            s.queue.push_back(item);
+        }
+        self.notify.notify_one();
+        Pushed::Queued
+    }
+
+    /// Move everything queued into `out`; returns whether the queue overflowed.
+    /// Releases the queue's memory when a burst has passed, so idle connections
+    /// stay small.
+    pub fn drain_into(&self, out: &mut Vec<Outbound>) -> bool {
+        let mut s = self.state.lock().unwrap();
+        out.extend(s.queue.drain(..));
+        s.bytes = 0;
+        if s.queue.capacity() > 64 {
+            s.queue.shrink_to(16);
+        }
+        s.overflowed
+    }
+
+    /// Wait until something was pushed (or the queue overflowed). A push that
+    /// happens before this is awaited is not missed: `Notify` keeps a permit.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    /// Refuse all further pushes (the connection is going away).
+    pub fn close(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.closed = true;
+        s.queue.clear();
+        s.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_by_frames_and_bytes() {
+        let o = Outbox::new(2, 1000);
+        assert_eq!(o.push(Outbound::Frame("a".into())), Pushed::Queued);
+        assert_eq!(o.push(Outbound::Frame("b".into())), Pushed::Queued);
+        assert_eq!(o.push(Outbound::Frame("c".into())), Pushed::Dropped);
+        let mut out = Vec::new();
+        assert!(o.drain_into(&mut out));
+        assert_eq!(out.len(), 2);
+        // Once overflowed, the connection is on its way out: nothing more queues.
+        assert_eq!(o.push(Outbound::Frame("d".into())), Pushed::Dropped);
+
+        let o = Outbox::new(100, 100);
+        assert_eq!(o.push(Outbound::Frame("x".repeat(60))), Pushed::Queued);
+        assert_eq!(o.push(Outbound::Frame("x".repeat(60))), Pushed::Dropped);
+    }
+
+    #[test]
+    fn closed_refuses() {
+        let o = Outbox::new(10, 1000);
+        o.close();
+        assert_eq!(o.push(Outbound::Frame("a".into())), Pushed::Dropped);
+    }
+}

@@ -1,0 +1,135 @@
+//! HTTP front: `POST /event` (publish), CORS, and routing of
+//! `GET /event/realtime` to the WebSocket upgrade.
+
+use super::{ws, ConnContext};
+use crate::auth::AuthHeaders;
+use bytes::Bytes;
+use herald_core::reply::http_error_body;
+use herald_core::{ErrorType, OpError};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+use std::convert::Infallible;
+
+pub type Body = Full<Bytes>;
+
+const CORS_ALLOW_HEADERS: &str = "content-type, x-api-key, authorization, x-amz-date, \
+     x-amz-security-token, x-amz-user-agent, x-amz-content-sha256";
+
+/// Route one request.
+pub async fn handle(req: Request<Incoming>, ctx: ConnContext) -> Result<Response<Body>, Infallible> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match (req.uri().path(), req.method()) {
+        ("/event", &Method::POST) => publish(req, &ctx).await,
+        ("/event", &Method::OPTIONS) => preflight(),
+        ("/event", _) => {
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &OpError::bad_request("Use POST to publish to /event"),
+            );
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            r
+        }
+        ("/event/realtime", _) => ws::upgrade(req, ctx),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            &OpError::bad_request(
+                "Not found: publish with POST /event, subscribe over WebSocket at /event/realtime",
+            ),
+        ),
+    };
+    let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert("x-amzn-requestid", HeaderValue::from_str(&request_id).unwrap());
+    if !upgraded {
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        h.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static("x-amzn-ErrorType, x-amzn-RequestId"),
+        );
+    }
+    Ok(resp)
+}
+
+/// A JSON error response with `x-amzn-ErrorType`.
+pub fn error(status: StatusCode, e: &OpError) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(http_error_body(e))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert("x-amzn-errortype", HeaderValue::from_static(e.kind.as_str()));
+    r
+}
+
+fn op_error(e: &OpError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    error(status, e)
+}
+
+fn preflight() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert("access-control-allow-methods", HeaderValue::from_static("POST, OPTIONS"));
+    h.insert("access-control-allow-headers", HeaderValue::from_static(CORS_ALLOW_HEADERS));
+    h.insert("access-control-max-age", HeaderValue::from_static("86400"));
+    r
+}
+
+async fn publish(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
+    let api = &ctx.api;
+    let max = api.limits().max_transport_bytes();
+    let too_large = || {
+        op_error(&OpError::new(
+            ErrorType::PayloadTooLarge,
+            format!("The request body is larger than {max} bytes"),
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return too_large();
+    }
+    let headers = AuthHeaders::from_http(req.headers());
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => {
+            return op_error(&OpError::bad_request(format!(
+                "Could not read the request body: {e}"
+            )))
+        }
+    };
+    let mut obj = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(o)) => o,
+        Ok(_) => {
+            return op_error(&OpError::bad_request(
+                "The body must be a JSON object: {\"channel\": ..., \"events\": [...]}",
+            ))
+        }
+        Err(e) => {
+            return op_error(&OpError::bad_request(format!(
+                "The body is not valid JSON: {e}"
+            )))
+        }
+    };
+    let channel = match obj.remove("channel") {
+        Some(Value::String(c)) => c,
+        Some(_) => return op_error(&OpError::bad_request("'channel' must be a string")),
+        None => return op_error(&OpError::bad_request("The body has no 'channel'")),
+    };
+    match api.publish(&channel, obj.remove("events"), &headers).await {
+        Ok(result) => {
+            let mut r = Response::new(Full::new(Bytes::from(result.http_body())));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => op_error(&e),
+    }
+}

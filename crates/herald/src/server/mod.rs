@@ -1,0 +1,200 @@
+//! The network front: one listener (optionally TLS) serving `POST /event` and the
+//! WebSocket endpoint `/event/realtime`, with graceful shutdown.
+//!
+//! Shutdown follows mini-redis: a `watch` channel tells every connection task to
+//! stop, and each task holds a clone of an `mpsc::Sender` that it drops when it is
+//! done, so the server knows when all have finished (or the grace period ends).
+
+mod http;
+pub mod tls;
+mod ws;
+
+use crate::api::EventApi;
+use crate::config::{ApiConfig, TlsSetting};
+use crate::hub::Hub;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// What every connection task gets.
+#[derive(Clone)]
+pub struct ConnContext {
+    pub api: Arc<EventApi>,
+    pub peer: SocketAddr,
+    /// Becomes `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Dropped when the task ends; shutdown waits for all of them.
+    pub _done: mpsc::Sender<()>,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    api: Arc<EventApi>,
+    /// The certificate clients should trust, in self-signed mode.
+    pub self_signed_cert: Option<PathBuf>,
+}
+
+/// A server running in the background (used by tests and embedders).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub api: Arc<EventApi>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Shut down gracefully and wait until it has.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Server {
+    /// Bind the listener and prepare TLS; errors are ready for the user.
+    pub async fn bind(config: ApiConfig) -> Result<Server, String> {
+        let (tls, self_signed_cert) = match &config.tls {
+            TlsSetting::None => (None, None),
+            TlsSetting::Files { cert, key } => (Some(tls::from_files(cert, key)?), None),
+            TlsSetting::SelfSigned(dir) => {
+                let (cfg, path) = tls::self_signed(dir)?;
+                (Some(cfg), Some(path))
+            }
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let api = Arc::new(EventApi::new(config, Hub::memory()));
+        Ok(Server {
+            listener,
+            tls: tls.map(TlsAcceptor::from),
+            api,
+            self_signed_cert,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    pub fn api(&self) -> Arc<EventApi> {
+        self.api.clone()
+    }
+
+    /// Run in the background until [`RunningServer::shutdown`].
+    pub fn spawn(self) -> RunningServer {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let addr = self.local_addr();
+        let api = self.api.clone();
+        let task = tokio::spawn(self.run(async {
+            let _ = stopped.await;
+        }));
+        RunningServer {
+            addr,
+            api,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Serve until `stop` completes, then shut down gracefully: stop accepting,
+    /// let in-flight HTTP requests and WebSocket messages finish, close every
+    /// WebSocket with 1001 (going away), and wait for the connection tasks up to
+    /// the configured grace period.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let grace = self.api.config.shutdown_grace;
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let ctx = ConnContext {
+                            api: self.api.clone(),
+                            peer,
+                            shutdown: shutdown_rx.clone(),
+                            _done: done_tx.clone(),
+                        };
+                        tokio::spawn(serve_connection(tcp, self.tls.clone(), ctx));
+                    }
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = &mut stop => break,
+            }
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: closing connections");
+        let _ = shutdown_tx.send(true);
+        drop(done_tx);
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            tracing::warn!(?grace, "shutdown grace period over; dropping the remaining connections");
+        }
+    }
+}
+
+async fn serve_connection(tcp: TcpStream, tls: Option<TlsAcceptor>, ctx: ConnContext) {
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => serve_http(TokioIo::new(tcp), ctx).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx).await,
+                Ok(Err(e)) => tracing::debug!(peer = %ctx.peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(peer = %ctx.peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(io: TokioIo<I>, ctx: ConnContext)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut shutdown = ctx.shutdown.clone();
+    let svc_ctx = ctx.clone();
+    let svc = service_fn(move |req| http::handle(req, svc_ctx.clone()));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(peer = %ctx.peer, error = %e, "HTTP connection ended with an error");
+            }
+        }
+        _ = shutdown_requested(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Resolves once the server is shutting down.
+pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; drop it here.
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}

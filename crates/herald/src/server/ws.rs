@@ -1,0 +1,504 @@
+//! The WebSocket endpoint `/event/realtime`: upgrade, then one task per
+//! connection that reads client frames in order and writes the connection's
+//! outbound queue.
+//!
+//! One task, one `select!` loop: a client frame is handled to the end (including
+//! an awaited publish) before the next one is read, which keeps each connection's
+//! operations in order as AppSync clients expect. Writes are coalesced: every
+//! wake-up drains the whole outbound queue and flushes once.
+
+use super::http::{error as http_error, Body};
+use super::ConnContext;
+use crate::api::EventApi;
+use crate::auth::{AuthHeaders, Identity};
+use crate::hub::{Outbound, Outbox, Subscriber};
+use futures_util::{SinkExt, StreamExt};
+use herald_core::frame::{parse_client_frame, ClientFrame, ErrorFrame};
+use herald_core::index::SubKey;
+use herald_core::reply;
+use herald_core::{ChannelPattern, ErrorType, OpError};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// The subprotocol AppSync Events clients ask for.
+pub const PROTOCOL: &str = "aws-appsync-event-ws";
+
+/// How long a connection whose connect authorization failed may stay open
+/// without sending a frame before it gets its `connection_error` anyway.
+const UNAUTHORIZED_GRACE: Duration = Duration::from_secs(10);
+/// A socket that accepts no bytes for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answer an upgrade request: 101 with the subprotocol echoed, then hand the
+/// socket to a connection task. Authorization problems are *not* refused here:
+/// AppSync opens the socket and answers `connection_error`, and Amplify retries
+/// forever on an HTTP-level refusal.
+pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers.get("sec-websocket-key").cloned();
+    let version_ok = headers
+        .get("sec-websocket-version")
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let (Some(key), true, true) = (key, is_upgrade, version_ok) else {
+        let mut r = http_error(
+            StatusCode::UPGRADE_REQUIRED,
+            &OpError::bad_request(
+                "/event/realtime is a WebSocket endpoint (subprotocol aws-appsync-event-ws, version 13)",
+            ),
+        );
+        r.headers_mut().insert("sec-websocket-version", HeaderValue::from_static("13"));
+        return r;
+    };
+
+    // Auth evidence: the `header-<base64url JSON>` subprotocol, else a `?header=`
+    // query parameter (GraphQL-style clients), plus plain upgrade headers (Swift).
+    let offered: Vec<String> = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .collect();
+    let mut auth = AuthHeaders::default();
+    let mut auth_problem = None;
+    let encoded = offered
+        .iter()
+        .find_map(|p| p.strip_prefix("header-").map(str::to_string))
+        .or_else(|| query_param(req.uri().query(), "header"));
+    if let Some(encoded) = encoded {
+        match AuthHeaders::from_base64_json(&encoded) {
+            Ok(h) => auth = h,
+            Err(e) => auth_problem = Some(e),
+        }
+    }
+    auth.merge_http(req.headers());
+    let wants_protocol = offered.iter().any(|p| p == PROTOCOL);
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let limits = ctx.api.limits().clone();
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(peer = %ctx.peer, error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let max = limits.max_transport_bytes();
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .read_buffer_size(4096)
+            .write_buffer_size(16 * 1024);
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        Connection::new(ctx, ws, auth, auth_problem).run().await;
+    });
+
+    let mut r = Response::new(Full::default());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&derive_accept_key(key.as_bytes())).unwrap(),
+    );
+    // Only ever echo the protocol name, never the `header-...` entry.
+    if wants_protocol {
+        h.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
+    }
+    r
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// A token bucket: `rate` per second with a burst of `rate`.
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32) -> RateLimit {
+        RateLimit {
+            rate: rate as f64,
+            tokens: rate as f64,
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct ActiveSub {
+    key: SubKey,
+    pattern: ChannelPattern,
+    /// Kept for handlers (`ctx.identity`) in later versions.
+    #[allow(dead_code)]
+    identity: Identity,
+}
+
+/// Why the loop ended, and what close frame (if any) to send.
+enum Exit {
+    /// The client closed or the socket failed: nothing more to send.
+    Gone,
+    Close(CloseCode, &'static str),
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+struct Connection {
+    ctx: ConnContext,
+    api: Arc<EventApi>,
+    ws: Ws,
+    outbox: Arc<Outbox>,
+    /// Connect-time auth evidence; the fallback for messages that carry no
+    /// `authorization` object of their own.
+    headers: AuthHeaders,
+    /// `Err` when connect authorization failed: the first frame gets a
+    /// `connection_error`.
+    connect: Result<Identity, OpError>,
+    subs: HashMap<Arc<str>, ActiveSub>,
+    rate: RateLimit,
+    scratch: Vec<Outbound>,
+}
+
+impl Connection {
+    fn new(ctx: ConnContext, ws: Ws, headers: AuthHeaders, auth_problem: Option<String>) -> Connection {
+        let api = ctx.api.clone();
+        let config = &api.config;
+        let outbox = Arc::new(Outbox::new(config.outbound_queue_frames, config.outbound_queue_bytes));
+        let rate = RateLimit::new(config.limits.max_publish_per_second_per_connection);
+        if let Some(problem) = &auth_problem {
+            tracing::info!(peer = %ctx.peer, problem, "unreadable auth subprotocol");
+        }
+        Connection {
+            ctx,
+            api,
+            ws,
+            outbox,
+            headers,
+            connect: Err(OpError::unauthorized()),
+            subs: HashMap::new(),
+            rate,
+            scratch: Vec::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        self.connect = self.api.authorize_connect(&self.headers).await;
+        let limits = self.api.limits().clone();
+        let started = tokio::time::Instant::now();
+        let lifetime = tokio::time::sleep_until(started + limits.max_connection_duration);
+        let unauthorized_grace = tokio::time::sleep_until(started + UNAUTHORIZED_GRACE);
+        let mut ka = tokio::time::interval_at(started + limits.keepalive_interval, limits.keepalive_interval);
+        ka.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.ctx.shutdown.clone();
+        tokio::pin!(lifetime, unauthorized_grace);
+        tracing::debug!(peer = %self.ctx.peer, authorized = self.connect.is_ok(), "WebSocket connected");
+
+        let exit = loop {
+            let outbox = self.outbox.clone();
+            tokio::select! {
+                biased;
+                _ = super::shutdown_requested(&mut shutdown) => {
+                    break Exit::Close(CloseCode::Away, "Server shutting down");
+                }
+                _ = outbox.notified() => {
+                    if let Some(exit) = self.flush().await {
+                        break exit;
+                    }
+                }
+                msg = self.ws.next() => {
+                    if let Some(exit) = self.on_message(msg).await {
+                        break exit;
+                    }
+                }
+                _ = ka.tick() => {
+                    self.send(reply::KA.to_string());
+                }
+                _ = &mut unauthorized_grace, if self.connect.is_err() => {
+                    break self.refuse_connection();
+                }
+                _ = &mut lifetime => {
+                    break Exit::Close(CloseCode::Normal, "Connection lifetime limit reached; reconnect");
+                }
+            }
+        };
+        self.finish(exit).await;
+    }
+
+    /// Queue a frame for this connection.
+    fn send(&self, frame: String) {
+        self.outbox.push(Outbound::Frame(frame));
+    }
+
+    fn send_error(&self, frame: ErrorFrame, id: Option<&str>, e: &OpError) {
+        self.send(reply::error_frame(frame, id, e));
+    }
+
+    /// Write everything queued, then flush once. `Err` when the socket is gone;
+    /// `Ok(true)` when the queue had overflowed (a slow consumer).
+    async fn write_queued(&mut self) -> Result<bool, ()> {
+        let overflowed = self.outbox.drain_into(&mut self.scratch);
+        if self.scratch.is_empty() {
+            return Ok(overflowed);
+        }
+        let write = async {
+            for item in self.scratch.drain(..) {
+                let text = match item {
+                    Outbound::Frame(s) => s,
+                    Outbound::Data { sub_id, event } => {
+                        let mut s = String::new();
+                        reply::write_data_frame(&mut s, &sub_id, &event);
+                        s
+                    }
+                };
+                self.ws.feed(Message::text(text)).await?;
+            }
+            self.ws.flush().await
+        };
+        let result = tokio::time::timeout(WRITE_TIMEOUT, write).await;
+        self.scratch.clear();
+        match result {
+            Ok(Ok(())) => Ok(overflowed),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.ctx.peer, error = %e, "write failed");
+                Err(())
+            }
+            Err(_) => {
+                tracing::info!(peer = %self.ctx.peer, "client stopped reading; dropping it");
+                Err(())
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Option<Exit> {
+        match self.write_queued().await {
+            Err(()) => Some(Exit::Gone),
+            Ok(true) => {
+                tracing::warn!(peer = %self.ctx.peer, "slow consumer: outbound queue full, closing");
+                Some(Exit::Close(CloseCode::Policy, "Slow consumer: outbound queue full"))
+            }
+            Ok(false) => None,
+        }
+    }
+
+    fn refuse_connection(&mut self) -> Exit {
+        let err = self.connect.clone().err().unwrap_or_else(OpError::unauthorized);
+        self.send(reply::connection_error(&err));
+        Exit::Close(CloseCode::Policy, "Unauthorized")
+    }
+
+    async fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Option<Exit> {
+        let msg = match msg {
+            None => return Some(Exit::Gone),
+            Some(Ok(m)) => m,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                tracing::info!(peer = %self.ctx.peer, size, max_size, "message too big");
+                return Some(Exit::Close(CloseCode::Size, "Message too big"));
+            }
+            Some(Err(e)) => {
+                tracing::debug!(peer = %self.ctx.peer, error = %e, "WebSocket read failed");
+                return Some(match e {
+                    WsError::Protocol(_) | WsError::Utf8(_) => {
+                        Exit::Close(CloseCode::Protocol, "WebSocket protocol error")
+                    }
+                    _ => Exit::Gone,
+                });
+            }
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                if self.connect.is_err() {
+                    return Some(self.refuse_connection());
+                }
+                self.send_error(
+                    ErrorFrame::Error,
+                    None,
+                    &OpError::new(
+                        ErrorType::UnsupportedOperation,
+                        "Binary frames are not supported; send JSON text frames",
+                    ),
+                );
+                return None;
+            }
+            Message::Close(_) => return Some(Exit::Gone),
+            // Pings are answered by tungstenite; pongs and raw frames need nothing.
+            _ => return None,
+        };
+        if self.connect.is_err() {
+            return Some(self.refuse_connection());
+        }
+        match parse_client_frame(&text) {
+            Err(e) => self.send_error(e.frame, e.id.as_deref(), &e.error),
+            Ok(ClientFrame::ConnectionInit) => {
+                self.send(reply::connection_ack(self.api.limits().connection_timeout));
+                self.send(reply::KA.to_string());
+            }
+            Ok(ClientFrame::Subscribe {
+                id,
+                channel,
+                authorization,
+            }) => self.subscribe(id, &channel, authorization).await,
+            Ok(ClientFrame::Unsubscribe { id }) => self.unsubscribe(&id),
+            Ok(ClientFrame::Publish {
+                id,
+                channel,
+                events,
+                authorization,
+            }) => {
+                let frame = if !self.rate.allow() {
+                    let limit = self.api.limits().max_publish_per_second_per_connection;
+                    reply::error_frame(
+                        ErrorFrame::Publish,
+                        Some(&id),
+                        &OpError::new(
+                            ErrorType::TooManyRequests,
+                            format!("Publish rate limit exceeded: {limit} requests per second per connection"),
+                        ),
+                    )
+                } else {
+                    let headers = self.evidence(authorization);
+                    match self.api.publish(&channel, events, &headers).await {
+                        Ok(result) => result.ws_frame(&id),
+                        Err(e) => reply::error_frame(ErrorFrame::Publish, Some(&id), &e),
+                    }
+                };
+                self.send(frame);
+            }
+        }
+        None
+    }
+
+    /// The message's own `authorization`, or the connection's.
+    fn evidence(&self, authorization: Option<serde_json::Map<String, serde_json::Value>>) -> AuthHeaders {
+        match authorization {
+            Some(obj) => AuthHeaders::from_json(&obj),
+            None => self.headers.clone(),
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        id: String,
+        channel: &str,
+        authorization: Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
+        let fail = |e: OpError| reply::error_frame(ErrorFrame::Subscribe, Some(&id), &e);
+        if self.subs.contains_key(id.as_str()) {
+            let e = OpError::new(
+                ErrorType::DuplicatedOperation,
+                format!("Subscription id '{id}' is already in use on this connection"),
+            );
+            return self.send(fail(e));
+        }
+        let max = self.api.limits().max_subscriptions_per_connection;
+        if self.subs.len() >= max {
+            let e = OpError::new(
+                ErrorType::MaxSubscriptionsReached,
+                format!("A connection can hold at most {max} subscriptions"),
+            );
+            return self.send(fail(e));
+        }
+        let headers = self.evidence(authorization);
+        let (pattern, identity) = match self.api.authorize_subscribe(channel, &headers).await {
+            Ok(ok) => ok,
+            Err(e) => return self.send(fail(e)),
+        };
+        let sub_id: Arc<str> = id.into();
+        let subscriber = Subscriber {
+            outbox: self.outbox.clone(),
+            sub_id: sub_id.clone(),
+        };
+        let outbox = &self.outbox;
+        let key = self.api.hub.local.subscribe(&pattern, subscriber, || {
+            outbox.push(Outbound::Frame(reply::subscribe_success(&sub_id)));
+        });
+        tracing::debug!(peer = %self.ctx.peer, sub = %sub_id, pattern = %pattern, "subscribed");
+        self.subs.insert(
+            sub_id,
+            ActiveSub {
+                key,
+                pattern,
+                identity,
+            },
+        );
+    }
+
+    fn unsubscribe(&mut self, id: &str) {
+        match self.subs.remove(id) {
+            Some(sub) => {
+                self.api.hub.local.unsubscribe(&sub.pattern, sub.key);
+                self.send(reply::unsubscribe_success(id));
+            }
+            None => self.send_error(
+                ErrorFrame::Unsubscribe,
+                Some(id),
+                &OpError::new(ErrorType::UnknownOperation, format!("Unknown operation id {id}")),
+            ),
+        }
+    }
+
+    /// Remove every subscription, write what is still queued (best effort), send
+    /// the close frame, and wait briefly for the client's close reply.
+    async fn finish(mut self, exit: Exit) {
+        for (_, sub) in self.subs.drain() {
+            self.api.hub.local.unsubscribe(&sub.pattern, sub.key);
+        }
+        if let Exit::Close(code, reason) = exit {
+            if self.write_queued().await.is_ok() {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let close = async {
+                    self.ws.send(Message::Close(Some(frame))).await?;
+                    // Drain until the client answers the close (or goes away).
+                    while let Some(Ok(_)) = self.ws.next().await {}
+                    Ok::<(), WsError>(())
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+            }
+        }
+        self.outbox.close();
+        tracing::debug!(peer = %self.ctx.peer, "WebSocket closed");
+    }
+}
