@@ -1,0 +1,181 @@
+//! The `herald` binary end to end: `serve` (plain and self-signed TLS),
+//! `publish`, `subscribe`, and graceful exit on SIGTERM.
+
+mod common;
+
+use common::temp_dir;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_herald");
+
+struct Serve {
+    child: Child,
+    addr: String,
+    generated_key: Option<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lines of a child's stream, delivered through a channel so waits are bounded.
+fn lines<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn next_line(rx: &mpsc::Receiver<String>) -> String {
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the process printed a line in time")
+}
+
+fn serve(args: &[&str]) -> Serve {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out: ChildStdout = child.stdout.take().unwrap();
+    let rx = lines(out);
+    let first = next_line(&rx);
+    let addr = first
+        .strip_prefix("Herald listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
+        .to_string();
+    let mut generated_key = None;
+    // The banner ends with the namespaces line, then optional cert/key lines.
+    loop {
+        let line = match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(l) => l,
+            Err(_) => break,
+        };
+        if let Some(k) = line.trim().strip_prefix("API key (generated): ") {
+            generated_key = Some(k.to_string());
+            break;
+        }
+    }
+    Serve {
+        child,
+        addr,
+        generated_key,
+    }
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("herald serve did not exit after SIGTERM");
+}
+
+fn subscribe_then_publish(endpoint: &str, key: &str, extra: &[&str]) {
+    let mut sub = Command::new(BIN)
+        .args(["subscribe", "/default/*", "--count", "3", "--endpoint", endpoint, "--api-key", key])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(sub.stderr.take().unwrap());
+    let out = lines(sub.stdout.take().unwrap());
+    assert_eq!(next_line(&err), "subscribed to /default/*");
+
+    let publish = Command::new(BIN)
+        .args(["publish", "default/room/1", r#"{"msg": "hi"}"#, "plain text", "12"])
+        .args(["--endpoint", endpoint, "--api-key", key])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(publish.status.success(), "{}", String::from_utf8_lossy(&publish.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&publish.stdout).unwrap();
+    assert_eq!(result["successful"].as_array().unwrap().len(), 3);
+
+    assert_eq!(next_line(&out), r#"{"msg":"hi"}"#);
+    assert_eq!(next_line(&out), r#""plain text""#);
+    assert_eq!(next_line(&out), "12");
+    assert!(sub.wait().unwrap().success());
+}
+
+#[test]
+fn serve_without_arguments_generates_a_key_and_serves_plain_http() {
+    let mut s = serve(&[]);
+    let key = s.generated_key.clone().expect("a generated key is printed");
+    assert!(key.starts_with("da2-") && key.len() == 30, "{key}");
+    subscribe_then_publish(&format!("http://{}/event", s.addr), &key, &[]);
+
+    // A wrong key is refused with a clear message and a failing exit code.
+    let bad = Command::new(BIN)
+        .args(["publish", "/default/a", "1", "--endpoint", &format!("http://{}", s.addr), "--api-key", "da2-wrong"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("401"));
+
+    assert!(sigterm(&mut s.child).success());
+}
+
+#[test]
+fn self_signed_tls_mode() {
+    let dir = temp_dir("tls");
+    let mut s = serve(&["--tls-self-signed", dir.to_str().unwrap(), "--api-key", "da2-clitls000000000000000000000"]);
+    assert!(s.generated_key.is_none());
+    let cert = dir.join("cert.pem");
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let endpoint = format!("https://{}/event", s.addr);
+    subscribe_then_publish(&endpoint, "da2-clitls000000000000000000000", &["--ca-cert", cert.to_str().unwrap()]);
+
+    // Without trusting the certificate, the client refuses to talk.
+    let untrusted = Command::new(BIN)
+        .args(["publish", "/default/a", "1", "--endpoint", &endpoint, "--api-key", "da2-clitls000000000000000000000"])
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success());
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("TLS"));
+    assert!(sigterm(&mut s.child).success());
+
+    // A restart reuses the certificate, so clients that trust it keep working.
+    let mut again = serve(&["--tls-self-signed", dir.to_str().unwrap(), "--api-key", "da2-clitls000000000000000000000"]);
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), pem);
+    assert!(sigterm(&mut again.child).success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_configuration_is_refused_clearly() {
+    let dir = temp_dir("cfg");
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, "[[channel_namespaces]]\nname = \"bad_name\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("namespace name 'bad_name' is invalid"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,280 @@
+//! Test helpers: an in-process server on a free port, a raw WebSocket client
+//! (tokio-tungstenite) and a raw HTTP/1.1 client (hyper). Every wait is bounded
+//! and awaits an event; nothing sleeps to synchronize.
+
+#![allow(dead_code)]
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use herald::config::ApiConfig;
+use herald::server::{RunningServer, Server};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const KEY: &str = "da2-testkey0000000000000000000";
+/// Longest any single expected frame may take to arrive before a test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub running: Option<RunningServer>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with_config(ApiConfig::for_tests(KEY)).await
+    }
+
+    pub async fn with_config(config: ApiConfig) -> TestServer {
+        let server = Server::bind(config).await.expect("server binds");
+        let running = server.spawn();
+        TestServer {
+            addr: running.addr,
+            running: Some(running),
+        }
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub async fn shutdown(&mut self) {
+        self.running.take().unwrap().shutdown().await;
+    }
+
+    pub async fn ws(&self) -> WsClient {
+        WsClient::connect(self.addr, Auth::Subprotocol(KEY)).await
+    }
+
+    pub async fn post(&self, body: Value) -> HttpResponse {
+        http_post(self.addr, body.to_string().into_bytes(), &[("x-api-key", KEY)]).await
+    }
+}
+
+/// How a WebSocket client presents its credentials.
+pub enum Auth<'a> {
+    /// `header-<base64url JSON>` subprotocol, as Amplify does.
+    Subprotocol(&'a str),
+    /// Plain upgrade headers and only the protocol name, as the Swift SDK does.
+    UpgradeHeaders(&'a str),
+    None,
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct WsClient {
+    pub ws: Ws,
+    pub protocol: Option<String>,
+}
+
+pub fn auth_header_subprotocol(host: &str, key: &str) -> String {
+    let json = json!({"host": host, "x-api-key": key}).to_string();
+    format!(
+        "header-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    )
+}
+
+impl WsClient {
+    pub async fn connect(addr: SocketAddr, auth: Auth<'_>) -> WsClient {
+        let mut req = format!("ws://{addr}/event/realtime")
+            .into_client_request()
+            .unwrap();
+        let protocols = match auth {
+            Auth::Subprotocol(key) => format!(
+                "aws-appsync-event-ws, {}",
+                auth_header_subprotocol(&addr.to_string(), key)
+            ),
+            Auth::UpgradeHeaders(key) => {
+                req.headers_mut().insert("x-api-key", key.parse().unwrap());
+                "aws-appsync-event-ws".to_string()
+            }
+            Auth::None => "aws-appsync-event-ws".to_string(),
+        };
+        req.headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        let (ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("WebSocket connects");
+        let protocol = resp
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_string());
+        WsClient { ws, protocol }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).await.unwrap();
+    }
+
+    /// The next text frame as JSON, skipping `ka`.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("the socket is open")
+                .expect("the frame is readable");
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("frames are JSON");
+                    if v["type"] != "ka" {
+                        return v;
+                    }
+                }
+                Message::Close(c) => panic!("unexpected close: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame including `ka`s, or the close frame.
+    pub async fn recv_any(&mut self) -> Result<Value, Option<CloseFrame>> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame arrives in time");
+            match msg {
+                None => return Err(None),
+                Some(Err(_)) => return Err(None),
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(c))) => return Err(c),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Read frames until the server closes; returns the close frame and the
+    /// non-`ka` text frames that came before it.
+    pub async fn recv_until_close(&mut self) -> (Option<CloseFrame>, Vec<Value>) {
+        let mut frames = Vec::new();
+        loop {
+            match self.recv_any().await {
+                Ok(v) if v["type"] == "ka" => {}
+                Ok(v) => frames.push(v),
+                Err(c) => return (c, frames),
+            }
+        }
+    }
+
+    pub async fn init(&mut self) -> Value {
+        self.send(json!({"type": "connection_init"})).await;
+        let ack = self.recv().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ack
+    }
+
+    /// Subscribe and wait for `subscribe_success`.
+    pub async fn subscribe(&mut self, id: &str, channel: &str) {
+        self.send(json!({"type": "subscribe", "id": id, "channel": channel,
+                         "authorization": {"x-api-key": KEY}}))
+            .await;
+        let r = self.recv().await;
+        assert_eq!(r["type"], "subscribe_success", "{r}");
+        assert_eq!(r["id"], id);
+    }
+
+    /// Expect a `data` frame for `sub` and return its parsed event.
+    pub async fn data(&mut self, sub: &str) -> Value {
+        let r = self.recv().await;
+        assert_eq!(r["type"], "data", "{r}");
+        assert_eq!(r["id"], sub, "{r}");
+        let text = r["event"].as_str().expect("event is a JSON string");
+        serde_json::from_str(text).expect("event string holds JSON")
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+    pub raw: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let raw = String::from_utf8_lossy(&bytes).to_string();
+    let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
+    HttpResponse {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
+
+pub async fn http_post(addr: SocketAddr, body: Vec<u8>, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut h = vec![("content-type", "application/json")];
+    h.extend_from_slice(headers);
+    http_request(addr, "POST", "/event", body, &h).await
+}
+
+/// Assert an HTTP error response: status, `x-amzn-ErrorType`, `errors` body.
+pub fn assert_http_error(r: &HttpResponse, status: u16, error_type: &str, message_part: &str) {
+    assert_eq!(r.status, status, "{}", r.raw);
+    assert_eq!(r.headers["x-amzn-errortype"], error_type, "{}", r.raw);
+    assert_eq!(r.body["errors"][0]["errorType"], error_type, "{}", r.raw);
+    let msg = r.body["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains(message_part), "{msg:?} should contain {message_part:?}");
+}
+
+/// Assert a WebSocket error frame.
+pub fn assert_ws_error(v: &Value, ty: &str, id: Option<&str>, error_type: &str, message_part: &str) {
+    assert_eq!(v["type"], ty, "{v}");
+    match id {
+        Some(id) => assert_eq!(v["id"], id, "{v}"),
+        None => assert!(v.get("id").is_none(), "{v}"),
+    }
+    assert_eq!(v["errors"][0]["errorType"], error_type, "{v}");
+    let msg = v["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains(message_part), "{msg:?} should contain {message_part:?}");
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-test-{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
