@@ -118,9 +118,15 @@ mod tests {
         assert_eq!(ok.len(), 3);
         let err = |v: Value| validate_events(Some(v), &l).unwrap_err();
         assert_eq!(err(json!([])).kind, ErrorType::BadRequest);
-        assert!(err(json!(["1", "2", "3", "4", "5", "6"])).message.contains("at most 5"));
-        assert!(err(json!([{"a": 1}])).message.contains("events[0] must be a string"));
-        assert!(err(json!(["1", "not json"])).message.contains("events[1] is not valid JSON"));
+        assert!(err(json!(["1", "2", "3", "4", "5", "6"]))
+            .message
+            .contains("at most 5"));
+        assert!(err(json!([{"a": 1}]))
+            .message
+            .contains("events[0] must be a string"));
+        assert!(err(json!(["1", "not json"]))
+            .message
+            .contains("events[1] is not valid JSON"));
         assert_eq!(err(json!("x")).kind, ErrorType::BadRequest);
         assert!(validate_events(None, &l).is_err());
 
@@ -128,7 +134,14 @@ mod tests {
         assert!(validate_events(Some(json!([big.clone()])), &l).is_ok());
         let too_big = format!("\"{}\"", "x".repeat(l.max_event_bytes - 1));
         assert_eq!(err(json!([too_big])).kind, ErrorType::PayloadTooLarge);
-        let total = json!([big.clone(), big.clone(), big.clone(), big.clone(), big.clone(), big]);
+        let total = json!([
+            big.clone(),
+            big.clone(),
+            big.clone(),
+            big.clone(),
+            big.clone(),
+            big
+        ]);
         let small = Limits {
             max_events_per_publish: 6,
             ..Limits::default()

@@ -125,15 +125,23 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
             return Err(fail(
                 frame,
                 raw_id,
-                OpError::bad_request(
-                    "'id' must match ^[a-zA-Z0-9-_+]{1,128}$",
-                ),
+                OpError::bad_request("'id' must match ^[a-zA-Z0-9-_+]{1,128}$"),
             ))
         }
         Some(_) => {
-            return Err(fail(frame, None, OpError::bad_request("'id' must be a string")))
+            return Err(fail(
+                frame,
+                None,
+                OpError::bad_request("'id' must be a string"),
+            ))
         }
-        None => return Err(fail(frame, None, OpError::bad_request("The message has no 'id'"))),
+        None => {
+            return Err(fail(
+                frame,
+                None,
+                OpError::bad_request("The message has no 'id'"),
+            ))
+        }
     };
     let fail_id = |error| FrameError {
         frame,
@@ -146,7 +154,11 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     let channel = match obj.remove("channel") {
         Some(Value::String(c)) => c,
         Some(_) => return Err(fail_id(OpError::bad_request("'channel' must be a string"))),
-        None => return Err(fail_id(OpError::bad_request("The message has no 'channel'"))),
+        None => {
+            return Err(fail_id(OpError::bad_request(
+                "The message has no 'channel'",
+            )))
+        }
     };
     let authorization = match obj.remove("authorization") {
         Some(Value::Object(a)) => Some(a),
@@ -207,7 +219,10 @@ mod tests {
         assert_eq!(e.frame, ErrorFrame::Subscribe);
         assert_eq!(e.id.as_deref(), Some("bad id"));
         let e = parse_client_frame(r#"{"type":"publish","id":"p1"}"#).unwrap_err();
-        assert_eq!((e.frame, e.id.as_deref()), (ErrorFrame::Publish, Some("p1")));
+        assert_eq!(
+            (e.frame, e.id.as_deref()),
+            (ErrorFrame::Publish, Some("p1"))
+        );
         let e = parse_client_frame("[1]").unwrap_err();
         assert_eq!(e.frame, ErrorFrame::Error);
         assert!(!valid_id(&"a".repeat(129)));

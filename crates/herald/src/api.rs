@@ -53,7 +53,11 @@ impl EventApi {
     /// Authorize a WebSocket connection.
     pub async fn authorize_connect(&self, headers: &AuthHeaders) -> Result<Identity, OpError> {
         self.auth
-            .authorize(Operation::Connect, &self.config.connection_auth_modes, headers)
+            .authorize(
+                Operation::Connect,
+                &self.config.connection_auth_modes,
+                headers,
+            )
             .await
             .map_err(|d| Self::denied(Operation::Connect, "", d))
     }

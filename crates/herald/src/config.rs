@@ -175,7 +175,10 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsSetting {
     None,
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// Generate (or reuse) a self-signed certificate in this directory.
     SelfSigned(PathBuf),
 }
@@ -284,7 +287,10 @@ impl ApiConfig {
             modes(&ev.default_subscribe_auth_modes).unwrap_or_else(|| providers.clone());
         check("event_config.connection_auth_modes", &connection)?;
         check("event_config.default_publish_auth_modes", &default_publish)?;
-        check("event_config.default_subscribe_auth_modes", &default_subscribe)?;
+        check(
+            "event_config.default_subscribe_auth_modes",
+            &default_subscribe,
+        )?;
         if let Some(level) = ev.log_config.as_ref().and_then(|l| l.log_level.as_deref()) {
             if !matches!(level, "NONE" | "ERROR" | "INFO" | "DEBUG" | "ALL") {
                 return Err(format!(
@@ -314,8 +320,14 @@ impl ApiConfig {
             let publish = modes(&ns.publish_auth_modes).unwrap_or_else(|| default_publish.clone());
             let subscribe =
                 modes(&ns.subscribe_auth_modes).unwrap_or_else(|| default_subscribe.clone());
-            check(&format!("namespace '{}' publish_auth_modes", ns.name), &publish)?;
-            check(&format!("namespace '{}' subscribe_auth_modes", ns.name), &subscribe)?;
+            check(
+                &format!("namespace '{}' publish_auth_modes", ns.name),
+                &publish,
+            )?;
+            check(
+                &format!("namespace '{}' subscribe_auth_modes", ns.name),
+                &subscribe,
+            )?;
             namespaces.push(NamespaceConfig {
                 name: ns.name.clone(),
                 publish_auth_modes: publish,
@@ -324,7 +336,9 @@ impl ApiConfig {
         }
         for name in &over.namespaces {
             if !valid_namespace_name(name) {
-                return Err(format!("--namespace '{name}' is not a valid namespace name"));
+                return Err(format!(
+                    "--namespace '{name}' is not a valid namespace name"
+                ));
             }
             if names.insert(name.clone()) {
                 namespaces.push(NamespaceConfig {
@@ -504,7 +518,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(
-            c.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            c.namespaces
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>(),
             ["chat", "extra"]
         );
         assert_eq!(c.api_keys.len(), 2);
@@ -518,13 +535,19 @@ mod tests {
             ApiConfig::resolve(ConfigFile::parse(text).unwrap(), Overrides::default()).unwrap_err()
         };
         assert!(err("[[channel_namespaces]]\nname = \"-bad\"").contains("invalid"));
-        assert!(err("[[channel_namespaces]]\nname = \"a\"\n[[channel_namespaces]]\nname = \"a\"")
-            .contains("twice"));
-        assert!(err("[event_config]\nauth_providers = [{ auth_type = \"AWS_IAM\" }]")
-            .contains("not supported"));
+        assert!(
+            err("[[channel_namespaces]]\nname = \"a\"\n[[channel_namespaces]]\nname = \"a\"")
+                .contains("twice")
+        );
+        assert!(
+            err("[event_config]\nauth_providers = [{ auth_type = \"AWS_IAM\" }]")
+                .contains("not supported")
+        );
         assert!(ConfigFile::parse("bogus = 1").is_err());
-        assert!(err("[[channel_namespaces]]\nname = \"a\"\ncode_handlers = \"x\"")
-            .contains("not supported"));
+        assert!(
+            err("[[channel_namespaces]]\nname = \"a\"\ncode_handlers = \"x\"")
+                .contains("not supported")
+        );
         assert!(err("[event_config]\nconnection_auth_modes = []").contains("empty"));
     }
 }

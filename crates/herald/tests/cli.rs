@@ -59,14 +59,13 @@ fn serve(args: &[&str]) -> Serve {
         .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
         .to_string();
     let mut generated_key = None;
-    // The banner ends with the namespaces line, then optional cert/key lines.
+    // The banner's last line says it is ready.
     loop {
-        let line = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(l) => l,
-            Err(_) => break,
-        };
+        let line = next_line(&rx);
         if let Some(k) = line.trim().strip_prefix("API key (generated): ") {
             generated_key = Some(k.to_string());
+        }
+        if line.starts_with("Ready") {
             break;
         }
     }
@@ -94,7 +93,16 @@ fn sigterm(child: &mut Child) -> std::process::ExitStatus {
 
 fn subscribe_then_publish(endpoint: &str, key: &str, extra: &[&str]) {
     let mut sub = Command::new(BIN)
-        .args(["subscribe", "/default/*", "--count", "3", "--endpoint", endpoint, "--api-key", key])
+        .args([
+            "subscribe",
+            "/default/*",
+            "--count",
+            "3",
+            "--endpoint",
+            endpoint,
+            "--api-key",
+            key,
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -105,12 +113,22 @@ fn subscribe_then_publish(endpoint: &str, key: &str, extra: &[&str]) {
     assert_eq!(next_line(&err), "subscribed to /default/*");
 
     let publish = Command::new(BIN)
-        .args(["publish", "default/room/1", r#"{"msg": "hi"}"#, "plain text", "12"])
+        .args([
+            "publish",
+            "default/room/1",
+            r#"{"msg": "hi"}"#,
+            "plain text",
+            "12",
+        ])
         .args(["--endpoint", endpoint, "--api-key", key])
         .args(extra)
         .output()
         .unwrap();
-    assert!(publish.status.success(), "{}", String::from_utf8_lossy(&publish.stderr));
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
     let result: serde_json::Value = serde_json::from_slice(&publish.stdout).unwrap();
     assert_eq!(result["successful"].as_array().unwrap().len(), 3);
 
@@ -129,7 +147,15 @@ fn serve_without_arguments_generates_a_key_and_serves_plain_http() {
 
     // A wrong key is refused with a clear message and a failing exit code.
     let bad = Command::new(BIN)
-        .args(["publish", "/default/a", "1", "--endpoint", &format!("http://{}", s.addr), "--api-key", "da2-wrong"])
+        .args([
+            "publish",
+            "/default/a",
+            "1",
+            "--endpoint",
+            &format!("http://{}", s.addr),
+            "--api-key",
+            "da2-wrong",
+        ])
         .output()
         .unwrap();
     assert!(!bad.status.success());
@@ -141,17 +167,34 @@ fn serve_without_arguments_generates_a_key_and_serves_plain_http() {
 #[test]
 fn self_signed_tls_mode() {
     let dir = temp_dir("tls");
-    let mut s = serve(&["--tls-self-signed", dir.to_str().unwrap(), "--api-key", "da2-clitls000000000000000000000"]);
+    let mut s = serve(&[
+        "--tls-self-signed",
+        dir.to_str().unwrap(),
+        "--api-key",
+        "da2-clitls000000000000000000000",
+    ]);
     assert!(s.generated_key.is_none());
     let cert = dir.join("cert.pem");
     let pem = std::fs::read_to_string(&cert).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
     let endpoint = format!("https://{}/event", s.addr);
-    subscribe_then_publish(&endpoint, "da2-clitls000000000000000000000", &["--ca-cert", cert.to_str().unwrap()]);
+    subscribe_then_publish(
+        &endpoint,
+        "da2-clitls000000000000000000000",
+        &["--ca-cert", cert.to_str().unwrap()],
+    );
 
     // Without trusting the certificate, the client refuses to talk.
     let untrusted = Command::new(BIN)
-        .args(["publish", "/default/a", "1", "--endpoint", &endpoint, "--api-key", "da2-clitls000000000000000000000"])
+        .args([
+            "publish",
+            "/default/a",
+            "1",
+            "--endpoint",
+            &endpoint,
+            "--api-key",
+            "da2-clitls000000000000000000000",
+        ])
         .output()
         .unwrap();
     assert!(!untrusted.status.success());
@@ -159,7 +202,12 @@ fn self_signed_tls_mode() {
     assert!(sigterm(&mut s.child).success());
 
     // A restart reuses the certificate, so clients that trust it keep working.
-    let mut again = serve(&["--tls-self-signed", dir.to_str().unwrap(), "--api-key", "da2-clitls000000000000000000000"]);
+    let mut again = serve(&[
+        "--tls-self-signed",
+        dir.to_str().unwrap(),
+        "--api-key",
+        "da2-clitls000000000000000000000",
+    ]);
     assert_eq!(std::fs::read_to_string(&cert).unwrap(), pem);
     assert!(sigterm(&mut again.child).success());
     std::fs::remove_dir_all(dir).unwrap();
@@ -176,6 +224,9 @@ fn bad_configuration_is_refused_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("namespace name 'bad_name' is invalid"), "{err}");
+    assert!(
+        err.contains("namespace name 'bad_name' is invalid"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

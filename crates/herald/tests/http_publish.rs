@@ -47,7 +47,9 @@ async fn auth_failures_are_401_with_fixed_message() {
         expires: Some(1_000_000),
     });
     let server = TestServer::with_config(config).await;
-    let body = json!({"channel": "/default/a", "events": ["1"]}).to_string().into_bytes();
+    let body = json!({"channel": "/default/a", "events": ["1"]})
+        .to_string()
+        .into_bytes();
     for headers in [
         vec![],
         vec![("x-api-key", "da2-wrong00000000000000000000")],
@@ -55,8 +57,16 @@ async fn auth_failures_are_401_with_fixed_message() {
         vec![("authorization", "some-token")],
     ] {
         let r = http_post(server.addr, body.clone(), &headers).await;
-        assert_http_error(&r, 401, "UnauthorizedException", "You are not authorized to make this call.");
-        assert_eq!(r.body["message"], "You are not authorized to make this call.");
+        assert_http_error(
+            &r,
+            401,
+            "UnauthorizedException",
+            "You are not authorized to make this call.",
+        );
+        assert_eq!(
+            r.body["message"],
+            "You are not authorized to make this call."
+        );
     }
     // Header names are case-insensitive, as Amplify sends X-Api-Key.
     let r = http_post(server.addr, body, &[("X-Api-Key", KEY)]).await;
@@ -74,16 +84,62 @@ async fn bad_requests_are_400_and_deliver_nothing() {
         (b"{not json".to_vec(), "not valid JSON"),
         (b"[1,2]".to_vec(), "must be a JSON object"),
         (json!({"events": ["1"]}).to_string().into(), "no 'channel'"),
-        (json!({"channel": 5, "events": ["1"]}).to_string().into(), "'channel' must be a string"),
-        (json!({"channel": "/default/a b", "events": ["1"]}).to_string().into(), "Invalid channel"),
-        (json!({"channel": "/default/a/b/c/d/e", "events": ["1"]}).to_string().into(), "more than 5 segments"),
-        (json!({"channel": "/default/*", "events": ["1"]}).to_string().into(), "wildcard"),
-        (json!({"channel": "/nope/a", "events": ["1"]}).to_string().into(), "namespace 'nope' does not exist"),
-        (json!({"channel": "/default/a"}).to_string().into(), "'events' is required"),
-        (json!({"channel": "/default/a", "events": []}).to_string().into(), "empty"),
-        (json!({"channel": "/default/a", "events": ["1","2","3","4","5","6"]}).to_string().into(), "at most 5 events"),
-        (json!({"channel": "/default/a", "events": [{"a": 1}]}).to_string().into(), "events[0] must be a string"),
-        (json!({"channel": "/default/a", "events": ["1", "{oops"]}).to_string().into(), "events[1] is not valid JSON"),
+        (
+            json!({"channel": 5, "events": ["1"]}).to_string().into(),
+            "'channel' must be a string",
+        ),
+        (
+            json!({"channel": "/default/a b", "events": ["1"]})
+                .to_string()
+                .into(),
+            "Invalid channel",
+        ),
+        (
+            json!({"channel": "/default/a/b/c/d/e", "events": ["1"]})
+                .to_string()
+                .into(),
+            "more than 5 segments",
+        ),
+        (
+            json!({"channel": "/default/*", "events": ["1"]})
+                .to_string()
+                .into(),
+            "wildcard",
+        ),
+        (
+            json!({"channel": "/nope/a", "events": ["1"]})
+                .to_string()
+                .into(),
+            "namespace 'nope' does not exist",
+        ),
+        (
+            json!({"channel": "/default/a"}).to_string().into(),
+            "'events' is required",
+        ),
+        (
+            json!({"channel": "/default/a", "events": []})
+                .to_string()
+                .into(),
+            "empty",
+        ),
+        (
+            json!({"channel": "/default/a", "events": ["1","2","3","4","5","6"]})
+                .to_string()
+                .into(),
+            "at most 5 events",
+        ),
+        (
+            json!({"channel": "/default/a", "events": [{"a": 1}]})
+                .to_string()
+                .into(),
+            "events[0] must be a string",
+        ),
+        (
+            json!({"channel": "/default/a", "events": ["1", "{oops"]})
+                .to_string()
+                .into(),
+            "events[1] is not valid JSON",
+        ),
     ];
     for (body, part) in cases {
         let r = http_post(server.addr, body, &[("x-api-key", KEY)]).await;
@@ -95,7 +151,12 @@ async fn bad_requests_are_400_and_deliver_nothing() {
     let r = server
         .post(json!({"channel": "/default/a", "events": ["1", big]}))
         .await;
-    assert_http_error(&r, 413, "PayloadTooLargeException", "events[1] is 245762 bytes");
+    assert_http_error(
+        &r,
+        413,
+        "PayloadTooLargeException",
+        "events[1] is 245762 bytes",
+    );
 
     // Request total over 1.2 MiB (each event within its own limit).
     let part = format!("\"{}\"", "y".repeat(240 * 1024 - 2));
@@ -110,7 +171,9 @@ async fn bad_requests_are_400_and_deliver_nothing() {
     assert_http_error(&r, 413, "PayloadTooLargeException", "larger than");
 
     // Nothing of the refused requests was delivered: the next frame is this marker.
-    server.post(json!({"channel": "/default/marker", "events": ["\"marker\""]})).await;
+    server
+        .post(json!({"channel": "/default/marker", "events": ["\"marker\""]}))
+        .await;
     assert_eq!(sub.data("all").await, json!("marker"));
 }
 
@@ -123,7 +186,12 @@ async fn request_total_limit() {
     let r = server
         .post(json!({"channel": "/default/a", "events": [ev.clone(), ev]}))
         .await;
-    assert_http_error(&r, 413, "PayloadTooLargeException", "total 1200 bytes; the limit is 1000");
+    assert_http_error(
+        &r,
+        413,
+        "PayloadTooLargeException",
+        "total 1200 bytes; the limit is 1000",
+    );
 }
 
 #[tokio::test]
@@ -134,16 +202,29 @@ async fn cors_methods_and_routes() {
         "OPTIONS",
         "/event",
         vec![],
-        &[("origin", "http://example.com"), ("access-control-request-method", "POST")],
+        &[
+            ("origin", "http://example.com"),
+            ("access-control-request-method", "POST"),
+        ],
     )
     .await;
     assert_eq!(r.status, 204);
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     let allowed = r.headers["access-control-allow-headers"].to_str().unwrap();
-    for h in ["x-api-key", "authorization", "content-type", "x-amz-date", "x-amz-security-token", "x-amz-user-agent"] {
+    for h in [
+        "x-api-key",
+        "authorization",
+        "content-type",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-user-agent",
+    ] {
         assert!(allowed.contains(h), "{h} missing from {allowed}");
     }
-    assert!(r.headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(r.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
 
     let r = http_request(server.addr, "GET", "/event", vec![], &[]).await;
     assert_http_error(&r, 405, "BadRequestException", "POST");
@@ -156,7 +237,9 @@ async fn cors_methods_and_routes() {
     assert_http_error(&r, 426, "BadRequestException", "WebSocket endpoint");
 
     // Successful responses carry CORS too.
-    let r = server.post(json!({"channel": "/default/a", "events": ["1"]})).await;
+    let r = server
+        .post(json!({"channel": "/default/a", "events": ["1"]}))
+        .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     assert!(r.headers["access-control-expose-headers"]
         .to_str()

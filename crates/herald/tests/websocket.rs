@@ -16,7 +16,11 @@ async fn handshake_ack_and_keepalive() {
     config.limits.keepalive_interval = Duration::from_millis(200);
     let server = TestServer::with_config(config).await;
     let mut c = server.ws().await;
-    assert_eq!(c.protocol.as_deref(), Some("aws-appsync-event-ws"), "only the protocol name is echoed");
+    assert_eq!(
+        c.protocol.as_deref(),
+        Some("aws-appsync-event-ws"),
+        "only the protocol name is echoed"
+    );
     let ack = c.init().await;
     assert_eq!(ack["connectionTimeoutMs"], 300000);
     assert_eq!(ack["payload"]["connectionTimeoutMs"], 300000);
@@ -33,14 +37,19 @@ async fn upgrade_header_auth_without_init() {
     let mut c = WsClient::connect(server.addr, Auth::UpgradeHeaders(KEY)).await;
     assert_eq!(c.protocol.as_deref(), Some("aws-appsync-event-ws"));
     c.subscribe("s", "default/x").await;
-    server.post(json!({"channel": "/default/x", "events": ["{\"n\":1}"]})).await;
+    server
+        .post(json!({"channel": "/default/x", "events": ["{\"n\":1}"]}))
+        .await;
     assert_eq!(c.data("s").await, json!({"n": 1}));
 }
 
 #[tokio::test]
 async fn bad_connect_auth_gets_connection_error_not_http_refusal() {
     let server = TestServer::start().await;
-    for auth in [Auth::Subprotocol("da2-wrong00000000000000000000"), Auth::None] {
+    for auth in [
+        Auth::Subprotocol("da2-wrong00000000000000000000"),
+        Auth::None,
+    ] {
         let mut c = WsClient::connect(server.addr, auth).await; // the upgrade succeeds
         c.send(json!({"type": "connection_init"})).await;
         let (close, frames) = c.recv_until_close().await;
@@ -49,12 +58,20 @@ async fn bad_connect_auth_gets_connection_error_not_http_refusal() {
         assert_eq!(e["type"], "connection_error");
         assert_eq!(e["errors"][0]["errorType"], "UnauthorizedException");
         assert_eq!(e["errors"][0]["errorCode"], 401);
-        assert_eq!(e["errors"][0]["message"], "You are not authorized to make this call.");
+        assert_eq!(
+            e["errors"][0]["message"],
+            "You are not authorized to make this call."
+        );
         assert_eq!(close.unwrap().code, CloseCode::Policy);
     }
     // Whatever the first frame is, the answer is the same.
-    let mut c = WsClient::connect(server.addr, Auth::Subprotocol("da2-wrong00000000000000000000")).await;
-    c.send(json!({"type": "subscribe", "id": "s", "channel": "/default/a"})).await;
+    let mut c = WsClient::connect(
+        server.addr,
+        Auth::Subprotocol("da2-wrong00000000000000000000"),
+    )
+    .await;
+    c.send(json!({"type": "subscribe", "id": "s", "channel": "/default/a"}))
+        .await;
     let (_, frames) = c.recv_until_close().await;
     assert_eq!(frames[0]["type"], "connection_error");
 }
@@ -68,10 +85,12 @@ async fn subscribe_publish_unsubscribe() {
     c.subscribe("marker", "/default/marker").await;
 
     // WebSocket publish, batch of 3: publish_success lists them; 3 data frames.
-    c.send(json!({"type": "publish", "id": "p1", "channel": "default/chat",
+    c.send(
+        json!({"type": "publish", "id": "p1", "channel": "default/chat",
                   "events": ["{\"i\":0}", "{\"i\":1}", "{\"i\":2}"],
-                  "authorization": {"x-api-key": KEY}}))
-        .await;
+                  "authorization": {"x-api-key": KEY}}),
+    )
+    .await;
     let mut saw_success = false;
     let mut got = Vec::new();
     while got.len() < 3 || !saw_success {
@@ -86,7 +105,10 @@ async fn subscribe_publish_unsubscribe() {
             }
             "data" => {
                 assert_eq!(f["id"], "exact");
-                got.push(serde_json::from_str::<serde_json::Value>(f["event"].as_str().unwrap()).unwrap());
+                got.push(
+                    serde_json::from_str::<serde_json::Value>(f["event"].as_str().unwrap())
+                        .unwrap(),
+                );
             }
             other => panic!("unexpected {other}: {f}"),
         }
@@ -94,14 +116,27 @@ async fn subscribe_publish_unsubscribe() {
     assert_eq!(got, vec![json!({"i":0}), json!({"i":1}), json!({"i":2})]);
 
     c.send(json!({"type": "unsubscribe", "id": "exact"})).await;
-    assert_eq!(c.recv().await, json!({"type": "unsubscribe_success", "id": "exact"}));
+    assert_eq!(
+        c.recv().await,
+        json!({"type": "unsubscribe_success", "id": "exact"})
+    );
     c.send(json!({"type": "unsubscribe", "id": "exact"})).await;
     let e = c.recv().await;
-    assert_ws_error(&e, "unsubscribe_error", Some("exact"), "UnknownOperationError", "Unknown operation id exact");
+    assert_ws_error(
+        &e,
+        "unsubscribe_error",
+        Some("exact"),
+        "UnknownOperationError",
+        "Unknown operation id exact",
+    );
 
     // After unsubscribing, nothing arrives for it: the marker comes first.
-    server.post(json!({"channel": "/default/chat", "events": ["\"gone\""]})).await;
-    server.post(json!({"channel": "/default/marker", "events": ["\"m\""]})).await;
+    server
+        .post(json!({"channel": "/default/chat", "events": ["\"gone\""]}))
+        .await;
+    server
+        .post(json!({"channel": "/default/marker", "events": ["\"m\""]}))
+        .await;
     assert_eq!(c.data("marker").await, json!("m"));
 
     // The id can be reused after unsubscribe.
@@ -124,11 +159,15 @@ async fn wildcards_match_any_depth_and_nothing_else() {
     c.subscribe("exact", "/default/a").await;
 
     for ch in ["/other/a", "/default", "/default/ab/c"] {
-        server.post(json!({"channel": ch, "events": [json!(ch).to_string()]})).await;
+        server
+            .post(json!({"channel": ch, "events": [json!(ch).to_string()]}))
+            .await;
     }
     // `/default` reaches no wildcard; `/default/ab/c` reaches only `all`; `/other/a` none.
     assert_eq!(c.data("all").await, json!("/default/ab/c"));
-    server.post(json!({"channel": "/default/a/b/c/d", "events": ["\"deep\""]})).await;
+    server
+        .post(json!({"channel": "/default/a/b/c/d", "events": ["\"deep\""]}))
+        .await;
     let mut seen = vec![];
     for _ in 0..2 {
         let f = c.recv().await;
@@ -136,7 +175,9 @@ async fn wildcards_match_any_depth_and_nothing_else() {
     }
     seen.sort();
     assert_eq!(seen, ["a", "all"]);
-    server.post(json!({"channel": "/default/a", "events": ["\"a\""]})).await;
+    server
+        .post(json!({"channel": "/default/a", "events": ["\"a\""]}))
+        .await;
     let mut seen = vec![];
     for _ in 0..2 {
         let f = c.recv().await;
@@ -156,14 +197,46 @@ async fn subscribe_errors() {
     c.subscribe("one", "/default/1").await;
 
     let cases = [
-        (json!({"type": "subscribe", "id": "one", "channel": "/default/2"}), "DuplicatedOperationError", "already in use"),
-        (json!({"type": "subscribe", "id": "x1", "channel": "/default/*/b"}), "BadRequestException", "last segment"),
-        (json!({"type": "subscribe", "id": "x2", "channel": "/*"}), "BadRequestException", "must follow the namespace"),
-        (json!({"type": "subscribe", "id": "x3", "channel": "/nope/a"}), "BadRequestException", "namespace 'nope' does not exist"),
-        (json!({"type": "subscribe", "id": "x4", "channel": "/default/a_b"}), "BadRequestException", "Invalid channel"),
-        (json!({"type": "subscribe", "id": "x5", "channel": "/default/a", "authorization": {"x-api-key": "da2-nope"}}), "UnauthorizedException", "not authorized"),
-        (json!({"type": "subscribe", "id": "bad id!", "channel": "/default/a"}), "BadRequestException", "'id' must match"),
-        (json!({"type": "subscribe", "id": "x6"}), "BadRequestException", "no 'channel'"),
+        (
+            json!({"type": "subscribe", "id": "one", "channel": "/default/2"}),
+            "DuplicatedOperationError",
+            "already in use",
+        ),
+        (
+            json!({"type": "subscribe", "id": "x1", "channel": "/default/*/b"}),
+            "BadRequestException",
+            "last segment",
+        ),
+        (
+            json!({"type": "subscribe", "id": "x2", "channel": "/*"}),
+            "BadRequestException",
+            "must follow the namespace",
+        ),
+        (
+            json!({"type": "subscribe", "id": "x3", "channel": "/nope/a"}),
+            "BadRequestException",
+            "namespace 'nope' does not exist",
+        ),
+        (
+            json!({"type": "subscribe", "id": "x4", "channel": "/default/a_b"}),
+            "BadRequestException",
+            "Invalid channel",
+        ),
+        (
+            json!({"type": "subscribe", "id": "x5", "channel": "/default/a", "authorization": {"x-api-key": "da2-nope"}}),
+            "UnauthorizedException",
+            "not authorized",
+        ),
+        (
+            json!({"type": "subscribe", "id": "bad id!", "channel": "/default/a"}),
+            "BadRequestException",
+            "'id' must match",
+        ),
+        (
+            json!({"type": "subscribe", "id": "x6"}),
+            "BadRequestException",
+            "no 'channel'",
+        ),
     ];
     for (frame, ty, part) in cases {
         let id = frame["id"].as_str().map(str::to_string);
@@ -172,13 +245,27 @@ async fn subscribe_errors() {
         assert_ws_error(&e, "subscribe_error", id.as_deref(), ty, part);
     }
     // A subscribe without an id cannot be correlated: it still gets subscribe_error, without id.
-    c.send(json!({"type": "subscribe", "channel": "/default/a"})).await;
-    assert_ws_error(&c.recv().await, "subscribe_error", None, "BadRequestException", "no 'id'");
+    c.send(json!({"type": "subscribe", "channel": "/default/a"}))
+        .await;
+    assert_ws_error(
+        &c.recv().await,
+        "subscribe_error",
+        None,
+        "BadRequestException",
+        "no 'id'",
+    );
 
     c.subscribe("two", "/default/2").await;
     c.subscribe("three", "/default/3").await;
-    c.send(json!({"type": "subscribe", "id": "four", "channel": "/default/4"})).await;
-    assert_ws_error(&c.recv().await, "subscribe_error", Some("four"), "MaxSubscriptionsReachedError", "at most 3");
+    c.send(json!({"type": "subscribe", "id": "four", "channel": "/default/4"}))
+        .await;
+    assert_ws_error(
+        &c.recv().await,
+        "subscribe_error",
+        Some("four"),
+        "MaxSubscriptionsReachedError",
+        "at most 3",
+    );
 }
 
 #[tokio::test]
@@ -187,13 +274,38 @@ async fn message_level_errors_keep_the_connection() {
     let mut c = server.ws().await;
     c.init().await;
     c.send_raw(Message::text("{not json")).await;
-    assert_ws_error(&c.recv().await, "error", None, "BadRequestException", "not valid JSON");
+    assert_ws_error(
+        &c.recv().await,
+        "error",
+        None,
+        "BadRequestException",
+        "not valid JSON",
+    );
     c.send(json!({"type": "frobnicate", "id": "f1"})).await;
-    assert_ws_error(&c.recv().await, "error", Some("f1"), "UnsupportedOperation", "Unknown message type 'frobnicate'");
+    assert_ws_error(
+        &c.recv().await,
+        "error",
+        Some("f1"),
+        "UnsupportedOperation",
+        "Unknown message type 'frobnicate'",
+    );
     c.send(json!({"id": "f2"})).await;
-    assert_ws_error(&c.recv().await, "error", Some("f2"), "BadRequestException", "no 'type'");
-    c.send_raw(Message::binary(b"{\"type\":\"connection_init\"}".to_vec())).await;
-    assert_ws_error(&c.recv().await, "error", None, "UnsupportedOperation", "Binary frames");
+    assert_ws_error(
+        &c.recv().await,
+        "error",
+        Some("f2"),
+        "BadRequestException",
+        "no 'type'",
+    );
+    c.send_raw(Message::binary(b"{\"type\":\"connection_init\"}".to_vec()))
+        .await;
+    assert_ws_error(
+        &c.recv().await,
+        "error",
+        None,
+        "UnsupportedOperation",
+        "Binary frames",
+    );
     c.send_raw(Message::Ping(b"hi".to_vec().into())).await;
     // Still serving.
     c.subscribe("s", "/default/ok").await;
@@ -206,13 +318,41 @@ async fn publish_errors() {
     c.init().await;
     let auth = json!({"x-api-key": KEY});
     let cases = [
-        (json!({"type": "publish", "id": "p1", "channel": "/default/*", "events": ["1"], "authorization": auth}), "BadRequestException", "wildcard"),
-        (json!({"type": "publish", "id": "p2", "channel": "/default/a", "events": ["1","2","3","4","5","6"], "authorization": auth}), "BadRequestException", "at most 5"),
-        (json!({"type": "publish", "id": "p3", "channel": "/default/a", "events": ["{x"], "authorization": auth}), "BadRequestException", "not valid JSON"),
-        (json!({"type": "publish", "id": "p4", "channel": "/default/a", "events": [1], "authorization": auth}), "BadRequestException", "must be a string"),
-        (json!({"type": "publish", "id": "p5", "channel": "/default/a", "events": ["1"], "authorization": {"x-api-key": "da2-no"}}), "UnauthorizedException", "not authorized"),
-        (json!({"type": "publish", "id": "p6", "channel": "/nope/a", "events": ["1"], "authorization": auth}), "BadRequestException", "does not exist"),
-        (json!({"type": "publish", "id": "p7", "channel": "/default/a", "authorization": auth}), "BadRequestException", "'events' is required"),
+        (
+            json!({"type": "publish", "id": "p1", "channel": "/default/*", "events": ["1"], "authorization": auth}),
+            "BadRequestException",
+            "wildcard",
+        ),
+        (
+            json!({"type": "publish", "id": "p2", "channel": "/default/a", "events": ["1","2","3","4","5","6"], "authorization": auth}),
+            "BadRequestException",
+            "at most 5",
+        ),
+        (
+            json!({"type": "publish", "id": "p3", "channel": "/default/a", "events": ["{x"], "authorization": auth}),
+            "BadRequestException",
+            "not valid JSON",
+        ),
+        (
+            json!({"type": "publish", "id": "p4", "channel": "/default/a", "events": [1], "authorization": auth}),
+            "BadRequestException",
+            "must be a string",
+        ),
+        (
+            json!({"type": "publish", "id": "p5", "channel": "/default/a", "events": ["1"], "authorization": {"x-api-key": "da2-no"}}),
+            "UnauthorizedException",
+            "not authorized",
+        ),
+        (
+            json!({"type": "publish", "id": "p6", "channel": "/nope/a", "events": ["1"], "authorization": auth}),
+            "BadRequestException",
+            "does not exist",
+        ),
+        (
+            json!({"type": "publish", "id": "p7", "channel": "/default/a", "authorization": auth}),
+            "BadRequestException",
+            "'events' is required",
+        ),
     ];
     for (frame, ty, part) in cases {
         let id = frame["id"].as_str().unwrap().to_string();
@@ -221,7 +361,13 @@ async fn publish_errors() {
     }
     let big = format!("\"{}\"", "x".repeat(240 * 1024));
     c.send(json!({"type": "publish", "id": "p8", "channel": "/default/a", "events": [big], "authorization": auth})).await;
-    assert_ws_error(&c.recv().await, "publish_error", Some("p8"), "PayloadTooLargeException", "per event");
+    assert_ws_error(
+        &c.recv().await,
+        "publish_error",
+        Some("p8"),
+        "PayloadTooLargeException",
+        "per event",
+    );
 }
 
 #[tokio::test]
@@ -229,9 +375,11 @@ async fn message_without_authorization_uses_connection_credentials() {
     let server = TestServer::start().await;
     let mut c = server.ws().await;
     c.init().await;
-    c.send(json!({"type": "subscribe", "id": "s", "channel": "/default/a"})).await;
+    c.send(json!({"type": "subscribe", "id": "s", "channel": "/default/a"}))
+        .await;
     assert_eq!(c.recv().await["type"], "subscribe_success");
-    c.send(json!({"type": "publish", "id": "p", "channel": "/default/a", "events": ["7"]})).await;
+    c.send(json!({"type": "publish", "id": "p", "channel": "/default/a", "events": ["7"]}))
+        .await;
     let mut types = vec![];
     for _ in 0..2 {
         types.push(c.recv().await["type"].as_str().unwrap().to_string());
@@ -284,7 +432,9 @@ async fn oversize_frame_closes_with_1009_and_others_are_unaffected() {
     let (close, _) = c.recv_until_close().await;
     assert_eq!(close.unwrap().code, CloseCode::Size);
 
-    server.post(json!({"channel": "/default/a", "events": ["1"]})).await;
+    server
+        .post(json!({"channel": "/default/a", "events": ["1"]}))
+        .await;
     assert_eq!(other.data("s").await, json!(1));
 }
 
@@ -297,7 +447,9 @@ async fn subscribe_success_means_live() {
     for i in 0..50 {
         let ch = format!("/default/live{i}");
         c.subscribe(&format!("s{i}"), &ch).await;
-        server.post(json!({"channel": ch, "events": [i.to_string()]})).await;
+        server
+            .post(json!({"channel": ch, "events": [i.to_string()]}))
+            .await;
         assert_eq!(c.data(&format!("s{i}")).await, json!(i));
     }
 }
@@ -319,7 +471,14 @@ async fn per_publisher_order_is_kept() {
             let events: Vec<String> = (0..(i % 5 + 1))
                 .map(|j| json!({"p": name, "n": i * 10 + j}).to_string())
                 .collect();
-            let r = http_post(a, json!({"channel": "/default/ordered", "events": events}).to_string().into_bytes(), &[("x-api-key", KEY)]).await;
+            let r = http_post(
+                a,
+                json!({"channel": "/default/ordered", "events": events})
+                    .to_string()
+                    .into_bytes(),
+                &[("x-api-key", KEY)],
+            )
+            .await;
             assert_eq!(r.status, 200);
         }
     };
@@ -365,7 +524,14 @@ async fn slow_consumer_is_closed_and_publisher_and_others_unaffected() {
     let ev = event.clone();
     let publisher = async move {
         for _ in 0..n {
-            let r = http_post(addr, json!({"channel": "/default/firehose", "events": [ev]}).to_string().into_bytes(), &[("x-api-key", KEY)]).await;
+            let r = http_post(
+                addr,
+                json!({"channel": "/default/firehose", "events": [ev]})
+                    .to_string()
+                    .into_bytes(),
+                &[("x-api-key", KEY)],
+            )
+            .await;
             assert_eq!(r.status, 200);
         }
     };
@@ -376,7 +542,11 @@ async fn slow_consumer_is_closed_and_publisher_and_others_unaffected() {
     let close = close.expect("a close frame");
     assert_eq!(close.code, CloseCode::Policy);
     assert!(close.reason.contains("Slow consumer"), "{}", close.reason);
-    assert!(frames.len() < n, "the slow consumer did not get everything ({})", frames.len());
+    assert!(
+        frames.len() < n,
+        "the slow consumer did not get everything ({})",
+        frames.len()
+    );
     assert!(frames.iter().all(|f| f["type"] == "data"));
 }
 

@@ -99,7 +99,6 @@ impl AuthHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
 
     #[test]
     fn case_insensitive_and_first_wins() {

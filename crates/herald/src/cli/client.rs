@@ -30,7 +30,9 @@ impl Endpoint {
         } else if let Some(r) = url.strip_prefix("http://") {
             (false, r)
         } else {
-            return Err(format!("endpoint '{url}' must start with http:// or https://"));
+            return Err(format!(
+                "endpoint '{url}' must start with http:// or https://"
+            ));
         };
         let authority = rest.split('/').next().unwrap_or_default().to_string();
         if authority.is_empty() {
@@ -52,7 +54,11 @@ impl Endpoint {
     }
 
     fn realtime_url(&self) -> String {
-        format!("{}://{}/event/realtime", if self.tls { "wss" } else { "ws" }, self.authority)
+        format!(
+            "{}://{}/event/realtime",
+            if self.tls { "wss" } else { "ws" },
+            self.authority
+        )
     }
 }
 
@@ -60,7 +66,8 @@ fn tls_config(args: &ClientArgs) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &args.ca_cert {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = cert.map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
             roots
@@ -147,7 +154,9 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
             .map_err(|_| "bad header".to_string())?,
     );
     let connector = if ep.tls {
-        Some(tokio_tungstenite::Connector::Rustls(tls_config(&args.client)?))
+        Some(tokio_tungstenite::Connector::Rustls(tls_config(
+            &args.client,
+        )?))
     } else {
         None
     };
@@ -173,7 +182,8 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
             }
             continue;
         };
-        let frame: Value = serde_json::from_str(&text).map_err(|e| format!("bad frame from server: {e}"))?;
+        let frame: Value =
+            serde_json::from_str(&text).map_err(|e| format!("bad frame from server: {e}"))?;
         match frame["type"].as_str().unwrap_or_default() {
             "subscribe_success" => eprintln!("subscribed to {}", args.channel),
             "data" => {

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "Self-hosted AWS AppSync Events compatible real-time event server")]
+#[command(
+    name = "herald",
+    version,
+    about = "Self-hosted AWS AppSync Events compatible real-time event server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -63,7 +67,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The HTTP endpoint of the Event API (`/event` may be omitted).
-    #[arg(long, env = "HERALD_ENDPOINT", default_value = "http://127.0.0.1:8080/event")]
+    #[arg(
+        long,
+        env = "HERALD_ENDPOINT",
+        default_value = "http://127.0.0.1:8080/event"
+    )]
     pub endpoint: String,
     /// API key.
     #[arg(long, env = "HERALD_API_KEY", value_name = "KEY")]

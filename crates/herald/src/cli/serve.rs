@@ -71,6 +71,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(key) = generated_key {
         println!("  API key (generated): {key}");
     }
+    println!("Ready (Ctrl-C stops)");
     tracing::info!(%addr, tls = server.is_tls(), "listening");
     server.run(shutdown_signal()).await;
     tracing::info!("stopped");

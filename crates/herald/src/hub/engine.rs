@@ -36,7 +36,8 @@ pub struct Batch {
 #[derive(Debug, Clone)]
 pub struct EngineError(pub String);
 
-pub type EngineFuture<'a> = Pin<Box<dyn Future<Output = Result<Delivery, EngineError>> + Send + 'a>>;
+pub type EngineFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Delivery, EngineError>> + Send + 'a>>;
 
 /// Carries batches to the subscribers of every node.
 pub trait Engine: Send + Sync + 'static {

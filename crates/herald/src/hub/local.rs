@@ -43,7 +43,12 @@ impl LocalFanout {
     /// after the insert: the connection queues its `subscribe_success` there, so
     /// the ack precedes every `data` frame of the subscription and every publish
     /// that starts after the ack reaches it.
-    pub fn subscribe(&self, pattern: &ChannelPattern, sub: Subscriber, on_live: impl FnOnce()) -> SubKey {
+    pub fn subscribe(
+        &self,
+        pattern: &ChannelPattern,
+        sub: Subscriber,
+        on_live: impl FnOnce(),
+    ) -> SubKey {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let mut index = self.index.write().unwrap();
         index.insert(pattern, key, sub);

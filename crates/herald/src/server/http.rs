@@ -19,7 +19,10 @@ const CORS_ALLOW_HEADERS: &str = "content-type, x-api-key, authorization, x-amz-
      x-amz-security-token, x-amz-user-agent, x-amz-content-sha256";
 
 /// Route one request.
-pub async fn handle(req: Request<Incoming>, ctx: ConnContext) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    req: Request<Incoming>,
+    ctx: ConnContext,
+) -> Result<Response<Body>, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut resp = match (req.uri().path(), req.method()) {
         ("/event", &Method::POST) => publish(req, &ctx).await,
@@ -29,7 +32,8 @@ pub async fn handle(req: Request<Incoming>, ctx: ConnContext) -> Result<Response
                 StatusCode::METHOD_NOT_ALLOWED,
                 &OpError::bad_request("Use POST to publish to /event"),
             );
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST, OPTIONS"));
             r
         }
         ("/event/realtime", _) => ws::upgrade(req, ctx),
@@ -42,7 +46,10 @@ pub async fn handle(req: Request<Incoming>, ctx: ConnContext) -> Result<Response
     };
     let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
-    h.insert("x-amzn-requestid", HeaderValue::from_str(&request_id).unwrap());
+    h.insert(
+        "x-amzn-requestid",
+        HeaderValue::from_str(&request_id).unwrap(),
+    );
     if !upgraded {
         h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
         h.insert(
@@ -59,7 +66,10 @@ pub fn error(status: StatusCode, e: &OpError) -> Response<Body> {
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert("x-amzn-errortype", HeaderValue::from_static(e.kind.as_str()));
+    h.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(e.kind.as_str()),
+    );
     r
 }
 
@@ -72,8 +82,14 @@ fn preflight() -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
-    h.insert("access-control-allow-methods", HeaderValue::from_static("POST, OPTIONS"));
-    h.insert("access-control-allow-headers", HeaderValue::from_static(CORS_ALLOW_HEADERS));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(CORS_ALLOW_HEADERS),
+    );
     h.insert("access-control-max-age", HeaderValue::from_static("86400"));
     r
 }

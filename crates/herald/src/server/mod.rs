@@ -86,7 +86,9 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn is_tls(&self) -> bool {
@@ -148,7 +150,10 @@ impl Server {
         let _ = shutdown_tx.send(true);
         drop(done_tx);
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
-            tracing::warn!(?grace, "shutdown grace period over; dropping the remaining connections");
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over; dropping the remaining connections"
+            );
         }
     }
 }

@@ -19,7 +19,9 @@ use herald_core::reply;
 use herald_core::{ChannelPattern, ErrorType, OpError};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use hyper::header::{
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -62,7 +64,8 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
                 "/event/realtime is a WebSocket endpoint (subprotocol aws-appsync-event-ws, version 13)",
             ),
         );
-        r.headers_mut().insert("sec-websocket-version", HeaderValue::from_static("13"));
+        r.headers_mut()
+            .insert("sec-websocket-version", HeaderValue::from_static("13"));
         return r;
     };
 
@@ -106,7 +109,9 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
             .max_frame_size(Some(max))
             .read_buffer_size(4096)
             .write_buffer_size(16 * 1024);
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
         Connection::new(ctx, ws, auth, auth_problem).run().await;
     });
 
@@ -200,10 +205,18 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(ctx: ConnContext, ws: Ws, headers: AuthHeaders, auth_problem: Option<String>) -> Connection {
+    fn new(
+        ctx: ConnContext,
+        ws: Ws,
+        headers: AuthHeaders,
+        auth_problem: Option<String>,
+    ) -> Connection {
         let api = ctx.api.clone();
         let config = &api.config;
-        let outbox = Arc::new(Outbox::new(config.outbound_queue_frames, config.outbound_queue_bytes));
+        let outbox = Arc::new(Outbox::new(
+            config.outbound_queue_frames,
+            config.outbound_queue_bytes,
+        ));
         let rate = RateLimit::new(config.limits.max_publish_per_second_per_connection);
         if let Some(problem) = &auth_problem {
             tracing::info!(peer = %ctx.peer, problem, "unreadable auth subprotocol");
@@ -227,7 +240,10 @@ impl Connection {
         let started = tokio::time::Instant::now();
         let lifetime = tokio::time::sleep_until(started + limits.max_connection_duration);
         let unauthorized_grace = tokio::time::sleep_until(started + UNAUTHORIZED_GRACE);
-        let mut ka = tokio::time::interval_at(started + limits.keepalive_interval, limits.keepalive_interval);
+        let mut ka = tokio::time::interval_at(
+            started + limits.keepalive_interval,
+            limits.keepalive_interval,
+        );
         ka.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.clone();
         tokio::pin!(lifetime, unauthorized_grace);
@@ -314,14 +330,21 @@ impl Connection {
             Err(()) => Some(Exit::Gone),
             Ok(true) => {
                 tracing::warn!(peer = %self.ctx.peer, "slow consumer: outbound queue full, closing");
-                Some(Exit::Close(CloseCode::Policy, "Slow consumer: outbound queue full"))
+                Some(Exit::Close(
+                    CloseCode::Policy,
+                    "Slow consumer: outbound queue full",
+                ))
             }
             Ok(false) => None,
         }
     }
 
     fn refuse_connection(&mut self) -> Exit {
-        let err = self.connect.clone().err().unwrap_or_else(OpError::unauthorized);
+        let err = self
+            .connect
+            .clone()
+            .err()
+            .unwrap_or_else(OpError::unauthorized);
         self.send(reply::connection_error(&err));
         Exit::Close(CloseCode::Policy, "Unauthorized")
     }
@@ -409,7 +432,10 @@ impl Connection {
     }
 
     /// The message's own `authorization`, or the connection's.
-    fn evidence(&self, authorization: Option<serde_json::Map<String, serde_json::Value>>) -> AuthHeaders {
+    fn evidence(
+        &self,
+        authorization: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> AuthHeaders {
         match authorization {
             Some(obj) => AuthHeaders::from_json(&obj),
             None => self.headers.clone(),
@@ -472,7 +498,10 @@ impl Connection {
             None => self.send_error(
                 ErrorFrame::Unsubscribe,
                 Some(id),
-                &OpError::new(ErrorType::UnknownOperation, format!("Unknown operation id {id}")),
+                &OpError::new(
+                    ErrorType::UnknownOperation,
+                    format!("Unknown operation id {id}"),
+                ),
             ),
         }
     }

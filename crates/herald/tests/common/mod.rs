@@ -56,7 +56,12 @@ impl TestServer {
     }
 
     pub async fn post(&self, body: Value) -> HttpResponse {
-        http_post(self.addr, body.to_string().into_bytes(), &[("x-api-key", KEY)]).await
+        http_post(
+            self.addr,
+            body.to_string().into_bytes(),
+            &[("x-api-key", KEY)],
+        )
+        .await
     }
 }
 
@@ -253,11 +258,20 @@ pub fn assert_http_error(r: &HttpResponse, status: u16, error_type: &str, messag
     assert_eq!(r.headers["x-amzn-errortype"], error_type, "{}", r.raw);
     assert_eq!(r.body["errors"][0]["errorType"], error_type, "{}", r.raw);
     let msg = r.body["errors"][0]["message"].as_str().unwrap();
-    assert!(msg.contains(message_part), "{msg:?} should contain {message_part:?}");
+    assert!(
+        msg.contains(message_part),
+        "{msg:?} should contain {message_part:?}"
+    );
 }
 
 /// Assert a WebSocket error frame.
-pub fn assert_ws_error(v: &Value, ty: &str, id: Option<&str>, error_type: &str, message_part: &str) {
+pub fn assert_ws_error(
+    v: &Value,
+    ty: &str,
+    id: Option<&str>,
+    error_type: &str,
+    message_part: &str,
+) {
     assert_eq!(v["type"], ty, "{v}");
     match id {
         Some(id) => assert_eq!(v["id"], id, "{v}"),
@@ -265,7 +279,10 @@ pub fn assert_ws_error(v: &Value, ty: &str, id: Option<&str>, error_type: &str, 
     }
     assert_eq!(v["errors"][0]["errorType"], error_type, "{v}");
     let msg = v["errors"][0]["message"].as_str().unwrap();
-    assert!(msg.contains(message_part), "{msg:?} should contain {message_part:?}");
+    assert!(
+        msg.contains(message_part),
+        "{msg:?} should contain {message_part:?}"
+    );
 }
 
 /// A fresh empty directory under the system temp dir.
