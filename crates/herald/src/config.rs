@@ -233,7 +233,7 @@ fn valid_namespace_name(name: &str) -> bool {
 
 /// A new API key in AppSync's shape: `da2-` and 26 lowercase letters and digits.
 pub fn generate_api_key() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     let tail: String = (0..26)
