@@ -2,16 +2,19 @@
 //!
 //! Each operation runs the same checks in the same order, so HTTP and WebSocket
 //! answer alike: channel syntax, namespace exists, authorization for the
-//! namespace's modes, then the request's own limits.
+//! namespace's modes, then the request's own limits. Metrics are counted here,
+//! once per operation, whatever the transport.
 
-use crate::auth::{AuthHeaders, Authorizer, Denied, Identity, Operation};
-use crate::config::{ApiConfig, NamespaceConfig};
+use crate::auth::{AuthHeaders, Authorizer, Identity, Operation};
+use crate::config::{ApiConfig, AuthType, NamespaceConfig};
 use crate::hub::{Batch, Hub};
+use crate::metrics::{Metrics, Transport};
 use herald_core::event::{validate_events, EncodedEvent};
 use herald_core::reply::{Accepted, PublishResult};
 use herald_core::{Channel, ChannelPattern, ErrorType, Limits, OpError};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::time::Instant;
 
 /// One Event API instance.
 pub struct EventApi {
@@ -19,6 +22,8 @@ pub struct EventApi {
     namespaces: HashMap<String, NamespaceConfig>,
     auth: Authorizer,
     pub hub: Hub,
+    pub metrics: Metrics,
+    pub started: Instant,
 }
 
 impl EventApi {
@@ -30,8 +35,10 @@ impl EventApi {
                 .map(|n| (n.name.clone(), n.clone()))
                 .collect(),
             auth: Authorizer::new(&config),
+            metrics: Metrics::new(config.namespaces.iter().map(|n| n.name.as_str())),
             config,
             hub,
+            started: Instant::now(),
         }
     }
 
@@ -45,13 +52,31 @@ impl EventApi {
         })
     }
 
-    fn denied(op: Operation, channel: &str, d: Denied) -> OpError {
-        tracing::info!(operation = op.as_str(), channel, reason = %d.reason, "authorization denied");
-        OpError::unauthorized()
+    /// Authorize and count; the denial reason goes to the log only.
+    async fn authorize(
+        &self,
+        op: Operation,
+        modes: &[AuthType],
+        headers: &AuthHeaders,
+        channel: &str,
+    ) -> Result<Identity, OpError> {
+        match self.auth.authorize(op, modes, headers).await {
+            Ok(identity) => {
+                self.metrics
+                    .auth(identity.auth_type().as_str(), op.as_str(), true);
+                Ok(identity)
+            }
+            Err(d) => {
+                self.metrics.auth(d.mode, op.as_str(), false);
+                tracing::info!(operation = op.as_str(), channel, reason = %d.reason, "authorization denied");
+                Err(OpError::unauthorized())
+            }
+        }
     }
 
-    /// Authorize a WebSocket connection.
-    pub async fn authorize_connect(&self, headers: &AuthHeaders) -> Result<Identity, OpError> {
+    /// Whether `headers` would be allowed to connect; for the console's stats,
+    /// not counted in the auth metrics.
+    pub async fn may_connect(&self, headers: &AuthHeaders) -> bool {
         self.auth
             .authorize(
                 Operation::Connect,
@@ -59,7 +84,18 @@ impl EventApi {
                 headers,
             )
             .await
-            .map_err(|d| Self::denied(Operation::Connect, "", d))
+            .is_ok()
+    }
+
+    /// Authorize a WebSocket connection.
+    pub async fn authorize_connect(&self, headers: &AuthHeaders) -> Result<Identity, OpError> {
+        self.authorize(
+            Operation::Connect,
+            &self.config.connection_auth_modes,
+            headers,
+            "",
+        )
+        .await
     }
 
     /// Authorize a subscription; returns its parsed pattern.
@@ -68,29 +104,75 @@ impl EventApi {
         channel: &str,
         headers: &AuthHeaders,
     ) -> Result<(ChannelPattern, Identity), OpError> {
-        let pattern = ChannelPattern::parse(channel)?;
-        let ns = self.namespace(pattern.namespace())?;
-        let identity = self
-            .auth
-            .authorize(Operation::Subscribe, &ns.subscribe_auth_modes, headers)
-            .await
-            .map_err(|d| Self::denied(Operation::Subscribe, channel, d))?;
-        Ok((pattern, identity))
+        let mut namespace = None;
+        let result = async {
+            let pattern = ChannelPattern::parse(channel)?;
+            namespace = Some(pattern.namespace().to_string());
+            let ns = self.namespace(pattern.namespace())?;
+            let identity = self
+                .authorize(
+                    Operation::Subscribe,
+                    &ns.subscribe_auth_modes,
+                    headers,
+                    channel,
+                )
+                .await?;
+            Ok((pattern, identity))
+        }
+        .await;
+        self.metrics
+            .subscribe_request(namespace.as_deref(), result.as_ref().map(|_| ()));
+        result
     }
 
     /// Publish `events` (the raw `events` field) to `channel`.
     pub async fn publish(
         &self,
+        transport: Transport,
         channel: &str,
         events: Option<Value>,
         headers: &AuthHeaders,
     ) -> Result<PublishResult, OpError> {
+        let offered = match &events {
+            Some(Value::Array(a)) => a.len() as u64,
+            _ => 1,
+        };
+        let mut namespace = None;
+        let result = self
+            .publish_inner(channel, events, headers, &mut namespace)
+            .await;
+        let accepted = result.as_ref().map_or(0, |r| r.successful.len());
+        self.metrics.publish_request(
+            transport,
+            namespace.as_deref(),
+            accepted,
+            result.as_ref().map(|_| ()),
+        );
+        match result.as_ref().map_err(|e| e.kind) {
+            Err(ErrorType::Unauthorized) => self.metrics.dropped("auth", offered),
+            Err(ErrorType::PayloadTooLarge) => self.metrics.dropped("size", offered),
+            _ => {}
+        }
+        result
+    }
+
+    async fn publish_inner(
+        &self,
+        channel: &str,
+        events: Option<Value>,
+        headers: &AuthHeaders,
+        namespace: &mut Option<String>,
+    ) -> Result<PublishResult, OpError> {
         let channel = Channel::parse(channel)?;
+        *namespace = Some(channel.namespace().to_string());
         let ns = self.namespace(channel.namespace())?;
-        self.auth
-            .authorize(Operation::Publish, &ns.publish_auth_modes, headers)
-            .await
-            .map_err(|d| Self::denied(Operation::Publish, channel.path(), d))?;
+        self.authorize(
+            Operation::Publish,
+            &ns.publish_auth_modes,
+            headers,
+            channel.path(),
+        )
+        .await?;
         let texts = validate_events(events, self.limits())?;
         let mut result = PublishResult::default();
         let mut encoded = Vec::with_capacity(texts.len());
@@ -104,6 +186,7 @@ impl EventApi {
         let batch = Batch {
             channel,
             events: encoded,
+            published_at: Instant::now(),
         };
         let delivery = self.hub.engine.publish(&batch).await.map_err(|e| {
             tracing::error!(engine = self.hub.engine.name(), error = %e.0, "publish failed");
@@ -112,6 +195,8 @@ impl EventApi {
                 "The event could not be delivered: the distribution engine is unavailable",
             )
         })?;
+        self.metrics
+            .delivered(batch.channel.namespace(), delivery.queued, delivery.dropped);
         tracing::debug!(
             channel = batch.channel.path(),
             events = batch.events.len(),

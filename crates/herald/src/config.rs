@@ -109,6 +109,10 @@ pub struct ServerFile {
     pub tls_self_signed: Option<PathBuf>,
     /// How long shutdown waits for in-flight work, in milliseconds.
     pub shutdown_grace_ms: Option<u64>,
+    /// Serve the web console at `/console` (default: off with a config file).
+    pub console: Option<bool>,
+    /// Serve Prometheus metrics at `/metrics` (default: on).
+    pub metrics: Option<bool>,
 }
 
 /// `[limits]`: every field optional; AppSync's defaults otherwise.
@@ -169,6 +173,7 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<PathBuf>,
+    pub console: Option<bool>,
 }
 
 /// How the listener does TLS.
@@ -215,6 +220,12 @@ pub struct ApiConfig {
     pub limits: Limits,
     pub outbound_queue_frames: usize,
     pub outbound_queue_bytes: usize,
+    /// Serve the web console.
+    pub console: bool,
+    /// Serve `/metrics`.
+    pub metrics: bool,
+    /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
+    pub log_level: Option<String>,
 }
 
 fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
@@ -291,7 +302,8 @@ impl ApiConfig {
             "event_config.default_subscribe_auth_modes",
             &default_subscribe,
         )?;
-        if let Some(level) = ev.log_config.as_ref().and_then(|l| l.log_level.as_deref()) {
+        let log_level = ev.log_config.as_ref().and_then(|l| l.log_level.clone());
+        if let Some(level) = log_level.as_deref() {
             if !matches!(level, "NONE" | "ERROR" | "INFO" | "DEBUG" | "ALL") {
                 return Err(format!(
                     "event_config.log_config.log_level '{level}' is not one of NONE, ERROR, INFO, DEBUG, ALL"
@@ -452,6 +464,9 @@ impl ApiConfig {
             limits,
             outbound_queue_frames: l.outbound_queue_frames.unwrap_or(4096).max(16),
             outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
+            console: over.console.or(file.server.console).unwrap_or(false),
+            metrics: file.server.metrics.unwrap_or(true),
+            log_level,
         })
     }
 

@@ -12,4 +12,5 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod server;

@@ -15,6 +15,7 @@ struct Serve {
     child: Child,
     addr: String,
     generated_key: Option<String>,
+    banner: Vec<String>,
 }
 
 impl Drop for Serve {
@@ -59,9 +60,11 @@ fn serve(args: &[&str]) -> Serve {
         .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
         .to_string();
     let mut generated_key = None;
+    let mut banner = Vec::new();
     // The banner's last line says it is ready.
     loop {
         let line = next_line(&rx);
+        banner.push(line.clone());
         if let Some(k) = line.trim().strip_prefix("API key (generated): ") {
             generated_key = Some(k.to_string());
         }
@@ -73,6 +76,7 @@ fn serve(args: &[&str]) -> Serve {
         child,
         addr,
         generated_key,
+        banner,
     }
 }
 
@@ -142,6 +146,12 @@ fn subscribe_then_publish(endpoint: &str, key: &str, extra: &[&str]) {
 fn serve_without_arguments_generates_a_key_and_serves_plain_http() {
     let mut s = serve(&[]);
     let key = s.generated_key.clone().expect("a generated key is printed");
+    let console = format!("  console:   http://{}/console", s.addr);
+    assert!(
+        s.banner.contains(&console),
+        "the development mode serves the console: {:?}",
+        s.banner
+    );
     assert!(key.starts_with("da2-") && key.len() == 30, "{key}");
     subscribe_then_publish(&format!("http://{}/event", s.addr), &key, &[]);
 
@@ -228,5 +238,114 @@ fn bad_configuration_is_refused_clearly() {
         err.contains("namespace name 'bad_name' is invalid"),
         "{err}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn logs_never_contain_secrets_and_carry_ids() {
+    let dir = temp_dir("logs");
+    let config = dir.join("herald.toml");
+    // ALL: the most verbose AppSync log level.
+    std::fs::write(
+        &config,
+        "[event_config]\nlog_config = { log_level = \"ALL\" }\n[[channel_namespaces]]\nname = \"default\"\n",
+    )
+    .unwrap();
+    let good = "da2-logsecretgood000000000000";
+    let bad = "da2-logsecretbad0000000000000";
+    let log_path = dir.join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--api-key",
+            good,
+        ])
+        .args(["--config", config.to_str().unwrap()])
+        .env_remove("HERALD_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stdout.take().unwrap());
+    let first = next_line(&rx);
+    let addr = first
+        .strip_prefix("Herald listening on ")
+        .unwrap()
+        .to_string();
+    let mut banner = Vec::new();
+    loop {
+        let line = next_line(&rx);
+        if line.starts_with("Ready") {
+            break;
+        }
+        banner.push(line);
+    }
+    assert!(
+        !banner.iter().any(|l| l.contains("console")),
+        "a config file turns the console off by default: {banner:?}"
+    );
+    let endpoint = format!("http://{addr}/event");
+
+    subscribe_then_publish(&endpoint, good, &[]);
+    for key in [bad, good] {
+        let _ = Command::new(BIN)
+            .args([
+                "publish",
+                "/default/a",
+                "1",
+                "--endpoint",
+                &endpoint,
+                "--api-key",
+                key,
+            ])
+            .output()
+            .unwrap();
+        let _ = Command::new(BIN)
+            .args([
+                "subscribe",
+                "/nope/*",
+                "--count",
+                "1",
+                "--endpoint",
+                &endpoint,
+                "--api-key",
+                key,
+            ])
+            .output()
+            .unwrap();
+    }
+    assert!(sigterm(&mut child).success());
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.lines().count() > 10, "ALL logs a lot: {logs}");
+    for secret in [good, bad] {
+        assert!(!logs.contains(secret), "a key leaked into the logs");
+    }
+    // The base64 `header-` subprotocol carrying the key must not leak either.
+    assert!(
+        !logs.contains("header-"),
+        "an auth subprotocol leaked into the logs"
+    );
+    // Every line is JSON; connection lines carry the connection id, request lines the request id.
+    let parsed: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        parsed.iter().any(|l| l["span"]["conn"].is_string()),
+        "no connection id in logs"
+    );
+    assert!(
+        parsed.iter().any(|l| l["span"]["req"].is_string()),
+        "no request id in logs"
+    );
+    assert!(parsed
+        .iter()
+        .any(|l| l["fields"]["message"] == "authorization denied"));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -54,12 +54,15 @@ impl Identity {
 /// A refusal, with the reason for the log (never sent to the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
+    /// The mode the evidence pointed to (`NONE` when there was none), for metrics.
+    pub mode: &'static str,
     pub reason: String,
 }
 
 impl Denied {
-    fn new(reason: impl Into<String>) -> Self {
+    fn new(mode: &'static str, reason: impl Into<String>) -> Self {
         Denied {
+            mode,
             reason: reason.into(),
         }
     }
@@ -89,25 +92,28 @@ impl Authorizer {
     ) -> Result<Identity, Denied> {
         if let Some(key) = headers.get("x-api-key") {
             if !allowed.contains(&AuthType::ApiKey) {
-                return Err(Denied::new(format!(
-                    "{}: API_KEY is not an allowed auth mode here",
-                    op.as_str()
-                )));
+                return Err(Denied::new(
+                    "API_KEY",
+                    format!("{}: API_KEY is not an allowed auth mode here", op.as_str()),
+                ));
             }
             return self
                 .api_keys
                 .check(key)
                 .map(|()| Identity::ApiKey)
-                .map_err(|why| Denied::new(format!("{}: {why}", op.as_str())));
+                .map_err(|why| Denied::new("API_KEY", format!("{}: {why}", op.as_str())));
         }
-        Err(Denied::new(format!(
-            "{}: the request carries no credentials for the allowed modes ({})",
-            op.as_str(),
-            allowed
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
+        Err(Denied::new(
+            "NONE",
+            format!(
+                "{}: the request carries no credentials for the allowed modes ({})",
+                op.as_str(),
+                allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
     }
 }

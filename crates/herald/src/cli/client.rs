@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
@@ -170,14 +171,39 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
     ws.send(send(json!({"type": "subscribe", "id": "herald-cli", "channel": args.channel, "authorization": auth})))
         .await
         .map_err(|e| e.to_string())?;
-    let mut received = 0u64;
     if args.count == Some(0) {
         return Ok(());
     }
-    while let Some(msg) = ws.next().await {
+    // Progress: a summary on stderr when the command ends, plus a live count
+    // once a second when stderr is a terminal.
+    let started = std::time::Instant::now();
+    let interactive = std::io::stderr().is_terminal();
+    let mut progress = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut received = 0u64;
+    let summary = |n: u64| {
+        let secs = started.elapsed().as_secs_f64();
+        if interactive {
+            eprintln!();
+        }
+        eprintln!("received {n} event(s) in {secs:.1} s");
+    };
+    loop {
+        let msg = tokio::select! {
+            msg = ws.next() => msg,
+            _ = tokio::signal::ctrl_c() => {
+                summary(received);
+                return Ok(());
+            }
+            _ = progress.tick(), if interactive => {
+                eprint!("\r{received} event(s) received");
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
         let msg = msg.map_err(|e| format!("connection failed: {e}"))?;
         let Message::Text(text) = msg else {
             if let Message::Close(frame) = msg {
+                summary(received);
                 return Err(format!("server closed the connection: {frame:?}"));
             }
             continue;
@@ -196,6 +222,7 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
                 received += 1;
                 if args.count.is_some_and(|n| received >= n) {
                     let _ = ws.close(None).await;
+                    summary(received);
                     return Ok(());
                 }
             }
@@ -205,5 +232,6 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
             _ => {}
         }
     }
+    summary(received);
     Err("server closed the connection".into())
 }

@@ -56,6 +56,12 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Serve the web console at /console (default: on without --config, off with it).
+    #[arg(long, overrides_with = "no_console")]
+    pub console: bool,
+    /// Do not serve the web console.
+    #[arg(long)]
+    pub no_console: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -113,10 +119,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => {
-            serve::init_logging(args.log_format);
-            runtime().block_on(serve::serve(args))
-        }
+        Command::Serve(args) => runtime().block_on(serve::serve(args)),
         Command::Publish(args) => runtime().block_on(client::publish(args)),
         Command::Subscribe(args) => runtime().block_on(client::subscribe(args)),
     };

@@ -5,18 +5,33 @@ use crate::config::{ApiConfig, ConfigFile, Overrides};
 use crate::server::Server;
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr; `HERALD_LOG` (or `RUST_LOG`) takes an env-filter directive.
-pub fn init_logging(format: LogFormat) {
+/// The tracing filter for an AppSync log level. `ALL` traces Herald itself but
+/// keeps libraries at `info`.
+fn appsync_level_filter(level: &str) -> &'static str {
+    match level {
+        "NONE" => "off",
+        "ERROR" => "error",
+        "INFO" => "info",
+        "DEBUG" => "herald=debug,info",
+        _ => "herald=trace,info",
+    }
+}
+
+/// Logs go to stderr. `HERALD_LOG` (or `RUST_LOG`) takes an env-filter directive
+/// and wins over the config file's `event_config.log_config.log_level`.
+pub fn init_logging(format: LogFormat, appsync_level: Option<&str>) {
+    let default = appsync_level.map(appsync_level_filter).unwrap_or("info");
     let filter = EnvFilter::try_from_env("HERALD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    // try_init: a second call (tests running serve twice in-process) is harmless.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 async fn shutdown_signal() {
@@ -47,8 +62,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             tls_self_signed: args.tls_self_signed,
+            // The console is on in the no-config development mode, off with a file.
+            console: if args.no_console {
+                Some(false)
+            } else if args.console || args.config.is_none() {
+                Some(true)
+            } else {
+                None
+            },
         },
     )?;
+    init_logging(args.log_format, config.log_level.as_deref());
     let generated_key = config
         .generated_api_key
         .then(|| config.api_keys[0].id.clone());
@@ -67,6 +91,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("  namespaces: {}", namespaces.join(", "));
     if let Some(cert) = &server.self_signed_cert {
         println!("  TLS certificate to trust: {}", cert.display());
+    }
+    if server.api().config.console {
+        println!("  console:   {http}://{addr}/console");
     }
     if let Some(key) = generated_key {
         println!("  API key (generated): {key}");

@@ -24,12 +24,15 @@ use herald_core::Channel;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// One publish request's events, encoded once, on one channel.
 #[derive(Debug)]
 pub struct Batch {
     pub channel: Channel,
     pub events: Vec<EncodedEvent>,
+    /// When the publish was accepted.
+    pub published_at: Instant,
 }
 
 /// Why an engine could not carry a batch.
@@ -47,6 +50,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Deliver `batch` to every matching subscription (see the module contract).
     /// Returns what was delivered on this node.
     fn publish<'a>(&'a self, batch: &'a Batch) -> EngineFuture<'a>;
+
+    /// Whether the engine can carry publishes right now (for `/ready`).
+    fn is_ready(&self) -> bool;
 }
 
 /// Single-node engine: a publish is a local fan-out.
@@ -67,7 +73,13 @@ impl Engine for MemoryEngine {
     }
 
     fn publish<'a>(&'a self, batch: &'a Batch) -> EngineFuture<'a> {
-        let delivery = self.local.deliver(&batch.channel, &batch.events);
+        let delivery = self
+            .local
+            .deliver(&batch.channel, &batch.events, batch.published_at);
         Box::pin(std::future::ready(Ok(delivery)))
+    }
+
+    fn is_ready(&self) -> bool {
+        true
     }
 }

@@ -6,6 +6,7 @@ use herald_core::index::{SubKey, SubscriptionIndex};
 use herald_core::{Channel, ChannelPattern};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 /// A subscription as the index holds it: where to queue, and under which id.
 #[derive(Debug, Clone)]
@@ -62,7 +63,12 @@ impl LocalFanout {
     }
 
     /// Queue `events`, in order, to every subscription matching `channel`.
-    pub fn deliver(&self, channel: &Channel, events: &[EncodedEvent]) -> Delivery {
+    pub fn deliver(
+        &self,
+        channel: &Channel,
+        events: &[EncodedEvent],
+        published_at: Instant,
+    ) -> Delivery {
         let mut d = Delivery::default();
         let index = self.index.read().unwrap();
         index.for_each_match(channel, |_, sub| {
@@ -70,6 +76,7 @@ impl LocalFanout {
                 let item = Outbound::Data {
                     sub_id: sub.sub_id.clone(),
                     event: ev.literal.clone(),
+                    published_at,
                 };
                 match sub.outbox.push(item) {
                     Pushed::Queued => d.queued += 1,

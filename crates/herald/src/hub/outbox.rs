@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::Notify;
 
 /// One queued frame.
@@ -24,7 +25,12 @@ use tokio::sync::Notify;
 pub enum Outbound {
     /// A `data` frame: built at write time from the subscription id and the
     /// event's shared, pre-encoded string literal.
-    Data { sub_id: Arc<str>, event: Arc<str> },
+    Data {
+        sub_id: Arc<str>,
+        event: Arc<str>,
+        /// When the publish was accepted (for the publish-to-send metric).
+        published_at: Instant,
+    },
     /// Any other frame, already serialized.
     Frame(String),
 }
@@ -32,7 +38,7 @@ pub enum Outbound {
 impl Outbound {
     fn weight(&self) -> usize {
         match self {
-            Outbound::Data { sub_id, event } => 32 + sub_id.len() + event.len(),
+            Outbound::Data { sub_id, event, .. } => 32 + sub_id.len() + event.len(),
             Outbound::Frame(s) => s.len(),
         }
     }

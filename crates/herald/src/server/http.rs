@@ -1,8 +1,9 @@
 //! HTTP front: `POST /event` (publish), CORS, and routing of
 //! `GET /event/realtime` to the WebSocket upgrade.
 
-use super::{ws, ConnContext};
+use super::{console, ws, ConnContext};
 use crate::auth::AuthHeaders;
+use crate::metrics::Transport;
 use bytes::Bytes;
 use herald_core::reply::http_error_body;
 use herald_core::{ErrorType, OpError};
@@ -12,20 +13,46 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use std::convert::Infallible;
+use tracing::Instrument;
 
 pub type Body = Full<Bytes>;
 
 const CORS_ALLOW_HEADERS: &str = "content-type, x-api-key, authorization, x-amz-date, \
      x-amz-security-token, x-amz-user-agent, x-amz-content-sha256";
 
-/// Route one request.
+/// Route one request. Every log line of the request carries its id.
 pub async fn handle(
     req: Request<Incoming>,
     ctx: ConnContext,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = match (req.uri().path(), req.method()) {
+    let span = tracing::debug_span!("http", req = %request_id, peer = %ctx.peer);
+    route(req, ctx, request_id).instrument(span).await
+}
+
+async fn route(
+    req: Request<Incoming>,
+    ctx: ConnContext,
+    request_id: String,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let mut resp = match (path.as_str(), req.method()) {
         ("/event", &Method::POST) => publish(req, &ctx).await,
+        ("/health", &Method::GET) => json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()),
+        ("/ready", &Method::GET) => ready(&ctx),
+        ("/metrics", &Method::GET) if ctx.api.config.metrics => {
+            let mut r = Response::new(Full::new(Bytes::from(ctx.api.metrics.encode())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            r
+        }
+        (p, &Method::GET)
+            if ctx.api.config.console && (p == "/console" || p.starts_with("/console/")) =>
+        {
+            console::serve(req, &ctx).await
+        }
         ("/event", &Method::OPTIONS) => preflight(),
         ("/event", _) => {
             let mut r = error(
@@ -58,6 +85,35 @@ pub async fn handle(
         );
     }
     Ok(resp)
+}
+
+pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Ready: not shutting down and the engine can carry publishes.
+fn ready(ctx: &ConnContext) -> Response<Body> {
+    let engine = ctx.api.hub.engine.name();
+    if *ctx.shutdown.borrow() {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(r#"{{"status":"shutting_down","engine":"{engine}"}}"#),
+        )
+    } else if !ctx.api.hub.engine.is_ready() {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(r#"{{"status":"engine_unavailable","engine":"{engine}"}}"#),
+        )
+    } else {
+        json_response(
+            StatusCode::OK,
+            format!(r#"{{"status":"ready","engine":"{engine}"}}"#),
+        )
+    }
 }
 
 /// A JSON error response with `x-amzn-ErrorType`.
@@ -139,7 +195,10 @@ async fn publish(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
         Some(_) => return op_error(&OpError::bad_request("'channel' must be a string")),
         None => return op_error(&OpError::bad_request("The body has no 'channel'")),
     };
-    match api.publish(&channel, obj.remove("events"), &headers).await {
+    match api
+        .publish(Transport::Http, &channel, obj.remove("events"), &headers)
+        .await
+    {
         Ok(result) => {
             let mut r = Response::new(Full::new(Bytes::from(result.http_body())));
             r.headers_mut()

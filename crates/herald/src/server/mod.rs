@@ -5,6 +5,7 @@
 //! stop, and each task holds a clone of an `mpsc::Sender` that it drops when it is
 //! done, so the server knows when all have finished (or the grace period ends).
 
+mod console;
 mod http;
 pub mod tls;
 mod ws;

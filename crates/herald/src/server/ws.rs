@@ -12,6 +12,7 @@ use super::ConnContext;
 use crate::api::EventApi;
 use crate::auth::{AuthHeaders, Identity};
 use crate::hub::{Outbound, Outbox, Subscriber};
+use crate::metrics::Transport;
 use futures_util::{SinkExt, StreamExt};
 use herald_core::frame::{parse_client_frame, ClientFrame, ErrorFrame};
 use herald_core::index::SubKey;
@@ -33,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 
 /// The subprotocol AppSync Events clients ask for.
 pub const PROTOCOL: &str = "aws-appsync-event-ws";
@@ -94,26 +96,34 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
     let wants_protocol = offered.iter().any(|p| p == PROTOCOL);
 
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // Every log line of the connection carries its id.
+    let span = tracing::info_span!("ws", conn = %next_connection_id(), peer = %ctx.peer);
     let limits = ctx.api.limits().clone();
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(peer = %ctx.peer, error = %e, "WebSocket upgrade failed");
-                return;
-            }
-        };
-        let max = limits.max_transport_bytes();
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max))
-            .read_buffer_size(4096)
-            .write_buffer_size(16 * 1024);
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        Connection::new(ctx, ws, auth, auth_problem).run().await;
-    });
+    tokio::spawn(
+        async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(peer = %ctx.peer, error = %e, "WebSocket upgrade failed");
+                    return;
+                }
+            };
+            let max = limits.max_transport_bytes();
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max))
+                .read_buffer_size(4096)
+                .write_buffer_size(16 * 1024);
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            Connection::new(ctx, ws, auth, auth_problem).run().await;
+        }
+        .instrument(span),
+    );
 
     let mut r = Response::new(Full::default());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -129,6 +139,13 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
         h.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
     }
     r
+}
+
+/// A short id for logs, unique within the process.
+fn next_connection_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("c{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -181,9 +198,11 @@ struct ActiveSub {
 
 /// Why the loop ended, and what close frame (if any) to send.
 enum Exit {
-    /// The client closed or the socket failed: nothing more to send.
-    Gone,
-    Close(CloseCode, &'static str),
+    /// The client closed or the socket failed: nothing more to send. The
+    /// `reason` label of the closed-connections metric.
+    Gone(&'static str),
+    /// Send this close frame; the last field is the metric's reason label.
+    Close(CloseCode, &'static str, &'static str),
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -235,6 +254,7 @@ impl Connection {
     }
 
     async fn run(mut self) {
+        self.api.metrics.connection_opened();
         self.connect = self.api.authorize_connect(&self.headers).await;
         let limits = self.api.limits().clone();
         let started = tokio::time::Instant::now();
@@ -247,14 +267,14 @@ impl Connection {
         ka.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.clone();
         tokio::pin!(lifetime, unauthorized_grace);
-        tracing::debug!(peer = %self.ctx.peer, authorized = self.connect.is_ok(), "WebSocket connected");
+        tracing::debug!(authorized = self.connect.is_ok(), "WebSocket connected");
 
         let exit = loop {
             let outbox = self.outbox.clone();
             tokio::select! {
                 biased;
                 _ = super::shutdown_requested(&mut shutdown) => {
-                    break Exit::Close(CloseCode::Away, "Server shutting down");
+                    break Exit::Close(CloseCode::Away, "Server shutting down", "shutdown");
                 }
                 _ = outbox.notified() => {
                     if let Some(exit) = self.flush().await {
@@ -273,7 +293,7 @@ impl Connection {
                     break self.refuse_connection();
                 }
                 _ = &mut lifetime => {
-                    break Exit::Close(CloseCode::Normal, "Connection lifetime limit reached; reconnect");
+                    break Exit::Close(CloseCode::Normal, "Connection lifetime limit reached; reconnect", "lifetime");
                 }
             }
         };
@@ -296,11 +316,15 @@ impl Connection {
         if self.scratch.is_empty() {
             return Ok(overflowed);
         }
+        let oldest = self.scratch.iter().find_map(|item| match item {
+            Outbound::Data { published_at, .. } => Some(*published_at),
+            Outbound::Frame(_) => None,
+        });
         let write = async {
             for item in self.scratch.drain(..) {
                 let text = match item {
                     Outbound::Frame(s) => s,
-                    Outbound::Data { sub_id, event } => {
+                    Outbound::Data { sub_id, event, .. } => {
                         let mut s = String::new();
                         reply::write_data_frame(&mut s, &sub_id, &event);
                         s
@@ -313,13 +337,20 @@ impl Connection {
         let result = tokio::time::timeout(WRITE_TIMEOUT, write).await;
         self.scratch.clear();
         match result {
-            Ok(Ok(())) => Ok(overflowed),
+            Ok(Ok(())) => {
+                if let Some(t) = oldest {
+                    self.api
+                        .metrics
+                        .observe_publish_to_send(t.elapsed().as_secs_f64());
+                }
+                Ok(overflowed)
+            }
             Ok(Err(e)) => {
-                tracing::debug!(peer = %self.ctx.peer, error = %e, "write failed");
+                tracing::debug!(error = %e, "write failed");
                 Err(())
             }
             Err(_) => {
-                tracing::info!(peer = %self.ctx.peer, "client stopped reading; dropping it");
+                tracing::info!("client stopped reading; dropping it");
                 Err(())
             }
         }
@@ -327,12 +358,13 @@ impl Connection {
 
     async fn flush(&mut self) -> Option<Exit> {
         match self.write_queued().await {
-            Err(()) => Some(Exit::Gone),
+            Err(()) => Some(Exit::Gone("write_failed")),
             Ok(true) => {
-                tracing::warn!(peer = %self.ctx.peer, "slow consumer: outbound queue full, closing");
+                tracing::warn!("slow consumer: outbound queue full, closing");
                 Some(Exit::Close(
                     CloseCode::Policy,
                     "Slow consumer: outbound queue full",
+                    "slow_consumer",
                 ))
             }
             Ok(false) => None,
@@ -346,24 +378,30 @@ impl Connection {
             .err()
             .unwrap_or_else(OpError::unauthorized);
         self.send(reply::connection_error(&err));
-        Exit::Close(CloseCode::Policy, "Unauthorized")
+        Exit::Close(CloseCode::Policy, "Unauthorized", "unauthorized")
     }
 
     async fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Option<Exit> {
         let msg = match msg {
-            None => return Some(Exit::Gone),
+            None => return Some(Exit::Gone("client_closed")),
             Some(Ok(m)) => m,
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                tracing::info!(peer = %self.ctx.peer, size, max_size, "message too big");
-                return Some(Exit::Close(CloseCode::Size, "Message too big"));
+                tracing::info!(size, max_size, "message too big");
+                return Some(Exit::Close(
+                    CloseCode::Size,
+                    "Message too big",
+                    "message_too_big",
+                ));
             }
             Some(Err(e)) => {
-                tracing::debug!(peer = %self.ctx.peer, error = %e, "WebSocket read failed");
+                tracing::debug!(error = %e, "WebSocket read failed");
                 return Some(match e {
-                    WsError::Protocol(_) | WsError::Utf8(_) => {
-                        Exit::Close(CloseCode::Protocol, "WebSocket protocol error")
-                    }
-                    _ => Exit::Gone,
+                    WsError::Protocol(_) | WsError::Utf8(_) => Exit::Close(
+                        CloseCode::Protocol,
+                        "WebSocket protocol error",
+                        "protocol_error",
+                    ),
+                    _ => Exit::Gone("read_failed"),
                 });
             }
         };
@@ -383,7 +421,7 @@ impl Connection {
                 );
                 return None;
             }
-            Message::Close(_) => return Some(Exit::Gone),
+            Message::Close(_) => return Some(Exit::Gone("client_closed")),
             // Pings are answered by tungstenite; pongs and raw frames need nothing.
             _ => return None,
         };
@@ -420,7 +458,11 @@ impl Connection {
                     )
                 } else {
                     let headers = self.evidence(authorization);
-                    match self.api.publish(&channel, events, &headers).await {
+                    match self
+                        .api
+                        .publish(Transport::WebSocket, &channel, events, &headers)
+                        .await
+                    {
                         Ok(result) => result.ws_frame(&id),
                         Err(e) => reply::error_frame(ErrorFrame::Publish, Some(&id), &e),
                     }
@@ -478,7 +520,8 @@ impl Connection {
         let key = self.api.hub.local.subscribe(&pattern, subscriber, || {
             outbox.push(Outbound::Frame(reply::subscribe_success(&sub_id)));
         });
-        tracing::debug!(peer = %self.ctx.peer, sub = %sub_id, pattern = %pattern, "subscribed");
+        self.api.metrics.subscriptions.inc();
+        tracing::debug!(sub = %sub_id, pattern = %pattern, "subscribed");
         self.subs.insert(
             sub_id,
             ActiveSub {
@@ -493,6 +536,7 @@ impl Connection {
         match self.subs.remove(id) {
             Some(sub) => {
                 self.api.hub.local.unsubscribe(&sub.pattern, sub.key);
+                self.api.metrics.subscriptions.dec();
                 self.send(reply::unsubscribe_success(id));
             }
             None => self.send_error(
@@ -511,8 +555,12 @@ impl Connection {
     async fn finish(mut self, exit: Exit) {
         for (_, sub) in self.subs.drain() {
             self.api.hub.local.unsubscribe(&sub.pattern, sub.key);
+            self.api.metrics.subscriptions.dec();
         }
-        if let Exit::Close(code, reason) = exit {
+        let label = match &exit {
+            Exit::Gone(label) | Exit::Close(_, _, label) => *label,
+        };
+        if let Exit::Close(code, reason, _) = exit {
             if self.write_queued().await.is_ok() {
                 let frame = CloseFrame {
                     code,
@@ -528,6 +576,7 @@ impl Connection {
             }
         }
         self.outbox.close();
-        tracing::debug!(peer = %self.ctx.peer, "WebSocket closed");
+        self.api.metrics.connection_closed(label);
+        tracing::debug!(reason = label, "WebSocket closed");
     }
 }

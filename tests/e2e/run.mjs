@@ -1,5 +1,5 @@
 // Starts `herald serve` with a self-signed certificate, then runs the Amplify
-// interop tests in a child Node process that trusts it (NODE_EXTRA_CA_CERTS is
+// interop tests (and the console test, which starts its own server) in a child Node process that trusts it (NODE_EXTRA_CA_CERTS is
 // read only at process start, and the certificate exists only once herald ran).
 //
 // HERALD_BIN names the binary (default: ../../target/debug/herald).
@@ -30,7 +30,7 @@ const addr = await new Promise((resolve, reject) => {
   });
 });
 
-const tests = spawn(process.execPath, ['--test', '--test-force-exit', '--test-concurrency=1', '--test-reporter=spec', join(here, 'amplify.test.mjs')], {
+const tests = spawn(process.execPath, ['--test', '--test-force-exit', '--test-concurrency=1', '--test-reporter=spec', join(here, 'amplify.test.mjs'), join(here, 'console.test.mjs')], {
   stdio: 'inherit',
   env: {
     ...process.env,

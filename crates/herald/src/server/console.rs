@@ -1,0 +1,76 @@
+//! The web console: a page, embedded in the binary, that speaks the real
+//! protocol from the browser (connect with a key, subscribe, publish, watch
+//! events), plus a small stats endpoint for its live view.
+//!
+//! It holds no secret: the page never receives a key from the server; the key a
+//! person types stays in that page's memory, and the stats endpoint answers only
+//! to a valid key.
+
+use super::http::{error, json_response, Body};
+use super::ConnContext;
+use crate::auth::AuthHeaders;
+use bytes::Bytes;
+use herald_core::OpError;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+
+const INDEX: &str = include_str!("console/index.html");
+const SCRIPT: &str = include_str!("console/console.js");
+const STYLE: &str = include_str!("console/console.css");
+
+/// The page may talk only to this server.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(body: &'static str, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+pub async fn serve(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
+    match req.uri().path() {
+        "/console" | "/console/" => asset(INDEX, "text/html; charset=utf-8"),
+        "/console/console.js" => asset(SCRIPT, "text/javascript; charset=utf-8"),
+        "/console/console.css" => asset(STYLE, "text/css; charset=utf-8"),
+        "/console/api/stats" => stats(&req, ctx).await,
+        _ => error(StatusCode::NOT_FOUND, &OpError::bad_request("Not found")),
+    }
+}
+
+async fn stats(req: &Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
+    let api = &ctx.api;
+    if !api
+        .may_connect(&AuthHeaders::from_http(req.headers()))
+        .await
+    {
+        return error(StatusCode::UNAUTHORIZED, &OpError::unauthorized());
+    }
+    let t = api.metrics.totals();
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": api.started.elapsed().as_secs(),
+        "engine": api.hub.engine.name(),
+        "namespaces": api.config.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        "connections": t.connections,
+        "subscriptions": t.subscriptions,
+        "publishRequests": t.publish_requests,
+        "eventsIn": t.events_in,
+        "eventsDelivered": t.events_delivered,
+    });
+    let mut r = json_response(StatusCode::OK, body.to_string());
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
