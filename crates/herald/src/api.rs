@@ -5,7 +5,7 @@
 //! namespace's modes, then the request's own limits. Metrics are counted here,
 //! once per operation, whatever the transport.
 
-use crate::auth::{AuthHeaders, Authorizer, Identity, Operation};
+use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
 use crate::hub::{Batch, Hub};
 use crate::metrics::{Metrics, Transport};
@@ -14,7 +14,27 @@ use herald_core::reply::{Accepted, PublishResult};
 use herald_core::{Channel, ChannelPattern, ErrorType, Limits, OpError};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Instant;
+
+/// Who is asking, and with what evidence.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub headers: &'a AuthHeaders,
+    pub source_ip: Option<IpAddr>,
+    /// The real HTTP request, for SigV4 over HTTP (`None` on WebSocket, where
+    /// the signed request is rebuilt from the operation).
+    pub http: Option<HttpRequestParts<'a>>,
+}
+
+/// What SigV4 needs of an HTTP request besides its headers.
+#[derive(Clone, Copy)]
+pub struct HttpRequestParts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
 
 /// One Event API instance.
 pub struct EventApi {
@@ -55,68 +75,86 @@ impl EventApi {
     /// Authorize and count; the denial reason goes to the log only.
     async fn authorize(
         &self,
-        op: Operation,
         modes: &[AuthType],
-        headers: &AuthHeaders,
-        channel: &str,
+        req: AuthRequest<'_>,
     ) -> Result<Identity, OpError> {
-        match self.auth.authorize(op, modes, headers).await {
+        let op = req.op.as_str();
+        match self.auth.authorize(modes, &req).await {
             Ok(identity) => {
-                self.metrics
-                    .auth(identity.auth_type().as_str(), op.as_str(), true);
+                self.metrics.auth(identity.auth_type().as_str(), op, true);
                 Ok(identity)
             }
             Err(d) => {
-                self.metrics.auth(d.mode, op.as_str(), false);
-                tracing::info!(operation = op.as_str(), channel, reason = %d.reason, "authorization denied");
+                self.metrics.auth(d.mode, op, false);
+                tracing::info!(operation = op, channel = req.channel, reason = %d.reason, "authorization denied");
                 Err(OpError::unauthorized())
             }
         }
     }
 
-    /// Whether `headers` would be allowed to connect; for the console's stats,
+    fn signed<'a>(caller: &Caller<'a>, ws: Signed<'a>) -> Signed<'a> {
+        match caller.http {
+            Some(h) => Signed::Http {
+                method: h.method,
+                path: h.path,
+                query: h.query,
+                body: h.body,
+            },
+            None => ws,
+        }
+    }
+
+    /// Whether `caller` would be allowed to connect; for the console's stats,
     /// not counted in the auth metrics.
-    pub async fn may_connect(&self, headers: &AuthHeaders) -> bool {
+    pub async fn may_connect(&self, caller: Caller<'_>) -> bool {
+        let req = AuthRequest {
+            op: Operation::Connect,
+            headers: caller.headers,
+            namespace: None,
+            channel: None,
+            signed: Self::signed(&caller, Signed::Connect),
+            source_ip: caller.source_ip,
+        };
         self.auth
-            .authorize(
-                Operation::Connect,
-                &self.config.connection_auth_modes,
-                headers,
-            )
+            .authorize(&self.config.connection_auth_modes, &req)
             .await
             .is_ok()
     }
 
     /// Authorize a WebSocket connection.
-    pub async fn authorize_connect(&self, headers: &AuthHeaders) -> Result<Identity, OpError> {
-        self.authorize(
-            Operation::Connect,
-            &self.config.connection_auth_modes,
-            headers,
-            "",
-        )
-        .await
+    pub async fn authorize_connect(&self, caller: Caller<'_>) -> Result<Identity, OpError> {
+        let req = AuthRequest {
+            op: Operation::Connect,
+            headers: caller.headers,
+            namespace: None,
+            channel: None,
+            signed: Signed::Connect,
+            source_ip: caller.source_ip,
+        };
+        self.authorize(&self.config.connection_auth_modes, req)
+            .await
     }
 
     /// Authorize a subscription; returns its parsed pattern.
     pub async fn authorize_subscribe(
         &self,
         channel: &str,
-        headers: &AuthHeaders,
+        caller: Caller<'_>,
     ) -> Result<(ChannelPattern, Identity), OpError> {
         let mut namespace = None;
         let result = async {
             let pattern = ChannelPattern::parse(channel)?;
             namespace = Some(pattern.namespace().to_string());
             let ns = self.namespace(pattern.namespace())?;
-            let identity = self
-                .authorize(
-                    Operation::Subscribe,
-                    &ns.subscribe_auth_modes,
-                    headers,
-                    channel,
-                )
-                .await?;
+            let req = AuthRequest {
+                op: Operation::Subscribe,
+                headers: caller.headers,
+                namespace: Some(pattern.namespace()),
+                channel: Some(channel),
+                signed: Self::signed(&caller, Signed::Subscribe { channel }),
+                source_ip: caller.source_ip,
+            };
+            let identity = self.authorize(&ns.subscribe_auth_modes, req).await?;
             Ok((pattern, identity))
         }
         .await;
@@ -131,7 +169,7 @@ impl EventApi {
         transport: Transport,
         channel: &str,
         events: Option<Value>,
-        headers: &AuthHeaders,
+        caller: Caller<'_>,
     ) -> Result<PublishResult, OpError> {
         let offered = match &events {
             Some(Value::Array(a)) => a.len() as u64,
@@ -139,7 +177,7 @@ impl EventApi {
         };
         let mut namespace = None;
         let result = self
-            .publish_inner(channel, events, headers, &mut namespace)
+            .publish_inner(channel, events, caller, &mut namespace)
             .await;
         let accepted = result.as_ref().map_or(0, |r| r.successful.len());
         self.metrics.publish_request(
@@ -160,19 +198,28 @@ impl EventApi {
         &self,
         channel: &str,
         events: Option<Value>,
-        headers: &AuthHeaders,
+        caller: Caller<'_>,
         namespace: &mut Option<String>,
     ) -> Result<PublishResult, OpError> {
+        let raw_channel = channel;
         let channel = Channel::parse(channel)?;
         *namespace = Some(channel.namespace().to_string());
         let ns = self.namespace(channel.namespace())?;
-        self.authorize(
-            Operation::Publish,
-            &ns.publish_auth_modes,
-            headers,
-            channel.path(),
-        )
-        .await?;
+        let req = AuthRequest {
+            op: Operation::Publish,
+            headers: caller.headers,
+            namespace: Some(channel.namespace()),
+            channel: Some(raw_channel),
+            signed: Self::signed(
+                &caller,
+                Signed::Publish {
+                    channel: raw_channel,
+                    events: events.as_ref(),
+                },
+            ),
+            source_ip: caller.source_ip,
+        };
+        self.authorize(&ns.publish_auth_modes, req).await?;
         let texts = validate_events(events, self.limits())?;
         let mut result = PublishResult::default();
         let mut encoded = Vec::with_capacity(texts.len());

@@ -47,16 +47,91 @@ pub struct AuthMode {
     pub auth_type: AuthType,
 }
 
-/// An entry of `event_config.auth_providers`. Only `auth_type` is read in this
-/// version; the per-mode tables are accepted so files written for later versions
-/// fail with a clear "not supported" instead of a parse error.
+/// An entry of `event_config.auth_providers` (AppSync's `AuthProvider`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthProviderFile {
     pub auth_type: AuthType,
-    pub cognito_config: Option<toml::Table>,
-    pub open_id_connect_config: Option<toml::Table>,
-    pub lambda_authorizer_config: Option<toml::Table>,
+    pub cognito_config: Option<CognitoConfig>,
+    pub open_id_connect_config: Option<OidcConfig>,
+    pub lambda_authorizer_config: Option<LambdaConfig>,
+}
+
+/// AppSync's `CognitoConfig`, plus Herald's optional overrides for
+/// Cognito-compatible servers (and tests): `issuer`, `jwks_url`, `jwks_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoConfig {
+    pub user_pool_id: String,
+    pub aws_region: String,
+    pub app_id_client_regex: Option<String>,
+    pub issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// AppSync's `OpenIDConnectConfig` (TTLs in milliseconds), plus Herald's optional
+/// `jwks_url` / `jwks_file` instead of OIDC discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: Option<String>,
+    pub iat_ttl: Option<u64>,
+    pub auth_ttl: Option<u64>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// AppSync's `LambdaAuthorizerConfig`; `authorizer_uri` is an HTTP(S) URL that
+/// receives the Lambda authorizer request as a JSON POST. `timeout_ms` is Herald's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    pub authorizer_uri: String,
+    pub authorizer_result_ttl_in_seconds: Option<u64>,
+    pub identity_validation_expression: Option<String>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// One IAM principal Herald accepts SigV4 signatures from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// When set, requests must carry this `x-amz-security-token`.
+    pub session_token: Option<String>,
+    /// The principal's ARN or name (`ctx.identity.userArn` / `username`).
+    pub principal: String,
+    pub account_id: Option<String>,
+    /// What the principal may do; nothing when empty.
+    #[serde(default)]
+    pub allow: Vec<IamGrant>,
+}
+
+/// `actions` among `connect`, `publish`, `subscribe` (or `*`) on `namespaces`
+/// (names, or `*`). The analogue of `appsync:EventConnect|EventPublish|EventSubscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamGrant {
+    pub actions: Vec<String>,
+    #[serde(default = "all_namespaces")]
+    pub namespaces: Vec<String>,
+}
+
+fn all_namespaces() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// A resolved auth provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderConfig {
+    ApiKey,
+    Iam,
+    Cognito(CognitoConfig),
+    Oidc(OidcConfig),
+    Lambda(LambdaConfig),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,6 +213,10 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub name: Option<String>,
+    /// The region in SigV4 credential scopes (default `us-east-1`).
+    pub aws_region: Option<String>,
+    #[serde(default)]
+    pub iam_credentials: Vec<IamCredential>,
     pub owner_contact: Option<String>,
     pub tags: Option<toml::Table>,
     #[serde(default)]
@@ -212,6 +291,10 @@ pub struct ApiConfig {
     pub tls: TlsSetting,
     pub shutdown_grace: Duration,
     pub auth_providers: Vec<AuthType>,
+    /// Each provider with its settings.
+    pub providers: Vec<ProviderConfig>,
+    pub aws_region: String,
+    pub iam_credentials: Vec<IamCredential>,
     pub connection_auth_modes: Vec<AuthType>,
     pub api_keys: Vec<ApiKey>,
     /// Whether the API key was generated because none was configured.
@@ -262,18 +345,87 @@ impl ApiConfig {
             providers.push(AuthType::ApiKey);
         }
         let mut seen = HashSet::new();
+        let mut resolved = Vec::new();
+        if ev.auth_providers.is_empty() {
+            resolved.push(ProviderConfig::ApiKey);
+        }
         for p in &ev.auth_providers {
-            if p.auth_type == AuthType::AwsLambda && !seen.insert(AuthType::AwsLambda) {
-                return Err("only one AWS_LAMBDA auth provider is allowed per API".into());
+            let single = matches!(
+                p.auth_type,
+                AuthType::AwsLambda | AuthType::ApiKey | AuthType::AwsIam
+            );
+            if single && !seen.insert(p.auth_type) {
+                return Err(format!(
+                    "only one {} auth provider is allowed per API",
+                    p.auth_type.as_str()
+                ));
             }
+            let stray = |what: &str| {
+                format!(
+                    "auth provider {}: {what} does not belong to this auth type",
+                    p.auth_type.as_str()
+                )
+            };
+            let has = (
+                p.cognito_config.is_some(),
+                p.open_id_connect_config.is_some(),
+                p.lambda_authorizer_config.is_some(),
+            );
+            resolved.push(match (p.auth_type, has) {
+                (AuthType::ApiKey, (false, false, false)) => ProviderConfig::ApiKey,
+                (AuthType::AwsIam, (false, false, false)) => ProviderConfig::Iam,
+                (AuthType::AmazonCognitoUserPools, (true, false, false)) => {
+                    let c = p.cognito_config.clone().unwrap();
+                    if let Some(re) = &c.app_id_client_regex {
+                        regex_lite::Regex::new(re).map_err(|e| format!("cognito_config.app_id_client_regex: {e}"))?;
+                    }
+                    ProviderConfig::Cognito(c)
+                }
+                (AuthType::OpenidConnect, (false, true, false)) => {
+                    let c = p.open_id_connect_config.clone().unwrap();
+                    if let Some(re) = &c.client_id {
+                        regex_lite::Regex::new(re).map_err(|e| format!("open_id_connect_config.client_id: {e}"))?;
+                    }
+                    if !(c.issuer.starts_with("https://") || c.issuer.starts_with("http://")) {
+                        return Err(format!("open_id_connect_config.issuer '{}' must be an http(s) URL", c.issuer));
+                    }
+                    ProviderConfig::Oidc(c)
+                }
+                (AuthType::AwsLambda, (false, false, true)) => {
+                    let c = p.lambda_authorizer_config.clone().unwrap();
+                    if let Some(re) = &c.identity_validation_expression {
+                        regex_lite::Regex::new(re).map_err(|e| format!("lambda_authorizer_config.identity_validation_expression: {e}"))?;
+                    }
+                    if !(c.authorizer_uri.starts_with("https://") || c.authorizer_uri.starts_with("http://")) {
+                        return Err(format!("lambda_authorizer_config.authorizer_uri '{}' must be an http(s) URL", c.authorizer_uri));
+                    }
+                    if c.authorizer_result_ttl_in_seconds.is_some_and(|t| t > 3600) {
+                        return Err("lambda_authorizer_config.authorizer_result_ttl_in_seconds is at most 3600".into());
+                    }
+                    ProviderConfig::Lambda(c)
+                }
+                (AuthType::AmazonCognitoUserPools, _) => return Err("an AMAZON_COGNITO_USER_POOLS provider needs cognito_config (and nothing else)".into()),
+                (AuthType::OpenidConnect, _) => return Err("an OPENID_CONNECT provider needs open_id_connect_config (and nothing else)".into()),
+                (AuthType::AwsLambda, _) => return Err("an AWS_LAMBDA provider needs lambda_authorizer_config (and nothing else)".into()),
+                (_, _) => return Err(stray("cognito_config/open_id_connect_config/lambda_authorizer_config")),
+            });
         }
         providers.dedup();
-        for p in &providers {
-            if *p != AuthType::ApiKey {
-                return Err(format!(
-                    "auth provider {} is not supported by this version of Herald (API_KEY only)",
-                    p.as_str()
-                ));
+        if providers.contains(&AuthType::AwsIam) && file.iam_credentials.is_empty() {
+            return Err(
+                "the AWS_IAM auth provider needs at least one [[iam_credentials]] entry".into(),
+            );
+        }
+        for c in &file.iam_credentials {
+            for g in &c.allow {
+                for a in &g.actions {
+                    if !matches!(a.as_str(), "connect" | "publish" | "subscribe" | "*") {
+                        return Err(format!(
+                            "iam_credentials '{}': action '{a}' is not one of connect, publish, subscribe, *",
+                            c.access_key_id
+                        ));
+                    }
+                }
             }
         }
         let check = |what: &str, list: &[AuthType]| -> Result<(), String> {
@@ -457,6 +609,12 @@ impl ApiConfig {
             tls,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
             auth_providers: providers,
+            providers: resolved,
+            aws_region: file
+                .aws_region
+                .clone()
+                .unwrap_or_else(|| "us-east-1".into()),
+            iam_credentials: file.iam_credentials.clone(),
             connection_auth_modes: connection,
             api_keys,
             generated_api_key,
@@ -556,8 +714,14 @@ mod tests {
         );
         assert!(
             err("[event_config]\nauth_providers = [{ auth_type = \"AWS_IAM\" }]")
-                .contains("not supported")
+                .contains("iam_credentials")
         );
+        assert!(
+            err("[event_config]\nauth_providers = [{ auth_type = \"OPENID_CONNECT\" }]")
+                .contains("needs open_id_connect_config")
+        );
+        assert!(err("[event_config]\nauth_providers = [{ auth_type = \"AWS_LAMBDA\", lambda_authorizer_config = { authorizer_uri = \"http://x\", identity_validation_expression = \"(\" } }]")
+            .contains("identity_validation_expression"));
         assert!(ConfigFile::parse("bogus = 1").is_err());
         assert!(
             err("[[channel_namespaces]]\nname = \"a\"\ncode_handlers = \"x\"")

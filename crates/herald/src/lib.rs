@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod http_client;
 pub mod hub;
 pub mod metrics;
 pub mod server;

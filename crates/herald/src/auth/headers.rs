@@ -5,18 +5,8 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-/// Header names that carry auth evidence; only these are taken from HTTP headers.
-const AUTH_HEADER_NAMES: &[&str] = &[
-    "x-api-key",
-    "authorization",
-    "host",
-    "x-amz-date",
-    "x-amz-security-token",
-    "x-amz-content-sha256",
-    "accept",
-    "content-encoding",
-    "content-type",
-];
+/// Headers never kept: they carry nothing an auth mode needs.
+const SKIPPED_HEADERS: &[&str] = &["cookie", "sec-websocket-key", "sec-websocket-protocol"];
 
 /// Headers with lowercase names. Small (a handful of entries), so a Vec.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +21,11 @@ impl AuthHeaders {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// All headers, lowercase names.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,18 +52,22 @@ impl AuthHeaders {
         h
     }
 
-    /// From HTTP request headers (only the auth-related ones).
+    /// From HTTP request headers (all of them but cookies: a SigV4 signature may
+    /// cover any header).
     pub fn from_http(headers: &hyper::HeaderMap) -> AuthHeaders {
         let mut h = AuthHeaders::default();
         h.merge_http(headers);
         h
     }
 
-    /// Add auth-related HTTP headers that are not already present.
+    /// Add HTTP headers that are not already present.
     pub fn merge_http(&mut self, headers: &hyper::HeaderMap) {
-        for name in AUTH_HEADER_NAMES {
-            if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
-                self.insert_if_absent(name, v);
+        for (name, value) in headers {
+            if SKIPPED_HEADERS.contains(&name.as_str()) {
+                continue;
+            }
+            if let Ok(v) = value.to_str() {
+                self.insert_if_absent(name.as_str(), v);
             }
         }
     }

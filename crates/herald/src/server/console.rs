@@ -8,6 +8,7 @@
 
 use super::http::{error, json_response, Body};
 use super::ConnContext;
+use crate::api::{Caller, HttpRequestParts};
 use crate::auth::AuthHeaders;
 use bytes::Bytes;
 use herald_core::OpError;
@@ -52,7 +53,16 @@ pub async fn serve(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> 
 async fn stats(req: &Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
     let api = &ctx.api;
     if !api
-        .may_connect(&AuthHeaders::from_http(req.headers()))
+        .may_connect(Caller {
+            headers: &AuthHeaders::from_http(req.headers()),
+            source_ip: Some(ctx.peer.ip()),
+            http: Some(HttpRequestParts {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                query: req.uri().query().unwrap_or_default(),
+                body: &[],
+            }),
+        })
         .await
     {
         return error(StatusCode::UNAUTHORIZED, &OpError::unauthorized());

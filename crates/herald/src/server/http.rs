@@ -2,6 +2,7 @@
 //! `GET /event/realtime` to the WebSocket upgrade.
 
 use super::{console, ws, ConnContext};
+use crate::api::{Caller, HttpRequestParts};
 use crate::auth::AuthHeaders;
 use crate::metrics::Transport;
 use bytes::Bytes;
@@ -168,6 +169,9 @@ async fn publish(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
         return too_large();
     }
     let headers = AuthHeaders::from_http(req.headers());
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
@@ -196,7 +200,21 @@ async fn publish(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
         None => return op_error(&OpError::bad_request("The body has no 'channel'")),
     };
     match api
-        .publish(Transport::Http, &channel, obj.remove("events"), &headers)
+        .publish(
+            Transport::Http,
+            &channel,
+            obj.remove("events"),
+            Caller {
+                headers: &headers,
+                source_ip: Some(ctx.peer.ip()),
+                http: Some(HttpRequestParts {
+                    method: &method,
+                    path: &path,
+                    query: &query,
+                    body: &body,
+                }),
+            },
+        )
         .await
     {
         Ok(result) => {

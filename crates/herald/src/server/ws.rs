@@ -9,7 +9,7 @@
 
 use super::http::{error as http_error, Body};
 use super::ConnContext;
-use crate::api::EventApi;
+use crate::api::{Caller, EventApi};
 use crate::auth::{AuthHeaders, Identity};
 use crate::hub::{Outbound, Outbox, Subscriber};
 use crate::metrics::Transport;
@@ -255,7 +255,14 @@ impl Connection {
 
     async fn run(mut self) {
         self.api.metrics.connection_opened();
-        self.connect = self.api.authorize_connect(&self.headers).await;
+        self.connect = self
+            .api
+            .authorize_connect(Caller {
+                headers: &self.headers,
+                source_ip: Some(self.ctx.peer.ip()),
+                http: None,
+            })
+            .await;
         let limits = self.api.limits().clone();
         let started = tokio::time::Instant::now();
         let lifetime = tokio::time::sleep_until(started + limits.max_connection_duration);
@@ -460,7 +467,16 @@ impl Connection {
                     let headers = self.evidence(authorization);
                     match self
                         .api
-                        .publish(Transport::WebSocket, &channel, events, &headers)
+                        .publish(
+                            Transport::WebSocket,
+                            &channel,
+                            events,
+                            Caller {
+                                headers: &headers,
+                                source_ip: Some(self.ctx.peer.ip()),
+                                http: None,
+                            },
+                        )
                         .await
                     {
                         Ok(result) => result.ws_frame(&id),
@@ -507,7 +523,18 @@ impl Connection {
             return self.send(fail(e));
         }
         let headers = self.evidence(authorization);
-        let (pattern, identity) = match self.api.authorize_subscribe(channel, &headers).await {
+        let (pattern, identity) = match self
+            .api
+            .authorize_subscribe(
+                channel,
+                Caller {
+                    headers: &headers,
+                    source_ip: Some(self.ctx.peer.ip()),
+                    http: None,
+                },
+            )
+            .await
+        {
             Ok(ok) => ok,
             Err(e) => return self.send(fail(e)),
         };
