@@ -4,6 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
 
@@ -17,9 +19,40 @@ const endpoint = process.env.HERALD_ENDPOINT;
 const apiKey = process.env.HERALD_API_KEY;
 assert.ok(endpoint && apiKey, 'run through run.mjs');
 
-Amplify.configure({
-  API: { Events: { endpoint, region: 'us-east-1', defaultAuthMode: 'apiKey', apiKey } },
-});
+const { decodeJWT } = await import('aws-amplify/auth');
+
+// An OIDC token signed with the local issuer's key (see run.mjs).
+function oidcToken(extra = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: 'e2e-1' })}.${b64({
+    iss: process.env.HERALD_OIDC_ISSUER, sub: 'amplify-user', aud: 'amplify-web', client_id: 'amplify-web',
+    token_use: 'access', iat: now, exp: now + 600, ...extra,
+  })}`;
+  const key = createPrivateKey(readFileSync(process.env.HERALD_JWT_KEY));
+  const sig = cryptoSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+let currentToken = oidcToken();
+
+Amplify.configure(
+  { API: { Events: { endpoint, region: 'us-east-1', defaultAuthMode: 'apiKey', apiKey } } },
+  {
+    Auth: {
+      // Custom providers: OIDC tokens from the local issuer, static IAM credentials.
+      tokenProvider: {
+        getTokens: async () => ({ accessToken: decodeJWT(currentToken), idToken: decodeJWT(currentToken) }),
+      },
+      credentialsProvider: {
+        getCredentialsAndIdentityId: async () => ({
+          credentials: { accessKeyId: process.env.HERALD_IAM_KEY_ID, secretAccessKey: process.env.HERALD_IAM_SECRET },
+        }),
+        clearCredentialsAndIdentityId: () => {},
+      },
+    },
+  },
+);
 
 const WAIT_MS = 10000;
 
@@ -146,4 +179,70 @@ test('a wrong API key is refused over HTTP', async () => {
       return true;
     },
   );
+});
+
+test("authMode 'oidc' (token provider): post, connect, subscribe, publish", async () => {
+  currentToken = oidcToken();
+  assert.equal(await events.post('default/oidc', { via: 'oidc-http' }, { authMode: 'oidc' }), undefined);
+  const channel = await withTimeout(events.connect('default/oidc', { authMode: 'oidc' }), 'connect');
+  const c = collector();
+  const sub = channel.subscribe(c.observer, { authMode: 'oidc' });
+  await withTimeout(sub.ready, 'subscription ready');
+  await channel.publish({ via: 'oidc-ws' }, { authMode: 'oidc' });
+  await events.post('default/oidc', { via: 'oidc-http-2' }, { authMode: 'oidc' });
+  await c.until(2);
+  assert.deepEqual(c.received.map((m) => m.event), [{ via: 'oidc-ws' }, { via: 'oidc-http-2' }]);
+  sub.unsubscribe();
+  await channel.close();
+
+  // An expired token is refused.
+  currentToken = oidcToken({ exp: Math.floor(Date.now() / 1000) - 300 });
+  await assert.rejects(events.post('default/oidc', { n: 1 }, { authMode: 'oidc' }), (e) => e.name === 'UnauthorizedException');
+  currentToken = oidcToken();
+});
+
+test("authMode 'lambda' (authToken): post, subscribe, publish; a denied token is refused", async () => {
+  const authToken = 'allow-amplify';
+  assert.equal(await events.post('default/lambda', { via: 'lambda-http' }, { authMode: 'lambda', authToken }), undefined);
+  const channel = await withTimeout(events.connect('default/lambda', { authMode: 'lambda', authToken }), 'connect');
+  const c = collector();
+  const sub = channel.subscribe(c.observer, { authMode: 'lambda', authToken });
+  await withTimeout(sub.ready, 'subscription ready');
+  await channel.publish({ via: 'lambda-ws' }, { authMode: 'lambda', authToken });
+  await c.until(1);
+  assert.deepEqual(c.received[0].event, { via: 'lambda-ws' });
+  await assert.rejects(
+    events.post('default/lambda', { n: 1 }, { authMode: 'lambda', authToken: 'deny-amplify' }),
+    (e) => e.name === 'UnauthorizedException',
+  );
+  sub.unsubscribe();
+  await channel.close();
+});
+
+test("authMode 'iam' (Amplify's own SigV4 signer): payloads with <, > and non-ASCII over HTTP and WebSocket", async () => {
+  const tricky = { html: '<b>bold</b> & <i>x</i>', text: 'héllo ✓ 日本 🎉', esc: 'q " b \\ / \n' };
+  assert.equal(await events.post('default/iam', tricky, { authMode: 'iam' }), undefined);
+  const channel = await withTimeout(events.connect('default/iam', { authMode: 'iam' }), 'connect');
+  const c = collector();
+  const sub = channel.subscribe(c.observer, { authMode: 'iam' });
+  await withTimeout(sub.ready, 'subscription ready');
+  await withTimeout(channel.publish(tricky, { authMode: 'iam' }), 'IAM WebSocket publish');
+  await events.post('default/iam', [{ n: 2 }, '<>'], { authMode: 'iam' });
+  await c.until(3);
+  assert.deepEqual(c.received.map((m) => m.event), [tricky, { n: 2 }, '<>']);
+  sub.unsubscribe();
+  await channel.close();
+});
+
+test('the server counted each mode as the one used', async () => {
+  const text = await (await fetch(new URL('/metrics', endpoint))).text();
+  const allowed = (mode, op) => {
+    const m = new RegExp(`^herald_auth_requests_total\\{mode="${mode}",operation="${op}",result="allowed"\\} (\\d+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  for (const mode of ['OPENID_CONNECT', 'AWS_LAMBDA', 'AWS_IAM']) {
+    for (const op of ['EVENT_PUBLISH', 'EVENT_SUBSCRIBE']) {
+      assert.ok(allowed(mode, op) >= 1, `${mode} ${op} was used`);
+    }
+  }
 });

@@ -295,3 +295,137 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A request seen by a [`TinyServer`].
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+/// What a [`TinyServer`] handler answers: status, body, and a delay first.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn json(v: Value) -> Answer {
+        Answer {
+            status: 200,
+            body: v.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A small real HTTP server for the services Herald calls out to (an OIDC
+/// issuer, a Lambda-style authorizer). Records every request.
+pub struct TinyServer {
+    pub addr: SocketAddr,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TinyServer {
+    pub async fn start<F>(handler: F) -> TinyServer
+    where
+        F: Fn(&SeenRequest) -> Answer + Send + Sync + 'static,
+    {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler = std::sync::Arc::new(handler);
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = handler.clone();
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        let seen = seen.clone();
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req.uri().to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+                            let r = SeenRequest { method, path, body };
+                            let answer = handler(&r);
+                            seen.lock().unwrap().push(r);
+                            if !answer.delay.is_zero() {
+                                tokio::time::sleep(answer.delay).await;
+                            }
+                            let mut resp =
+                                hyper::Response::new(Full::new(Bytes::from(answer.body)));
+                            *resp.status_mut() =
+                                hyper::StatusCode::from_u16(answer.status).unwrap();
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        TinyServer { addr, seen, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Start a server from a TOML configuration (listening on a free port).
+pub async fn start_with_toml(toml: &str) -> TestServer {
+    let file = herald::config::ConfigFile::parse(toml).expect("test config parses");
+    let config = herald::config::ApiConfig::resolve(
+        file,
+        herald::config::Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        },
+    )
+    .expect("test config is valid");
+    TestServer::with_config(config).await
+}
+
+impl WsClient {
+    /// Connect with an arbitrary auth object in the `header-` subprotocol.
+    pub async fn connect_with_auth(addr: SocketAddr, auth: &Value) -> WsClient {
+        let mut req = format!("ws://{addr}/event/realtime")
+            .into_client_request()
+            .unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(auth.to_string());
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("aws-appsync-event-ws, header-{header}")
+                .parse()
+                .unwrap(),
+        );
+        let (ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("WebSocket connects");
+        let protocol = resp
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_string());
+        WsClient { ws, protocol }
+    }
+}
