@@ -30,8 +30,10 @@ pub enum ErrorType {
     UnknownOperation,
     /// A message type (or frame kind) the protocol does not have.
     UnsupportedOperation,
-    /// The server failed (e.g. the distribution engine is unreachable).
+    /// The server failed.
     InternalFailure,
+    /// The distribution engine is unreachable: other nodes were not reached.
+    ServiceUnavailable,
 }
 
 impl ErrorType {
@@ -47,6 +49,7 @@ impl ErrorType {
             ErrorType::UnknownOperation => "UnknownOperationError",
             ErrorType::UnsupportedOperation => "UnsupportedOperation",
             ErrorType::InternalFailure => "InternalFailureException",
+            ErrorType::ServiceUnavailable => "ServiceUnavailableException",
         }
     }
 
@@ -63,6 +66,7 @@ impl ErrorType {
             ErrorType::PayloadTooLarge => 413,
             ErrorType::TooManyRequests => 429,
             ErrorType::InternalFailure => 500,
+            ErrorType::ServiceUnavailable => 503,
         }
     }
 }

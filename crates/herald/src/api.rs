@@ -55,7 +55,11 @@ impl EventApi {
                 .map(|n| (n.name.clone(), n.clone()))
                 .collect(),
             auth: Authorizer::new(&config),
-            metrics: Metrics::new(config.namespaces.iter().map(|n| n.name.as_str())),
+            metrics: {
+                let mut m = Metrics::new(config.namespaces.iter().map(|n| n.name.as_str()));
+                m.register_engine(&hub.engine_metrics);
+                m
+            },
             config,
             hub,
             started: Instant::now(),
@@ -235,15 +239,16 @@ impl EventApi {
             events: encoded,
             published_at: Instant::now(),
         };
-        let delivery = self.hub.engine.publish(&batch).await.map_err(|e| {
-            tracing::error!(engine = self.hub.engine.name(), error = %e.0, "publish failed");
-            OpError::new(
-                ErrorType::InternalFailure,
-                "The event could not be delivered: the distribution engine is unavailable",
-            )
-        })?;
+        let (delivery, remote) = self.hub.publish(&batch).await;
         self.metrics
             .delivered(batch.channel.namespace(), delivery.queued, delivery.dropped);
+        if let Err(e) = remote {
+            tracing::error!(engine = self.hub.engine.name(), error = %e.0, "publish did not reach other nodes");
+            return Err(OpError::new(
+                ErrorType::ServiceUnavailable,
+                "The distribution engine is unavailable: the events reached subscribers on this node only",
+            ));
+        }
         tracing::debug!(
             channel = batch.channel.path(),
             events = batch.events.len(),

@@ -124,6 +124,46 @@ fn all_namespaces() -> Vec<String> {
     vec!["*".into()]
 }
 
+/// `[nats]`: the NATS engine's connection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// One URL or several, comma-separated (`nats://`, `tls://`).
+    #[serde(default = "default_nats_url")]
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// Extra CA certificate (PEM) for the server's TLS certificate.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_required: Option<bool>,
+}
+
+fn default_nats_url() -> String {
+    "nats://127.0.0.1:4222".into()
+}
+
+/// `[redis]`: the Redis engine's connection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+    #[serde(default = "default_redis_url")]
+    pub url: String,
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+
+/// Which distribution engine connects the nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineSetting {
+    Memory,
+    Nats(NatsConfig),
+    Redis(RedisConfig),
+}
+
 /// A resolved auth provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderConfig {
@@ -213,6 +253,12 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub name: Option<String>,
+    /// `memory` (default), `nats` or `redis`.
+    pub engine: Option<String>,
+    /// This node's id in a cluster (default: random). Must differ between nodes.
+    pub node_id: Option<String>,
+    pub nats: Option<NatsConfig>,
+    pub redis: Option<RedisConfig>,
     /// The region in SigV4 credential scopes (default `us-east-1`).
     pub aws_region: Option<String>,
     #[serde(default)]
@@ -291,6 +337,8 @@ pub struct ApiConfig {
     pub tls: TlsSetting,
     pub shutdown_grace: Duration,
     pub auth_providers: Vec<AuthType>,
+    pub engine: EngineSetting,
+    pub node_id: String,
     /// Each provider with its settings.
     pub providers: Vec<ProviderConfig>,
     pub aws_region: String,
@@ -609,6 +657,28 @@ impl ApiConfig {
             tls,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
             auth_providers: providers,
+            engine: match file.engine.as_deref().unwrap_or("memory") {
+                "memory" => EngineSetting::Memory,
+                "nats" => EngineSetting::Nats(file.nats.clone().unwrap_or(NatsConfig {
+                    url: default_nats_url(),
+                    user: None,
+                    password: None,
+                    token: None,
+                    tls_ca: None,
+                    tls_required: None,
+                })),
+                "redis" => EngineSetting::Redis(file.redis.clone().unwrap_or(RedisConfig {
+                    url: default_redis_url(),
+                })),
+                other => {
+                    return Err(format!(
+                        "engine '{other}' is not one of memory, nats, redis"
+                    ))
+                }
+            },
+            node_id: file.node_id.clone().unwrap_or_else(|| {
+                format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+            }),
             providers: resolved,
             aws_region: file
                 .aws_region

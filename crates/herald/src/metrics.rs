@@ -192,6 +192,41 @@ impl Metrics {
         m
     }
 
+    /// Register the distribution engine's counters.
+    pub fn register_engine(&mut self, m: &crate::hub::EngineMetrics) {
+        let r = &mut self.registry;
+        r.register(
+            "engine_connected",
+            "1 while the distribution engine is connected",
+            m.connected.clone(),
+        );
+        r.register(
+            "engine_reconnects",
+            "Times the engine lost its connection",
+            m.reconnects.clone(),
+        );
+        r.register(
+            "engine_published",
+            "Batches sent to other nodes",
+            m.published.clone(),
+        );
+        r.register(
+            "engine_publish_errors",
+            "Batches that could not be sent to other nodes",
+            m.publish_errors.clone(),
+        );
+        r.register(
+            "engine_received",
+            "Batches received from other nodes",
+            m.received.clone(),
+        );
+        r.register(
+            "engine_duplicates",
+            "Copies received again (overlapping subscriptions or this node's own) and not delivered twice",
+            m.duplicates.clone(),
+        );
+    }
+
     fn ns(&self, namespace: Option<&str>) -> String {
         match namespace {
             Some(n) if self.namespaces.contains(n) => n.to_string(),

@@ -1,29 +1,42 @@
-//! The distribution engine: how a publish reaches subscribers.
+//! The distribution engine: how a publish reaches the subscribers of other nodes.
 //!
-//! # Delivery contract
+//! The hub delivers every publish to this node's subscribers itself; an engine
+//! carries it to the other nodes, each of which delivers it to its own. The
+//! in-memory engine ([`MemoryEngine`]) is the single-node default and carries
+//! nothing; the NATS and Redis engines share a broker between nodes.
 //!
-//! * **At most once.** An event is delivered to each matching subscription at most
-//!   once; nothing is stored or replayed. A subscriber that is disconnected (or
-//!   closed as a slow consumer, see [`super::outbox`]) misses what is published
-//!   meanwhile.
-//! * **Ordered per publisher and channel.** Events that one publisher publishes to
-//!   one channel, each publish awaited before the next, arrive at every subscriber
-//!   in that order, and the events of one batch arrive in batch order.
-//! * **Live on ack.** A subscription is in the index before its
-//!   `subscribe_success` is queued, so every publish that starts after the client
-//!   saw the ack reaches it.
-//! * **Errors are reported.** `publish` fails only when the engine cannot carry
-//!   the batch; the publisher then gets an error, never a silent success.
+//! # Delivery contract (every engine)
 //!
-//! The in-memory engine ([`MemoryEngine`]) serves one node and needs nothing else
-//! running. Engines that span nodes (NATS, Redis) implement the same trait.
+//! * **At most once.** Nothing is stored or replayed. A subscriber that is
+//!   disconnected, or closed as a slow consumer (see [`super::outbox`]), misses
+//!   what is published meanwhile. A node delivers each publish once per matching
+//!   subscription, even when several of its broker subscriptions match, and never
+//!   delivers its own publish a second time when it comes back from the broker.
+//! * **Ordered per publisher and channel.** Events one publisher publishes to one
+//!   channel (each publish awaited before the next) reach every subscriber, on any
+//!   node, in that order; a batch arrives in batch order.
+//! * **Live on ack.** [`Engine::add_interest`] resolves only once the broker has
+//!   registered the node's interest, and the hub sends `subscribe_success` after
+//!   it, so a publish on any node that starts after the ack reaches the
+//!   subscription (while the broker is reachable).
+//! * **Interest-based routing.** A node holds broker subscriptions only for the
+//!   exact channels and wildcard prefixes its clients subscribe to, and drops each
+//!   when its last local subscriber leaves. Publishes cross the broker once, not
+//!   once per subscriber.
+//! * **Outages.** While the broker is unreachable, local delivery keeps working;
+//!   [`Engine::publish`] fails, so the publisher gets an error (its events did
+//!   reach this node's subscribers), and `/ready` answers 503. Subscriptions made
+//!   meanwhile are local until the broker is back. On reconnect (with backoff) the
+//!   node's interests are restored. Subscribers miss what other nodes publish
+//!   during the outage, and what this node published while it was down.
 
-use super::local::{Delivery, LocalFanout};
+use super::local::Delivery;
 use herald_core::event::EncodedEvent;
-use herald_core::Channel;
+use herald_core::{Channel, ChannelPattern};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// One publish request's events, encoded once, on one channel.
@@ -39,45 +52,64 @@ pub struct Batch {
 #[derive(Debug, Clone)]
 pub struct EngineError(pub String);
 
-pub type EngineFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Delivery, EngineError>> + Send + 'a>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The result of a publish: what this node delivered, or why others were not reached.
+pub type PublishOutcome = Result<Delivery, EngineError>;
 
-/// Carries batches to the subscribers of every node.
+/// Counters every engine keeps (registered with the API's metrics).
+#[derive(Clone, Default)]
+pub struct EngineMetrics {
+    /// 1 while connected to the broker.
+    pub connected: Gauge,
+    pub reconnects: Counter,
+    /// Batches sent to the broker.
+    pub published: Counter,
+    /// Batches that could not be sent.
+    pub publish_errors: Counter,
+    /// Batches received from other nodes and delivered here.
+    pub received: Counter,
+    /// Copies received more than once (overlapping subscriptions) or from this
+    /// node itself, and not delivered again.
+    pub duplicates: Counter,
+}
+
+/// Carries batches between nodes. See the module documentation for the contract.
 pub trait Engine: Send + Sync + 'static {
-    /// A short name for logs (`memory`, `nats`, `redis`).
+    /// A short name for logs and `/ready` (`memory`, `nats`, `redis`).
     fn name(&self) -> &'static str;
 
-    /// Deliver `batch` to every matching subscription (see the module contract).
-    /// Returns what was delivered on this node.
-    fn publish<'a>(&'a self, batch: &'a Batch) -> EngineFuture<'a>;
+    /// Send `batch` to the other nodes.
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), EngineError>>;
+
+    /// This node now has a subscriber for `pattern` (called once per pattern, by
+    /// the hub's reference count). Resolves when remote publishes will arrive.
+    fn add_interest<'a>(&'a self, pattern: &'a ChannelPattern) -> BoxFuture<'a, ()>;
+
+    /// The last local subscriber for `pattern` left.
+    fn remove_interest(&self, pattern: &ChannelPattern);
 
     /// Whether the engine can carry publishes right now (for `/ready`).
     fn is_ready(&self) -> bool;
 }
 
-/// Single-node engine: a publish is a local fan-out.
-#[derive(Debug)]
-pub struct MemoryEngine {
-    local: Arc<LocalFanout>,
-}
-
-impl MemoryEngine {
-    pub fn new(local: Arc<LocalFanout>) -> MemoryEngine {
-        MemoryEngine { local }
-    }
-}
+/// Single node: nothing to carry.
+#[derive(Debug, Default)]
+pub struct MemoryEngine;
 
 impl Engine for MemoryEngine {
     fn name(&self) -> &'static str {
         "memory"
     }
 
-    fn publish<'a>(&'a self, batch: &'a Batch) -> EngineFuture<'a> {
-        let delivery = self
-            .local
-            .deliver(&batch.channel, &batch.events, batch.published_at);
-        Box::pin(std::future::ready(Ok(delivery)))
+    fn publish<'a>(&'a self, _batch: &'a Batch) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
+
+    fn add_interest<'a>(&'a self, _pattern: &'a ChannelPattern) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn remove_interest(&self, _pattern: &ChannelPattern) {}
 
     fn is_ready(&self) -> bool {
         true

@@ -2,31 +2,149 @@
 //!
 //! [`LocalFanout`] owns this node's subscription index and queues frames into
 //! each connection's bounded [`Outbox`]; an [`Engine`] carries each publish to
-//! the subscribers of every node (the in-memory engine: just this one).
+//! the other nodes (the in-memory engine: there are none). The hub counts local
+//! subscribers per pattern so the engine holds a broker subscription only while
+//! some client here needs it.
 
 pub mod engine;
 pub mod local;
+mod nats;
 pub mod outbox;
+mod redis;
+pub mod wire;
 
-pub use engine::{Batch, Engine, EngineError, MemoryEngine};
+pub use engine::{Batch, Engine, EngineError, EngineMetrics, MemoryEngine};
 pub use local::{Delivery, LocalFanout, Subscriber};
 pub use outbox::{Outbound, Outbox, Pushed};
 
-use std::sync::Arc;
+use crate::config::{ApiConfig, EngineSetting};
+use herald_core::index::SubKey;
+use herald_core::ChannelPattern;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
 /// Subscriptions of this node plus the engine that reaches the others.
 pub struct Hub {
     pub local: Arc<LocalFanout>,
     pub engine: Box<dyn Engine>,
+    pub engine_metrics: EngineMetrics,
+    pub node_id: String,
+    /// Local subscribers per pattern, and whether the engine has confirmed the
+    /// interest (later subscribers of a pattern wait for the first one's
+    /// confirmation before their ack).
+    interest: Mutex<HashMap<ChannelPattern, (usize, watch::Receiver<bool>)>>,
 }
 
 impl Hub {
+    fn with_engine(
+        local: Arc<LocalFanout>,
+        engine: Box<dyn Engine>,
+        metrics: EngineMetrics,
+        node_id: String,
+    ) -> Hub {
+        Hub {
+            local,
+            engine,
+            engine_metrics: metrics,
+            node_id,
+            interest: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// A single-node hub on the in-memory engine.
     pub fn memory() -> Hub {
+        let metrics = EngineMetrics::default();
+        metrics.connected.set(1);
+        Hub::with_engine(
+            Arc::new(LocalFanout::new()),
+            Box::new(MemoryEngine),
+            metrics,
+            "local".into(),
+        )
+    }
+
+    /// The hub the configuration asks for. A broker that is down at startup is
+    /// not an error: the node serves locally and connects when it can.
+    pub async fn from_config(config: &ApiConfig) -> Result<Hub, String> {
         let local = Arc::new(LocalFanout::new());
-        Hub {
-            engine: Box::new(MemoryEngine::new(local.clone())),
-            local,
+        let metrics = EngineMetrics::default();
+        let node = config.node_id.clone();
+        let engine: Box<dyn Engine> = match &config.engine {
+            EngineSetting::Memory => return Ok(Hub::memory()),
+            EngineSetting::Nats(c) => Box::new(
+                nats::NatsEngine::connect(c, &config.name, &node, local.clone(), metrics.clone())
+                    .await?,
+            ),
+            EngineSetting::Redis(c) => Box::new(redis::RedisEngine::start(
+                c,
+                &config.name,
+                &node,
+                local.clone(),
+                metrics.clone(),
+            )?),
+        };
+        Ok(Hub::with_engine(local, engine, metrics, node))
+    }
+
+    /// Add a subscription: make sure the engine routes the pattern here, then
+    /// insert it locally; `on_live` runs under the index lock right after the
+    /// insert (the connection queues its `subscribe_success` there).
+    pub async fn subscribe(
+        &self,
+        pattern: &ChannelPattern,
+        sub: Subscriber,
+        on_live: impl FnOnce(),
+    ) -> SubKey {
+        let (first, mut ready) = {
+            let mut map = self.interest.lock().unwrap();
+            match map.get_mut(pattern) {
+                Some((n, rx)) => {
+                    *n += 1;
+                    (None, rx.clone())
+                }
+                None => {
+                    let (tx, rx) = watch::channel(false);
+                    map.insert(pattern.clone(), (1, rx.clone()));
+                    (Some(tx), rx)
+                }
+            }
+        };
+        match first {
+            Some(tx) => {
+                self.engine.add_interest(pattern).await;
+                let _ = tx.send(true);
+            }
+            None => {
+                // Err: the first subscriber went away mid-way; go on regardless.
+                let _ = ready.wait_for(|confirmed| *confirmed).await;
+            }
         }
+        self.local.subscribe(pattern, sub, on_live)
+    }
+
+    /// Remove a subscription; the engine drops the pattern with its last subscriber.
+    pub fn unsubscribe(&self, pattern: &ChannelPattern, key: SubKey) {
+        if !self.local.unsubscribe(pattern, key) {
+            return;
+        }
+        let mut map = self.interest.lock().unwrap();
+        if let Some((n, _)) = map.get_mut(pattern) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(pattern);
+                self.engine.remove_interest(pattern);
+            }
+        }
+    }
+
+    /// Deliver to this node's subscribers, then hand the batch to the engine.
+    /// The delivery happens whatever the engine says.
+    pub async fn publish(&self, batch: &Batch) -> (Delivery, Result<(), EngineError>) {
+        let delivery = self
+            .local
+            .deliver(&batch.channel, &batch.events, batch.published_at);
+        let remote = self.engine.publish(batch).await;
+        (delivery, remote)
     }
 }

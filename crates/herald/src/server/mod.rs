@@ -77,7 +77,11 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let api = Arc::new(EventApi::new(config, Hub::memory()));
+        // One process-wide crypto provider for every rustls user (listener,
+        // outbound HTTP, NATS and Redis TLS).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let hub = Hub::from_config(&config).await?;
+        let api = Arc::new(EventApi::new(config, hub));
         Ok(Server {
             listener,
             tls: tls.map(TlsAcceptor::from),

@@ -544,9 +544,13 @@ impl Connection {
             sub_id: sub_id.clone(),
         };
         let outbox = &self.outbox;
-        let key = self.api.hub.local.subscribe(&pattern, subscriber, || {
-            outbox.push(Outbound::Frame(reply::subscribe_success(&sub_id)));
-        });
+        let key = self
+            .api
+            .hub
+            .subscribe(&pattern, subscriber, || {
+                outbox.push(Outbound::Frame(reply::subscribe_success(&sub_id)));
+            })
+            .await;
         self.api.metrics.subscriptions.inc();
         tracing::debug!(sub = %sub_id, pattern = %pattern, "subscribed");
         self.subs.insert(
@@ -562,7 +566,7 @@ impl Connection {
     fn unsubscribe(&mut self, id: &str) {
         match self.subs.remove(id) {
             Some(sub) => {
-                self.api.hub.local.unsubscribe(&sub.pattern, sub.key);
+                self.api.hub.unsubscribe(&sub.pattern, sub.key);
                 self.api.metrics.subscriptions.dec();
                 self.send(reply::unsubscribe_success(id));
             }
@@ -581,7 +585,7 @@ impl Connection {
     /// the close frame, and wait briefly for the client's close reply.
     async fn finish(mut self, exit: Exit) {
         for (_, sub) in self.subs.drain() {
-            self.api.hub.local.unsubscribe(&sub.pattern, sub.key);
+            self.api.hub.unsubscribe(&sub.pattern, sub.key);
             self.api.metrics.subscriptions.dec();
         }
         let label = match &exit {
