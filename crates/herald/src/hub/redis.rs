@@ -116,10 +116,10 @@ async fn subscriber_task(
                     sink.subscribe(name).await?;
                 }
             }
-            if publisher.lock().unwrap().is_none() {
-                let manager = redis::aio::ConnectionManager::new(client.clone()).await?;
-                *publisher.lock().unwrap() = Some(manager);
-            }
+            // A fresh publishing connection with every (re)connect: the old one
+            // may still hold a socket to the server that went away.
+            let manager = redis::aio::ConnectionManager::new(client.clone()).await?;
+            *publisher.lock().unwrap() = Some(manager);
             Ok::<_, redis::RedisError>((sink, stream))
         };
         let (mut sink, mut stream) = match attempt.await {
@@ -195,28 +195,35 @@ impl Engine for RedisEngine {
             };
             let channel = format!("{}{}", self.prefix, batch.channel.path());
             let payload = wire::encode(&self.node, rand::random(), batch);
-            let sent = tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(payload)
-                    .query_async::<i64>(&mut conn),
-            )
-            .await;
-            match sent {
-                Ok(Ok(_)) => {
-                    self.metrics.published.inc();
-                    Ok(())
-                }
-                Ok(Err(e)) => {
-                    self.metrics.publish_errors.inc();
-                    Err(EngineError(format!("Redis publish failed: {e}")))
-                }
-                Err(_) => {
-                    self.metrics.publish_errors.inc();
-                    Err(EngineError("Redis publish timed out".into()))
+            // One retry: a connection the server dropped fails once, then the
+            // manager reconnects.
+            let mut last_error = String::from("Redis publish timed out");
+            for _ in 0..2 {
+                let sent = tokio::time::timeout(
+                    PUBLISH_TIMEOUT,
+                    redis::cmd("PUBLISH")
+                        .arg(&channel)
+                        .arg(&payload)
+                        .query_async::<i64>(&mut conn),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(_)) => {
+                        self.metrics.published.inc();
+                        return Ok(());
+                    }
+                    Ok(Err(e)) => {
+                        let retry = e.is_io_error() || e.is_connection_dropped();
+                        last_error = format!("Redis publish failed: {e}");
+                        if !retry {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
                 }
             }
+            self.metrics.publish_errors.inc();
+            Err(EngineError(last_error))
         })
     }
 
