@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http_client;

@@ -27,6 +27,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Subscribe over WebSocket and print one JSON event per line.
     Subscribe(SubscribeArgs),
+    /// Load-test an AppSync Events endpoint (fanout, channels, connect, http-publish).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +124,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => runtime().block_on(serve::serve(args)),
         Command::Publish(args) => runtime().block_on(client::publish(args)),
         Command::Subscribe(args) => runtime().block_on(client::subscribe(args)),
+        Command::Bench(args) => runtime().block_on(crate::bench::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
