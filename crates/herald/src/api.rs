@@ -230,7 +230,7 @@ impl EventApi {
         for (index, text) in texts.iter().enumerate() {
             encoded.push(EncodedEvent::encode(text));
             result.successful.push(Accepted {
-                identifier: uuid::Uuid::new_v4().to_string(),
+                identifier: crate::new_uuid().to_string(),
                 index,
             });
         }

@@ -16,3 +16,9 @@ pub mod http_client;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+
+/// A random (v4) UUID from the thread-local RNG: request ids and event
+/// identifiers need uniqueness, not a `getrandom` system call each.
+pub fn new_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}

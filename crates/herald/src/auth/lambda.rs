@@ -101,7 +101,7 @@ impl LambdaAuthorizer {
             "requestContext": {
                 "apiId": self.api_id,
                 "accountId": null,
-                "requestId": uuid::Uuid::new_v4().to_string(),
+                "requestId": crate::new_uuid().to_string(),
                 "operation": req.op.as_str(),
                 "channelNamespaceName": req.namespace,
                 "channel": req.channel,

@@ -1,6 +1,6 @@
 //! Fan-out to the subscriptions held on this node.
 
-use super::outbox::{Outbound, Outbox, Pushed};
+use super::outbox::{Outbound, Outbox, Pushed, SharedEvents};
 use herald_core::event::EncodedEvent;
 use herald_core::index::{SubKey, SubscriptionIndex};
 use herald_core::{Channel, ChannelPattern};
@@ -62,26 +62,27 @@ impl LocalFanout {
         self.index.write().unwrap().remove(pattern, key).is_some()
     }
 
-    /// Queue `events`, in order, to every subscription matching `channel`.
+    /// Queue `events`, in order, to every subscription matching `channel`: one
+    /// queue entry per subscription, sharing the encoded events.
     pub fn deliver(
         &self,
         channel: &Channel,
         events: &[EncodedEvent],
         published_at: Instant,
     ) -> Delivery {
+        let shared = Arc::new(SharedEvents::new(events.iter().map(|e| e.literal.clone())));
+        let n = events.len() as u64;
         let mut d = Delivery::default();
         let index = self.index.read().unwrap();
         index.for_each_match(channel, |_, sub| {
-            for ev in events {
-                let item = Outbound::Data {
-                    sub_id: sub.sub_id.clone(),
-                    event: ev.literal.clone(),
-                    published_at,
-                };
-                match sub.outbox.push(item) {
-                    Pushed::Queued => d.queued += 1,
-                    Pushed::Dropped => d.dropped += 1,
-                }
+            let item = Outbound::Data {
+                sub_id: sub.sub_id.clone(),
+                events: shared.clone(),
+                published_at,
+            };
+            match sub.outbox.push(item) {
+                Pushed::Queued => d.queued += n,
+                Pushed::Dropped => d.dropped += n,
             }
         });
         d

@@ -20,14 +20,34 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
 
-/// One queued frame.
+/// The events of one publish, encoded once and shared by every subscriber's
+/// queue entry.
+#[derive(Debug)]
+pub struct SharedEvents {
+    /// Each event as a JSON string literal (what follows `"event":`).
+    pub literals: Box<[Arc<str>]>,
+    /// Their total length.
+    pub bytes: usize,
+}
+
+impl SharedEvents {
+    pub fn new(literals: impl IntoIterator<Item = Arc<str>>) -> SharedEvents {
+        let literals: Box<[Arc<str>]> = literals.into_iter().collect();
+        let bytes = literals.iter().map(|l| l.len()).sum();
+        SharedEvents { literals, bytes }
+    }
+}
+
+/// One queue entry.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A `data` frame: built at write time from the subscription id and the
-    /// event's shared, pre-encoded string literal.
+    /// `data` frames, one per event of a publish, for one subscription: built at
+    /// write time from the subscription id and the shared encoded events. One
+    /// entry per publish (not per event) keeps the queue and its lock traffic
+    /// small.
     Data {
         sub_id: Arc<str>,
-        event: Arc<str>,
+        events: Arc<SharedEvents>,
         /// When the publish was accepted (for the publish-to-send metric).
         published_at: Instant,
     },
@@ -36,9 +56,20 @@ pub enum Outbound {
 }
 
 impl Outbound {
+    /// Frames this entry becomes.
+    fn frames(&self) -> usize {
+        match self {
+            Outbound::Data { events, .. } => events.literals.len(),
+            Outbound::Frame(_) => 1,
+        }
+    }
+
+    /// Bytes this entry becomes (about).
     fn weight(&self) -> usize {
         match self {
-            Outbound::Data { sub_id, event, .. } => 32 + sub_id.len() + event.len(),
+            Outbound::Data { sub_id, events, .. } => {
+                events.literals.len() * (32 + sub_id.len()) + events.bytes
+            }
             Outbound::Frame(s) => s.len(),
         }
     }
@@ -47,6 +78,7 @@ impl Outbound {
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Outbound>,
+    frames: usize,
     bytes: usize,
     overflowed: bool,
     closed: bool,
@@ -83,18 +115,20 @@ impl Outbox {
     /// Queue a frame without waiting. Wakes the connection task.
     pub fn push(&self, item: Outbound) -> Pushed {
         let weight = item.weight();
+        let frames = item.frames();
         {
             let mut s = self.state.lock().unwrap();
             if s.closed || s.overflowed {
                 return Pushed::Dropped;
             }
-            if s.queue.len() >= self.max_frames || s.bytes + weight > self.max_bytes {
+            if s.frames + frames > self.max_frames || s.bytes + weight > self.max_bytes {
                 s.overflowed = true;
                 drop(s);
                 self.notify.notify_one();
                 return Pushed::Dropped;
             }
             s.bytes += weight;
+            s.frames += frames;
             s.queue.push_back(item);
         }
         self.notify.notify_one();
@@ -108,6 +142,7 @@ impl Outbox {
         let mut s = self.state.lock().unwrap();
         out.extend(s.queue.drain(..));
         s.bytes = 0;
+        s.frames = 0;
         if s.queue.capacity() > 64 {
             s.queue.shrink_to(16);
         }
@@ -126,6 +161,7 @@ impl Outbox {
         s.closed = true;
         s.queue.clear();
         s.bytes = 0;
+        s.frames = 0;
     }
 }
 

@@ -26,7 +26,7 @@ pub async fn handle(
     req: Request<Incoming>,
     ctx: ConnContext,
 ) -> Result<Response<Body>, Infallible> {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::new_uuid().to_string();
     let span = tracing::debug_span!("http", req = %request_id, peer = %ctx.peer);
     route(req, ctx, request_id).instrument(span).await
 }

@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
@@ -327,17 +327,32 @@ impl Connection {
             Outbound::Data { published_at, .. } => Some(*published_at),
             Outbound::Frame(_) => None,
         });
-        let write = async {
-            for item in self.scratch.drain(..) {
-                let text = match item {
-                    Outbound::Frame(s) => s,
-                    Outbound::Data { sub_id, event, .. } => {
-                        let mut s = String::new();
-                        reply::write_data_frame(&mut s, &sub_id, &event);
-                        s
+        // All data frames of this wake-up are written into one buffer and sent as
+        // slices of it: one allocation per wake-up, not one per frame.
+        let mut texts = String::new();
+        let mut frames: Vec<Result<std::ops::Range<usize>, String>> =
+            Vec::with_capacity(self.scratch.len());
+        for item in self.scratch.drain(..) {
+            match item {
+                Outbound::Frame(s) => frames.push(Err(s)),
+                Outbound::Data { sub_id, events, .. } => {
+                    for literal in events.literals.iter() {
+                        let start = texts.len();
+                        reply::write_data_frame(&mut texts, &sub_id, literal);
+                        frames.push(Ok(start..texts.len()));
                     }
+                }
+            }
+        }
+        let texts = bytes::Bytes::from(texts);
+        let write = async {
+            for frame in frames {
+                let text = match frame {
+                    Err(s) => Utf8Bytes::from(s),
+                    Ok(range) => Utf8Bytes::try_from(texts.slice(range))
+                        .expect("frames are built from strings"),
                 };
-                self.ws.feed(Message::text(text)).await?;
+                self.ws.feed(Message::Text(text)).await?;
             }
             self.ws.flush().await
         };
