@@ -349,3 +349,80 @@ fn logs_never_contain_secrets_and_carry_ids() {
         .any(|l| l["fields"]["message"] == "authorization denied"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn bench_runs_against_a_server_and_counts_every_delivery() {
+    let mut s = serve(&["--api-key", "da2-benchtest0000000000000000"]);
+    let endpoint = format!("http://{}/event", s.addr);
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(BIN)
+            .arg("bench")
+            .args(args)
+            .args([
+                "--endpoint",
+                &endpoint,
+                "--api-key",
+                "da2-benchtest0000000000000000",
+            ])
+            .args(["--server-pid", &s.child.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let r = run(&[
+        "fanout",
+        "--subscribers",
+        "20",
+        "--publishers",
+        "1",
+        "--batch",
+        "3",
+        "--duration",
+        "1",
+        "--rate",
+        "300",
+    ]);
+    assert_eq!(r["scenario"], "fanout");
+    let expected = r["expected_deliveries"].as_u64().unwrap();
+    assert!(expected >= 20 * 3, "{r}");
+    assert_eq!(r["received"].as_u64().unwrap(), expected, "{r}");
+    assert_eq!(r["lost"], 0);
+    assert!(r["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(r["server_cpu_seconds"].is_number());
+
+    let r = run(&[
+        "connect",
+        "--connections",
+        "50",
+        "--in-flight",
+        "10",
+        "--hold",
+        "0",
+    ]);
+    assert_eq!(r["connections"], 50);
+    assert_eq!(r["failed"], 0);
+
+    // A non-loopback endpoint is refused unless asked for.
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "http-publish",
+            "--endpoint",
+            "http://192.0.2.1:8080/event",
+            "--api-key",
+            "k",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on loopback"));
+    assert!(sigterm(&mut s.child).success());
+}

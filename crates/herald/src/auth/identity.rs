@@ -67,3 +67,50 @@ impl Identity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appsync_identity_shapes() {
+        assert_eq!(Identity::ApiKey.to_appsync(), Value::Null);
+        let jwt = |t| {
+            Identity::Jwt(JwtIdentity {
+                auth_type: t,
+                sub: Some("u1".into()),
+                issuer: "https://issuer".into(),
+                username: Some("alice".into()),
+                claims: json!({"sub": "u1"}),
+                groups: Some(vec!["admins".into()]),
+                source_ip: vec!["127.0.0.1".into()],
+            })
+        };
+        let cognito = jwt(AuthType::AmazonCognitoUserPools).to_appsync();
+        assert_eq!(cognito["username"], "alice");
+        assert_eq!(cognito["groups"], json!(["admins"]));
+        assert_eq!(cognito["defaultAuthStrategy"], "ALLOW");
+        assert_eq!(cognito["sourceIp"], json!(["127.0.0.1"]));
+        let oidc = jwt(AuthType::OpenidConnect).to_appsync();
+        assert_eq!(
+            oidc,
+            json!({"sub": "u1", "issuer": "https://issuer", "claims": {"sub": "u1"}})
+        );
+        let lambda = Identity::Lambda {
+            handler_context: json!({"k": 1}),
+        }
+        .to_appsync();
+        assert_eq!(lambda, json!({"handlerContext": {"k": 1}}));
+        let iam = Identity::Iam(IamIdentity {
+            account_id: Some("123".into()),
+            user_arn: "arn:aws:iam::123:user/bob".into(),
+            username: "bob".into(),
+            access_key_id: "AKID".into(),
+            source_ip: vec![],
+        })
+        .to_appsync();
+        assert_eq!(iam["userArn"], "arn:aws:iam::123:user/bob");
+        assert_eq!(iam["username"], "bob");
+        assert_eq!(iam["cognitoIdentityPoolId"], Value::Null);
+    }
+}
