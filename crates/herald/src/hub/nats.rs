@@ -30,19 +30,6 @@ pub struct NatsEngine {
     subs: Mutex<HashMap<String, oneshot::Sender<()>>>,
 }
 
-/// A subject-safe form of the API name.
-fn token(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl NatsEngine {
     pub async fn connect(
         config: &NatsConfig,
@@ -96,7 +83,7 @@ impl NatsEngine {
         }
         Ok(NatsEngine {
             client,
-            prefix: format!("herald.{}", token(api_name)),
+            prefix: format!("herald.{}", wire::name_token(api_name)),
             node: node.to_string(),
             receiver: Arc::new(Receiver::new(node, local, metrics.clone())),
             metrics,

@@ -40,18 +40,6 @@ pub struct RedisEngine {
     commands: mpsc::UnboundedSender<Command>,
 }
 
-fn token(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl RedisEngine {
     pub fn start(
         config: &RedisConfig,
@@ -64,7 +52,7 @@ impl RedisEngine {
             .map_err(|e| format!("bad Redis URL {}: {e}", config.url))?;
         let (commands, rx) = mpsc::unbounded_channel();
         let engine = RedisEngine {
-            prefix: format!("herald:{}:", token(api_name)),
+            prefix: format!("herald:{}:", wire::name_token(api_name)),
             node: node.to_string(),
             metrics: metrics.clone(),
             publisher: Arc::new(Mutex::new(None)),

@@ -20,6 +20,21 @@ use std::time::Instant;
 /// a short window suffices.
 const DEDUP_WINDOW: usize = 8192;
 
+/// The API name as it appears in broker subject and channel names: letters,
+/// digits, `-` and `_` kept, anything else (NATS's `.`, `*`, `>`; Redis glob
+/// characters) replaced with `_`.
+pub fn name_token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Encode a batch for the broker.
 pub fn encode(node: &str, id: u64, batch: &Batch) -> Vec<u8> {
     let mut out = String::with_capacity(

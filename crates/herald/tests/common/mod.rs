@@ -107,6 +107,10 @@ impl WsClient {
         };
         req.headers_mut()
             .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        Self::open(req).await
+    }
+
+    async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> WsClient {
         let (ws, resp) = tokio_tungstenite::connect_async(req)
             .await
             .expect("WebSocket connects");
@@ -419,13 +423,6 @@ impl WsClient {
                 .parse()
                 .unwrap(),
         );
-        let (ws, resp) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("WebSocket connects");
-        let protocol = resp
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().unwrap().to_string());
-        WsClient { ws, protocol }
+        Self::open(req).await
     }
 }
