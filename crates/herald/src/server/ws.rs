@@ -112,7 +112,10 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
             let config = WebSocketConfig::default()
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max))
-                .read_buffer_size(4096)
+                // Small: an idle connection keeps this buffer; big messages grow the
+                // read buffer as they arrive (RSS per idle connection: 14.2 KiB with
+                // 4 KiB here, 11.1 KiB with 1 KiB; see docs/benchmarks.md).
+                .read_buffer_size(1024)
                 .write_buffer_size(16 * 1024);
             let ws = WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
