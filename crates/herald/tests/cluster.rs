@@ -198,14 +198,18 @@ async fn three_nodes(engine: &str) {
             );
         }
         assert_eq!(last.len(), 6 + usize::from(wildcard));
-        // Nothing more: a marker published now is the very next frame.
-        let r = http_publish(
-            nodes[2].addr,
-            "/default/room",
-            &json!({"p": "marker", "n": 0}),
-        )
-        .await;
-        assert_eq!(r.status, 200);
+    }
+    // Nothing more: every subscriber has everything published so far, so a
+    // marker published now must be the very next frame of each (an extra copy of
+    // an earlier event would come first).
+    let r = http_publish(
+        nodes[2].addr,
+        "/default/room",
+        &json!({"p": "marker", "n": 0}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    for (i, c) in subs.iter_mut().enumerate() {
         assert_eq!(
             c.data("s").await["p"],
             "marker",
@@ -275,11 +279,12 @@ async fn outage(kind: &str) {
     let b = node(&api, "b", &engine);
     wait_ready(a.addr, 200).await;
     wait_ready(b.addr, 200).await;
-    let mut sub_a = subscriber(a.addr, "/default/*").await;
-    let mut sub_b = subscriber(b.addr, "/default/*").await;
+    let mut sub_a = subscriber(a.addr, "/default/ev/*").await;
+    let mut sub_b = subscriber(b.addr, "/default/ev/*").await;
+    let mut probe_b = subscriber(b.addr, "/default/probe").await;
 
     assert_eq!(
-        http_publish(a.addr, "/default/x", &json!({"n": 1}))
+        http_publish(a.addr, "/default/ev/x", &json!({"n": 1}))
             .await
             .status,
         200
@@ -291,21 +296,37 @@ async fn outage(kind: &str) {
     broker.child.kill().unwrap();
     broker.child.wait().unwrap();
     wait_ready(a.addr, 503).await;
-    let r = http_publish(a.addr, "/default/x", &json!({"n": 2})).await;
+    let r = http_publish(a.addr, "/default/ev/x", &json!({"n": 2})).await;
     assert_http_error(&r, 503, "ServiceUnavailableException", "this node only");
     assert_eq!(sub_a.data("s").await["n"], 2);
     // B keeps serving its own clients too.
-    let r = http_publish(b.addr, "/default/y", &json!({"n": 20})).await;
+    let r = http_publish(b.addr, "/default/ev/y", &json!({"n": 20})).await;
     assert_eq!(r.status, 503);
     assert_eq!(sub_b.data("s").await["n"], 20);
     // A subscription made during the outage is restored with the others.
-    let mut late_b = subscriber(b.addr, "/default/late").await;
+    let mut late_b = subscriber(b.addr, "/default/ev/late").await;
 
     // Back: both nodes reconnect and restore their interests.
     let _broker = start_broker(kind, port);
     wait_ready(a.addr, 200).await;
     wait_ready(b.addr, 200).await;
-    let r = http_publish(a.addr, "/default/late", &json!({"n": 3})).await;
+    // B's interests are restored together; once a probe crosses, all are back.
+    let mut crossed = false;
+    for k in 0..100 {
+        assert_eq!(
+            http_publish(a.addr, "/default/probe", &json!({"k": k}))
+                .await
+                .status,
+            200
+        );
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(50), probe_b.recv_any()).await
+        {
+            crossed = true;
+            break;
+        }
+    }
+    assert!(crossed, "node B's interests were never restored");
+    let r = http_publish(a.addr, "/default/ev/late", &json!({"n": 3})).await;
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(sub_a.data("s").await["n"], 3);
     // B missed event 2 (published during the outage) and gets 3.
