@@ -30,7 +30,11 @@ pub enum ErrorType {
     UnknownOperation,
     /// A message type (or frame kind) the protocol does not have.
     UnsupportedOperation,
-    /// The server failed.
+    /// A handler rejected the request with `util.error`.
+    Forbidden,
+    /// An `onSubscribe` handler called `util.unauthorized()` (AppSync's `Unauthorized`).
+    SubscriptionUnauthorized,
+    /// The server failed (or a handler failed).
     InternalFailure,
     /// The distribution engine is unreachable: other nodes were not reached.
     ServiceUnavailable,
@@ -48,6 +52,8 @@ impl ErrorType {
             ErrorType::DuplicatedOperation => "DuplicatedOperationError",
             ErrorType::UnknownOperation => "UnknownOperationError",
             ErrorType::UnsupportedOperation => "UnsupportedOperation",
+            ErrorType::Forbidden => "ForbiddenException",
+            ErrorType::SubscriptionUnauthorized => "Unauthorized",
             ErrorType::InternalFailure => "InternalFailureException",
             ErrorType::ServiceUnavailable => "ServiceUnavailableException",
         }
@@ -62,7 +68,8 @@ impl ErrorType {
             | ErrorType::DuplicatedOperation
             | ErrorType::UnknownOperation
             | ErrorType::UnsupportedOperation => 400,
-            ErrorType::Unauthorized => 401,
+            ErrorType::Unauthorized | ErrorType::SubscriptionUnauthorized => 401,
+            ErrorType::Forbidden => 403,
             ErrorType::PayloadTooLarge => 413,
             ErrorType::TooManyRequests => 429,
             ErrorType::InternalFailure => 500,

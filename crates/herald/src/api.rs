@@ -7,10 +7,12 @@
 
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
+use crate::handlers::{Failure, HandlerPool, Kind, Outcome};
 use crate::hub::{Batch, Hub};
 use crate::metrics::{Metrics, Transport};
+use herald_core::error::UNAUTHORIZED_MESSAGE;
 use herald_core::event::{validate_events, EncodedEvent};
-use herald_core::reply::{Accepted, PublishResult};
+use herald_core::reply::{Accepted, PublishResult, Rejected};
 use herald_core::{Channel, ChannelPattern, ErrorType, Limits, OpError};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -44,11 +46,24 @@ pub struct EventApi {
     pub hub: Hub,
     pub metrics: Metrics,
     pub started: Instant,
+    handlers: Option<HandlerPool>,
 }
 
 impl EventApi {
-    pub fn new(config: ApiConfig, hub: Hub) -> EventApi {
-        EventApi {
+    /// Build the API; namespaces' handler code is loaded (and checked) here.
+    pub fn new(config: ApiConfig, hub: Hub) -> Result<EventApi, String> {
+        let code: HashMap<String, String> = config
+            .namespaces
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), n.code_handlers.clone()?)))
+            .collect();
+        let handlers = if code.is_empty() {
+            None
+        } else {
+            Some(HandlerPool::start(code, config.handlers)?)
+        };
+        Ok(EventApi {
+            handlers,
             namespaces: config
                 .namespaces
                 .iter()
@@ -63,7 +78,65 @@ impl EventApi {
             config,
             hub,
             started: Instant::now(),
-        }
+        })
+    }
+
+    /// Run a namespace's handler, counting it. `Absent` when there is none.
+    async fn run_handler(
+        &self,
+        namespace: &str,
+        kind: Kind,
+        ctx: &Value,
+    ) -> Result<Outcome, Failure> {
+        let Some(pool) = self.handlers.as_ref().filter(|p| p.has(namespace)) else {
+            return Ok(Outcome::Absent);
+        };
+        let inv = pool.invoke(namespace, kind, ctx).await;
+        let result = match &inv.result {
+            Ok(Outcome::Absent) => return inv.result,
+            Ok(Outcome::Returned(_)) => "ok",
+            Ok(Outcome::Error { .. }) => "error",
+            Ok(Outcome::Unauthorized) => "unauthorized",
+            Err(Failure(why)) => {
+                tracing::warn!(namespace, handler = kind.export(), error = %why, "handler failed");
+                "failure"
+            }
+        };
+        self.metrics
+            .handler(namespace, kind.export(), result, inv.duration.as_secs_f64());
+        inv.result
+    }
+
+    /// AppSync's handler `ctx` (the fields Herald fills; `channel`,
+    /// `channelNamespace` and `operation` are copied to the top level in JS).
+    fn handler_ctx(
+        identity: &Identity,
+        headers: &AuthHeaders,
+        path: &str,
+        namespace: &str,
+        operation: &str,
+        events: Value,
+    ) -> Value {
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .filter(|(k, _)| *k != "cookie")
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        serde_json::json!({
+            "identity": identity.to_appsync(),
+            "request": {"headers": headers, "domainName": null},
+            "info": {
+                "channel": {"path": path, "segments": path.trim_start_matches('/').split('/').collect::<Vec<_>>()},
+                "channelNamespace": {"name": namespace},
+                "operation": operation,
+            },
+            "events": events,
+            "stash": {},
+            "prev": null,
+            "outErrors": [],
+            "result": null,
+            "error": null,
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -159,6 +232,33 @@ impl EventApi {
                 source_ip: caller.source_ip,
             };
             let identity = self.authorize(&ns.subscribe_auth_modes, req).await?;
+            let path = pattern.to_string();
+            let ctx = Self::handler_ctx(
+                &identity,
+                caller.headers,
+                &path,
+                &ns.name,
+                "SUBSCRIBE",
+                Value::Null,
+            );
+            match self.run_handler(&ns.name, Kind::OnSubscribe, &ctx).await {
+                Ok(Outcome::Absent | Outcome::Returned(_)) => {}
+                Ok(Outcome::Error { message, .. }) => {
+                    return Err(OpError::new(ErrorType::Forbidden, message))
+                }
+                Ok(Outcome::Unauthorized) => {
+                    return Err(OpError::new(
+                        ErrorType::SubscriptionUnauthorized,
+                        UNAUTHORIZED_MESSAGE,
+                    ))
+                }
+                Err(Failure(why)) => {
+                    return Err(OpError::new(
+                        ErrorType::InternalFailure,
+                        format!("The onSubscribe handler failed: {why}"),
+                    ))
+                }
+            }
             Ok((pattern, identity))
         }
         .await;
@@ -223,17 +323,30 @@ impl EventApi {
             ),
             source_ip: caller.source_ip,
         };
-        self.authorize(&ns.publish_auth_modes, req).await?;
+        let identity = self.authorize(&ns.publish_auth_modes, req).await?;
         let texts = validate_events(events, self.limits())?;
+        let ids: Vec<String> = texts
+            .iter()
+            .map(|_| crate::new_uuid().to_string())
+            .collect();
+        let (send, failed) = self
+            .on_publish(ns, &identity, caller.headers, &channel, &ids, texts)
+            .await?;
         let mut result = PublishResult::default();
-        let mut encoded = Vec::with_capacity(texts.len());
-        for (index, text) in texts.iter().enumerate() {
-            encoded.push(EncodedEvent::encode(text));
-            result.successful.push(Accepted {
-                identifier: crate::new_uuid().to_string(),
-                index,
-            });
+        for (index, identifier) in ids.iter().enumerate() {
+            if !failed.iter().any(|r: &Rejected| r.index == index) {
+                result.successful.push(Accepted {
+                    identifier: identifier.clone(),
+                    index,
+                });
+            }
         }
+        result.failed = failed;
+        if send.is_empty() {
+            return Ok(result);
+        }
+        let encoded: Vec<EncodedEvent> =
+            send.iter().map(|text| EncodedEvent::encode(text)).collect();
         let batch = Batch {
             channel,
             events: encoded,
@@ -257,5 +370,122 @@ impl EventApi {
             "published"
         );
         Ok(result)
+    }
+
+    /// Apply the namespace's `onPublish` to validated events: the texts to
+    /// broadcast, in the handler's order, and the events it failed.
+    async fn on_publish(
+        &self,
+        ns: &NamespaceConfig,
+        identity: &Identity,
+        headers: &AuthHeaders,
+        channel: &Channel,
+        ids: &[String],
+        texts: Vec<String>,
+    ) -> Result<(Vec<String>, Vec<Rejected>), OpError> {
+        if !self.handlers.as_ref().is_some_and(|p| p.has(&ns.name)) {
+            return Ok((texts, Vec::new()));
+        }
+        let events: Vec<Value> = ids
+            .iter()
+            .zip(&texts)
+            .map(|(id, text)| {
+                let payload: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                serde_json::json!({"id": id, "payload": payload})
+            })
+            .collect();
+        let ctx = Self::handler_ctx(
+            identity,
+            headers,
+            channel.path(),
+            &ns.name,
+            "PUBLISH",
+            Value::Array(events),
+        );
+        let returned = match self.run_handler(&ns.name, Kind::OnPublish, &ctx).await {
+            Ok(Outcome::Absent) => return Ok((texts, Vec::new())),
+            Ok(Outcome::Returned(v)) => v,
+            Ok(Outcome::Error { message, .. }) => {
+                return Err(OpError::new(ErrorType::Forbidden, message))
+            }
+            Ok(Outcome::Unauthorized) => return Err(OpError::unauthorized()),
+            Err(Failure(why)) => {
+                return Err(OpError::new(
+                    ErrorType::InternalFailure,
+                    format!("The onPublish handler failed: {why}"),
+                ))
+            }
+        };
+        let bad = |why: String| {
+            tracing::warn!(namespace = %ns.name, error = %why, "onPublish returned an invalid result");
+            OpError::new(
+                ErrorType::InternalFailure,
+                format!("The onPublish handler returned an invalid result: {why}"),
+            )
+        };
+        let items = match returned {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items,
+            other => {
+                return Err(bad(format!(
+                    "expected an array of {{id, payload}} or null, got {other}"
+                )))
+            }
+        };
+        let mut seen = vec![false; ids.len()];
+        let mut send = Vec::with_capacity(items.len());
+        let mut failed = Vec::new();
+        for item in items {
+            if item.is_null() {
+                continue;
+            }
+            let id = item
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("an entry has no string id".into()))?;
+            let index = ids
+                .iter()
+                .position(|i| i == id)
+                .ok_or_else(|| bad(format!("unknown event id '{id}'")))?;
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(bad(format!("event id '{id}' is returned twice")));
+            }
+            if let Some(err) = item.get("error").filter(|e| !e.is_null()) {
+                let message = err
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| err.to_string());
+                failed.push(Rejected {
+                    identifier: id.to_string(),
+                    index,
+                    code: 400,
+                    message,
+                });
+                continue;
+            }
+            let payload = item
+                .get("payload")
+                .ok_or_else(|| bad(format!("the entry for '{id}' has no payload")))?;
+            let text = payload.to_string();
+            if text.len() > self.limits().max_event_bytes {
+                failed.push(Rejected {
+                    identifier: id.to_string(),
+                    index,
+                    code: 413,
+                    message: format!(
+                        "The event is {} bytes after onPublish; the limit is {} bytes",
+                        text.len(),
+                        self.limits().max_event_bytes
+                    ),
+                });
+                continue;
+            }
+            send.push(text);
+        }
+        let not_sent = ids.len() - send.len();
+        if not_sent > 0 {
+            self.metrics.dropped("handler", not_sent as u64);
+        }
+        Ok((send, failed))
     }
 }

@@ -200,7 +200,10 @@ pub struct NamespaceFile {
     pub name: String,
     pub publish_auth_modes: Option<Vec<AuthMode>>,
     pub subscribe_auth_modes: Option<Vec<AuthMode>>,
+    /// The handler module's source (AppSync's `codeHandlers`).
     pub code_handlers: Option<String>,
+    /// Herald: read `code_handlers` from this file instead.
+    pub code_handlers_file: Option<PathBuf>,
     pub handler_configs: Option<toml::Table>,
     pub tags: Option<toml::Table>,
 }
@@ -275,6 +278,22 @@ pub struct ConfigFile {
     pub channel_namespaces: Vec<NamespaceFile>,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub handlers: HandlersFile,
+}
+
+/// `[handlers]`: limits for JavaScript handlers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlersFile {
+    /// Wall time per invocation (AppSync: 30 s).
+    pub timeout_ms: Option<u64>,
+    /// Memory per JavaScript runtime.
+    pub memory_limit_mb: Option<usize>,
+    /// Worker threads running handlers.
+    pub workers: Option<usize>,
+    /// Invocations that may wait for a worker before new ones are refused.
+    pub queue: Option<usize>,
 }
 
 impl ConfigFile {
@@ -327,6 +346,8 @@ pub struct NamespaceConfig {
     pub name: String,
     pub publish_auth_modes: Vec<AuthType>,
     pub subscribe_auth_modes: Vec<AuthType>,
+    /// JavaScript handler source, if any.
+    pub code_handlers: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -357,6 +378,7 @@ pub struct ApiConfig {
     pub metrics: bool,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
     pub log_level: Option<String>,
+    pub handlers: crate::handlers::HandlerSettings,
 }
 
 fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
@@ -523,12 +545,29 @@ impl ApiConfig {
             if !names.insert(ns.name.clone()) {
                 return Err(format!("namespace '{}' is defined twice", ns.name));
             }
-            if ns.code_handlers.is_some() || ns.handler_configs.is_some() {
+            if ns.handler_configs.is_some() {
                 return Err(format!(
-                    "namespace '{}': code_handlers and handler_configs are not supported by this version of Herald",
+                    "namespace '{}': handler_configs (DIRECT data-source handlers) are not supported by this version of Herald; use code_handlers",
                     ns.name
                 ));
             }
+            let code_handlers = match (&ns.code_handlers, &ns.code_handlers_file) {
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "namespace '{}': use code_handlers or code_handlers_file, not both",
+                        ns.name
+                    ))
+                }
+                (Some(code), None) => Some(code.clone()),
+                (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "namespace '{}': cannot read {}: {e}",
+                        ns.name,
+                        path.display()
+                    )
+                })?),
+                (None, None) => None,
+            };
             let publish = modes(&ns.publish_auth_modes).unwrap_or_else(|| default_publish.clone());
             let subscribe =
                 modes(&ns.subscribe_auth_modes).unwrap_or_else(|| default_subscribe.clone());
@@ -544,6 +583,7 @@ impl ApiConfig {
                 name: ns.name.clone(),
                 publish_auth_modes: publish,
                 subscribe_auth_modes: subscribe,
+                code_handlers,
             });
         }
         for name in &over.namespaces {
@@ -557,6 +597,7 @@ impl ApiConfig {
                     name: name.clone(),
                     publish_auth_modes: default_publish.clone(),
                     subscribe_auth_modes: default_subscribe.clone(),
+                    code_handlers: None,
                 });
             }
         }
@@ -565,6 +606,7 @@ impl ApiConfig {
                 name: "default".into(),
                 publish_auth_modes: default_publish.clone(),
                 subscribe_auth_modes: default_subscribe.clone(),
+                code_handlers: None,
             });
         }
 
@@ -695,6 +737,16 @@ impl ApiConfig {
             console: over.console.or(file.server.console).unwrap_or(false),
             metrics: file.server.metrics.unwrap_or(true),
             log_level,
+            handlers: {
+                let d = crate::handlers::HandlerSettings::default();
+                let h = &file.handlers;
+                crate::handlers::HandlerSettings {
+                    timeout: h.timeout_ms.map(Duration::from_millis).unwrap_or(d.timeout),
+                    memory_bytes: h.memory_limit_mb.map(|m| m << 20).unwrap_or(d.memory_bytes),
+                    workers: h.workers.unwrap_or(d.workers).max(1),
+                    queue: h.queue.unwrap_or(d.queue).max(1),
+                }
+            },
         })
     }
 
@@ -794,7 +846,7 @@ mod tests {
             .contains("identity_validation_expression"));
         assert!(ConfigFile::parse("bogus = 1").is_err());
         assert!(
-            err("[[channel_namespaces]]\nname = \"a\"\ncode_handlers = \"x\"")
+            err("[[channel_namespaces]]\nname = \"a\"\nhandler_configs = {}")
                 .contains("not supported")
         );
         assert!(err("[event_config]\nconnection_auth_modes = []").contains("empty"));

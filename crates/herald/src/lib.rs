@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod handlers;
 pub mod http_client;
 pub mod hub;
 pub mod metrics;

@@ -63,6 +63,19 @@ struct TransportNamespaceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerLabels {
+    namespace: String,
+    handler: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerDurationLabels {
+    namespace: String,
+    handler: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthLabels {
     mode: &'static str,
     operation: &'static str,
@@ -86,7 +99,16 @@ pub struct Metrics {
     events_dropped: Family<ReasonLabels, Counter>,
     auth: Family<AuthLabels, Counter>,
     publish_to_send: Histogram,
+    handler_invocations: Family<HandlerLabels, Counter>,
+    handler_duration: Family<HandlerDurationLabels, Histogram, fn() -> Histogram>,
     totals: TotalCounters,
+}
+
+fn handler_histogram() -> Histogram {
+    // 100 us .. ~6.5 s
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 17,
+    ))
 }
 
 /// Unlabelled sums for the console's live view (not exported).
@@ -124,6 +146,8 @@ impl Metrics {
             publish_to_send: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 17),
             ),
+            handler_invocations: Family::default(),
+            handler_duration: Family::new_with_constructor(handler_histogram as fn() -> Histogram),
             totals: TotalCounters::default(),
         };
         let mut m = m;
@@ -183,6 +207,17 @@ impl Metrics {
             "Time from a publish being accepted to its frame being written to a subscriber socket, observed once per socket write for the oldest event in it",
             Unit::Seconds,
             m.publish_to_send.clone(),
+        );
+        r.register(
+            "handler_invocations",
+            "JavaScript handler invocations, by namespace, handler and result (ok, error, unauthorized, failure)",
+            m.handler_invocations.clone(),
+        );
+        r.register_with_unit(
+            "handler_duration",
+            "JavaScript handler invocation time, queueing included",
+            Unit::Seconds,
+            m.handler_duration.clone(),
         );
         // Every drop reason exists from the start (handlers come later), so
         // dashboards see zeros rather than gaps.
@@ -310,6 +345,26 @@ impl Metrics {
                 result: if ok { "allowed" } else { "denied" },
             })
             .inc();
+    }
+
+    pub fn handler(
+        &self,
+        namespace: &str,
+        handler: &'static str,
+        result: &'static str,
+        seconds: f64,
+    ) {
+        let namespace = self.ns(Some(namespace));
+        self.handler_invocations
+            .get_or_create(&HandlerLabels {
+                namespace: namespace.clone(),
+                handler,
+                result,
+            })
+            .inc();
+        self.handler_duration
+            .get_or_create(&HandlerDurationLabels { namespace, handler })
+            .observe(seconds);
     }
 
     pub fn observe_publish_to_send(&self, seconds: f64) {

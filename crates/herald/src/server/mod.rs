@@ -81,7 +81,7 @@ impl Server {
         // outbound HTTP, NATS and Redis TLS).
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         let hub = Hub::from_config(&config).await?;
-        let api = Arc::new(EventApi::new(config, hub));
+        let api = Arc::new(EventApi::new(config, hub)?);
         Ok(Server {
             listener,
             tls: tls.map(TlsAcceptor::from),

@@ -1,0 +1,264 @@
+//! Namespace handlers: `onPublish` / `onSubscribe` written in JavaScript (AppSync's
+//! `code_handlers`), run in embedded QuickJS.
+//!
+//! Each namespace's code is checked when the server starts (a syntax error stops
+//! it with the message and line). Invocations run on a small pool of worker
+//! threads; each worker keeps one loaded runtime per namespace and reuses it, so
+//! an invocation starts from compiled, initialized code. Every invocation has a
+//! wall-time limit (enforced with QuickJS's interrupt handler) and every runtime
+//! a memory limit; a handler that loops, exhausts memory or throws fails that one
+//! request with a clear error, its runtime is replaced, and nothing else is
+//! affected. Handler code has no file or network access: QuickJS offers none and
+//! Herald adds none.
+//!
+//! The job queue is bounded: when it is full (handlers slower than the request
+//! rate), requests fail at once with a clear error instead of waiting.
+
+mod runtime;
+
+use runtime::{JsInstance, JsLimits, JsOutcome};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// AppSync's limit on handler code.
+pub const MAX_CODE_CHARS: usize = 32_768;
+
+/// Which handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    OnPublish,
+    OnSubscribe,
+}
+
+impl Kind {
+    pub fn export(self) -> &'static str {
+        match self {
+            Kind::OnPublish => "onPublish",
+            Kind::OnSubscribe => "onSubscribe",
+        }
+    }
+}
+
+/// What a handler said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The namespace has no such handler: default behaviour.
+    Absent,
+    /// The handler returned this value (`null` for nothing).
+    Returned(Value),
+    /// `util.error(message, errorType)`.
+    Error {
+        message: String,
+        error_type: Option<String>,
+    },
+    /// `util.unauthorized()`.
+    Unauthorized,
+}
+
+/// Why a handler could not answer (for that request only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure(pub String);
+
+/// Handler limits and pool size.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerSettings {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub workers: usize,
+    pub queue: usize,
+}
+
+impl Default for HandlerSettings {
+    fn default() -> Self {
+        HandlerSettings {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 64 << 20,
+            workers: 2,
+            queue: 1024,
+        }
+    }
+}
+
+struct Job {
+    namespace: Arc<str>,
+    kind: Kind,
+    ctx_json: String,
+    reply: oneshot::Sender<Result<Outcome, Failure>>,
+}
+
+/// Timings and counts for metrics.
+pub struct Invocation {
+    pub result: Result<Outcome, Failure>,
+    pub duration: Duration,
+}
+
+/// The handler worker pool.
+pub struct HandlerPool {
+    jobs: mpsc::SyncSender<Job>,
+    namespaces: HashMap<String, Arc<str>>,
+    settings: HandlerSettings,
+}
+
+impl HandlerPool {
+    /// Check every namespace's code and start the workers. `code` maps namespace
+    /// names to their handler source.
+    pub fn start(
+        code: HashMap<String, String>,
+        settings: HandlerSettings,
+    ) -> Result<HandlerPool, String> {
+        let limits = JsLimits {
+            timeout: settings.timeout.min(Duration::from_secs(10)),
+            memory_bytes: settings.memory_bytes,
+        };
+        for (ns, source) in &code {
+            if source.chars().count() > MAX_CODE_CHARS {
+                return Err(format!(
+                    "namespace '{ns}': code_handlers is longer than {MAX_CODE_CHARS} characters"
+                ));
+            }
+            let instance = JsInstance::load(ns, source, limits)
+                .map_err(|e| format!("namespace '{ns}': code_handlers do not load: {e}"))?;
+            if !instance.exports("onPublish") && !instance.exports("onSubscribe") {
+                return Err(format!(
+                    "namespace '{ns}': code_handlers export neither onPublish nor onSubscribe"
+                ));
+            }
+        }
+        let code: Arc<HashMap<Arc<str>, Arc<str>>> = Arc::new(
+            code.into_iter()
+                .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+                .collect(),
+        );
+        let (tx, rx) = mpsc::sync_channel::<Job>(settings.queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..settings.workers.max(1) {
+            let (rx, code) = (rx.clone(), code.clone());
+            let limits = JsLimits {
+                timeout: settings.timeout,
+                memory_bytes: settings.memory_bytes,
+            };
+            std::thread::Builder::new()
+                .name(format!("herald-handlers-{i}"))
+                .spawn(move || worker(rx, code, limits))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(HandlerPool {
+            jobs: tx,
+            namespaces: code.keys().map(|k| (k.to_string(), k.clone())).collect(),
+            settings,
+        })
+    }
+
+    /// Whether `namespace` has code handlers.
+    pub fn has(&self, namespace: &str) -> bool {
+        self.namespaces.contains_key(namespace)
+    }
+
+    /// Run a handler. `Absent` when the namespace has no code or no such export.
+    pub async fn invoke(&self, namespace: &str, kind: Kind, ctx: &Value) -> Invocation {
+        let started = Instant::now();
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return Invocation {
+                result: Ok(Outcome::Absent),
+                duration: Duration::ZERO,
+            };
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            namespace: ns.clone(),
+            kind,
+            ctx_json: ctx.to_string(),
+            reply,
+        };
+        let result = match self.jobs.try_send(job) {
+            Err(mpsc::TrySendError::Full(_)) => Err(Failure(
+                "too many handler invocations are waiting; try again".into(),
+            )),
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                Err(Failure("the handler workers stopped".into()))
+            }
+            Ok(()) => {
+                match tokio::time::timeout(self.settings.timeout + Duration::from_secs(5), answer)
+                    .await
+                {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(Failure("the handler worker stopped".into())),
+                    Err(_) => Err(Failure("the handler did not answer in time".into())),
+                }
+            }
+        };
+        Invocation {
+            result,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+fn worker(
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    code: Arc<HashMap<Arc<str>, Arc<str>>>,
+    limits: JsLimits,
+) {
+    let mut instances: HashMap<Arc<str>, JsInstance> = HashMap::new();
+    loop {
+        let job = match rx.lock().unwrap().recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        if job.reply.is_closed() {
+            continue;
+        }
+        let instance = match instances.get(&job.namespace) {
+            Some(i) => i,
+            None => match JsInstance::load(&job.namespace, &code[&job.namespace], limits) {
+                Ok(i) => instances.entry(job.namespace.clone()).or_insert(i),
+                Err(e) => {
+                    let _ = job
+                        .reply
+                        .send(Err(Failure(format!("the handler code does not load: {e}"))));
+                    continue;
+                }
+            },
+        };
+        let result = match instance.invoke(job.kind.export(), &job.ctx_json, limits.timeout) {
+            JsOutcome::Answer(json) => parse_answer(&json),
+            JsOutcome::Broken(why) => {
+                // A runtime that was interrupted or ran out of memory is not reused.
+                instances.remove(&job.namespace);
+                Err(Failure(why))
+            }
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+fn parse_answer(json: &str) -> Result<Outcome, Failure> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|_| Failure("the handler's answer is not JSON".into()))?;
+    if v.get("missing").is_some() {
+        return Ok(Outcome::Absent);
+    }
+    if let Some(ok) = v.get("ok") {
+        return Ok(Outcome::Returned(ok.clone()));
+    }
+    match v.get("reject").and_then(Value::as_str) {
+        Some("unauthorized") => return Ok(Outcome::Unauthorized),
+        Some(_) => {
+            return Ok(Outcome::Error {
+                message: v["message"].as_str().unwrap_or_default().to_string(),
+                error_type: v["errorType"].as_str().map(str::to_string),
+            })
+        }
+        None => {}
+    }
+    Err(Failure(
+        v["thrown"]
+            .as_str()
+            .unwrap_or("the handler failed")
+            .to_string(),
+    ))
+}
