@@ -150,6 +150,7 @@ async fn wildcards_match_any_depth_and_nothing_else() {
         name: "other".into(),
         publish_auth_modes: vec![herald::config::AuthType::ApiKey],
         subscribe_auth_modes: vec![herald::config::AuthType::ApiKey],
+        code_handlers: None,
     });
     let server = TestServer::with_config(config).await;
     let mut c = server.ws().await;
