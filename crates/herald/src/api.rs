@@ -7,7 +7,8 @@
 
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
-use crate::handlers::{Failure, HandlerPool, Kind, Outcome};
+use crate::handlers::{DirectHandler, Failure, HandlerPool, InvokeType, Kind, Outcome};
+use crate::http_client::HttpClient;
 use crate::hub::{Batch, Hub};
 use crate::metrics::{Metrics, Transport};
 use herald_core::error::UNAUTHORIZED_MESSAGE;
@@ -47,6 +48,8 @@ pub struct EventApi {
     pub metrics: Metrics,
     pub started: Instant,
     handlers: Option<HandlerPool>,
+    /// For DIRECT handlers.
+    http: HttpClient,
 }
 
 impl EventApi {
@@ -64,6 +67,7 @@ impl EventApi {
         };
         Ok(EventApi {
             handlers,
+            http: HttpClient::new(None)?,
             namespaces: config
                 .namespaces
                 .iter()
@@ -81,30 +85,62 @@ impl EventApi {
         })
     }
 
-    /// Run a namespace's handler, counting it. `Absent` when there is none.
+    /// Whether `ns` has a handler of this kind (code or DIRECT).
+    fn has_handler(&self, ns: &NamespaceConfig, kind: Kind) -> bool {
+        let direct = match kind {
+            Kind::OnPublish => ns.direct_on_publish.is_some(),
+            Kind::OnSubscribe => ns.direct_on_subscribe.is_some(),
+        };
+        direct || self.handlers.as_ref().is_some_and(|p| p.has(&ns.name))
+    }
+
+    /// Run a namespace's handler (DIRECT or code), counting it. `Absent` when
+    /// there is none.
     async fn run_handler(
         &self,
-        namespace: &str,
+        ns: &NamespaceConfig,
         kind: Kind,
         ctx: &Value,
     ) -> Result<Outcome, Failure> {
-        let Some(pool) = self.handlers.as_ref().filter(|p| p.has(namespace)) else {
-            return Ok(Outcome::Absent);
+        let direct = match kind {
+            Kind::OnPublish => ns.direct_on_publish.as_ref(),
+            Kind::OnSubscribe => ns.direct_on_subscribe.as_ref(),
         };
-        let inv = pool.invoke(namespace, kind, ctx).await;
-        let result = match &inv.result {
-            Ok(Outcome::Absent) => return inv.result,
-            Ok(Outcome::Returned(_)) => "ok",
+        let started = Instant::now();
+        let result = match (direct, self.handlers.as_ref().filter(|p| p.has(&ns.name))) {
+            (Some(d), _) => {
+                let handler = DirectHandler {
+                    url: d.endpoint.clone(),
+                    invoke_type: if d.event {
+                        InvokeType::Event
+                    } else {
+                        InvokeType::RequestResponse
+                    },
+                    timeout: d.timeout,
+                    http: self.http.clone(),
+                };
+                handler.invoke(&ns.name, kind, ctx).await
+            }
+            (None, Some(pool)) => pool.invoke(&ns.name, kind, ctx).await.result,
+            (None, None) => return Ok(Outcome::Absent),
+        };
+        let label = match &result {
+            Ok(Outcome::Absent) if direct.is_none() => return result,
+            Ok(Outcome::Absent | Outcome::Returned(_)) => "ok",
             Ok(Outcome::Error { .. }) => "error",
             Ok(Outcome::Unauthorized) => "unauthorized",
             Err(Failure(why)) => {
-                tracing::warn!(namespace, handler = kind.export(), error = %why, "handler failed");
+                tracing::warn!(namespace = %ns.name, handler = kind.export(), error = %why, "handler failed");
                 "failure"
             }
         };
-        self.metrics
-            .handler(namespace, kind.export(), result, inv.duration.as_secs_f64());
-        inv.result
+        self.metrics.handler(
+            &ns.name,
+            kind.export(),
+            label,
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
     /// AppSync's handler `ctx` (the fields Herald fills; `channel`,
@@ -232,31 +268,33 @@ impl EventApi {
                 source_ip: caller.source_ip,
             };
             let identity = self.authorize(&ns.subscribe_auth_modes, req).await?;
-            let path = pattern.to_string();
-            let ctx = Self::handler_ctx(
-                &identity,
-                caller.headers,
-                &path,
-                &ns.name,
-                "SUBSCRIBE",
-                Value::Null,
-            );
-            match self.run_handler(&ns.name, Kind::OnSubscribe, &ctx).await {
-                Ok(Outcome::Absent | Outcome::Returned(_)) => {}
-                Ok(Outcome::Error { message, .. }) => {
-                    return Err(OpError::new(ErrorType::Forbidden, message))
-                }
-                Ok(Outcome::Unauthorized) => {
-                    return Err(OpError::new(
-                        ErrorType::SubscriptionUnauthorized,
-                        UNAUTHORIZED_MESSAGE,
-                    ))
-                }
-                Err(Failure(why)) => {
-                    return Err(OpError::new(
-                        ErrorType::InternalFailure,
-                        format!("The onSubscribe handler failed: {why}"),
-                    ))
+            if self.has_handler(ns, Kind::OnSubscribe) {
+                let path = pattern.to_string();
+                let ctx = Self::handler_ctx(
+                    &identity,
+                    caller.headers,
+                    &path,
+                    &ns.name,
+                    "SUBSCRIBE",
+                    Value::Null,
+                );
+                match self.run_handler(ns, Kind::OnSubscribe, &ctx).await {
+                    Ok(Outcome::Absent | Outcome::Returned(_)) => {}
+                    Ok(Outcome::Error { message, .. }) => {
+                        return Err(OpError::new(ErrorType::Forbidden, message))
+                    }
+                    Ok(Outcome::Unauthorized) => {
+                        return Err(OpError::new(
+                            ErrorType::SubscriptionUnauthorized,
+                            UNAUTHORIZED_MESSAGE,
+                        ))
+                    }
+                    Err(Failure(why)) => {
+                        return Err(OpError::new(
+                            ErrorType::InternalFailure,
+                            format!("The onSubscribe handler failed: {why}"),
+                        ))
+                    }
                 }
             }
             Ok((pattern, identity))
@@ -383,7 +421,7 @@ impl EventApi {
         ids: &[String],
         texts: Vec<String>,
     ) -> Result<(Vec<String>, Vec<Rejected>), OpError> {
-        if !self.handlers.as_ref().is_some_and(|p| p.has(&ns.name)) {
+        if !self.has_handler(ns, Kind::OnPublish) {
             return Ok((texts, Vec::new()));
         }
         let events: Vec<Value> = ids
@@ -402,7 +440,7 @@ impl EventApi {
             "PUBLISH",
             Value::Array(events),
         );
-        let returned = match self.run_handler(&ns.name, Kind::OnPublish, &ctx).await {
+        let returned = match self.run_handler(ns, Kind::OnPublish, &ctx).await {
             Ok(Outcome::Absent) => return Ok((texts, Vec::new())),
             Ok(Outcome::Returned(v)) => v,
             Ok(Outcome::Error { message, .. }) => {

@@ -204,7 +204,7 @@ pub struct NamespaceFile {
     pub code_handlers: Option<String>,
     /// Herald: read `code_handlers` from this file instead.
     pub code_handlers_file: Option<PathBuf>,
-    pub handler_configs: Option<toml::Table>,
+    pub handler_configs: Option<HandlerConfigsFile>,
     pub tags: Option<toml::Table>,
 }
 
@@ -280,6 +280,59 @@ pub struct ConfigFile {
     pub limits: LimitsFile,
     #[serde(default)]
     pub handlers: HandlersFile,
+    #[serde(default)]
+    pub data_sources: Vec<DataSourceFile>,
+}
+
+/// `[[data_sources]]`: a Lambda-style function reached over HTTP, for DIRECT
+/// handlers (AppSync's `AWS_LAMBDA` data source; Herald calls an endpoint).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSourceFile {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function's HTTP(S) URL; it receives the handler payload as a JSON POST.
+    pub endpoint: String,
+    pub timeout_ms: Option<u64>,
+}
+
+/// `handler_configs` (AppSync's `HandlerConfigs`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerConfigsFile {
+    pub on_publish: Option<HandlerConfigFile>,
+    pub on_subscribe: Option<HandlerConfigFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerConfigFile {
+    /// `CODE` or `DIRECT`.
+    pub behavior: String,
+    pub integration: IntegrationFile,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationFile {
+    pub data_source_name: String,
+    pub lambda_config: Option<LambdaInvokeFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaInvokeFile {
+    /// `REQUEST_RESPONSE` (default) or `EVENT`.
+    pub invoke_type: Option<String>,
+}
+
+/// A resolved DIRECT handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectConfig {
+    pub endpoint: String,
+    pub event: bool,
+    pub timeout: Duration,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -348,6 +401,9 @@ pub struct NamespaceConfig {
     pub subscribe_auth_modes: Vec<AuthType>,
     /// JavaScript handler source, if any.
     pub code_handlers: Option<String>,
+    /// DIRECT handlers.
+    pub direct_on_publish: Option<DirectConfig>,
+    pub direct_on_subscribe: Option<DirectConfig>,
 }
 
 /// The validated configuration the server runs with.
@@ -486,6 +542,20 @@ impl ApiConfig {
                 "the AWS_IAM auth provider needs at least one [[iam_credentials]] entry".into(),
             );
         }
+        for d in &file.data_sources {
+            if d.kind != "AWS_LAMBDA" {
+                return Err(format!(
+                    "data source '{}': type '{}' is not supported (AWS_LAMBDA only)",
+                    d.name, d.kind
+                ));
+            }
+            if !(d.endpoint.starts_with("http://") || d.endpoint.starts_with("https://")) {
+                return Err(format!(
+                    "data source '{}': endpoint must be an http(s) URL",
+                    d.name
+                ));
+            }
+        }
         for c in &file.iam_credentials {
             for g in &c.allow {
                 for a in &g.actions {
@@ -545,12 +615,50 @@ impl ApiConfig {
             if !names.insert(ns.name.clone()) {
                 return Err(format!("namespace '{}' is defined twice", ns.name));
             }
-            if ns.handler_configs.is_some() {
-                return Err(format!(
-                    "namespace '{}': handler_configs (DIRECT data-source handlers) are not supported by this version of Herald; use code_handlers",
-                    ns.name
-                ));
-            }
+            let direct = |h: &Option<HandlerConfigFile>,
+                          which: &str|
+             -> Result<Option<DirectConfig>, String> {
+                let Some(h) = h else { return Ok(None) };
+                let what = format!("namespace '{}' handler_configs.{which}", ns.name);
+                if h.behavior != "DIRECT" {
+                    return Err(format!(
+                        "{what}: behavior '{}' is not supported (DIRECT only; CODE handlers go in code_handlers)",
+                        h.behavior
+                    ));
+                }
+                let ds = file
+                    .data_sources
+                    .iter()
+                    .find(|d| d.name == h.integration.data_source_name)
+                    .ok_or_else(|| {
+                        format!(
+                            "{what}: no data source named '{}'",
+                            h.integration.data_source_name
+                        )
+                    })?;
+                let event = match h
+                    .integration
+                    .lambda_config
+                    .as_ref()
+                    .and_then(|l| l.invoke_type.as_deref())
+                {
+                    None | Some("REQUEST_RESPONSE") => false,
+                    Some("EVENT") => true,
+                    Some(other) => {
+                        return Err(format!(
+                            "{what}: invoke_type '{other}' is not REQUEST_RESPONSE or EVENT"
+                        ))
+                    }
+                };
+                Ok(Some(DirectConfig {
+                    endpoint: ds.endpoint.clone(),
+                    event,
+                    timeout: Duration::from_millis(ds.timeout_ms.unwrap_or(30_000)),
+                }))
+            };
+            let hc = ns.handler_configs.clone().unwrap_or_default();
+            let direct_on_publish = direct(&hc.on_publish, "on_publish")?;
+            let direct_on_subscribe = direct(&hc.on_subscribe, "on_subscribe")?;
             let code_handlers = match (&ns.code_handlers, &ns.code_handlers_file) {
                 (Some(_), Some(_)) => {
                     return Err(format!(
@@ -568,6 +676,14 @@ impl ApiConfig {
                 })?),
                 (None, None) => None,
             };
+            if code_handlers.is_some()
+                && (direct_on_publish.is_some() || direct_on_subscribe.is_some())
+            {
+                return Err(format!(
+                    "namespace '{}': use code_handlers or DIRECT handler_configs, not both",
+                    ns.name
+                ));
+            }
             let publish = modes(&ns.publish_auth_modes).unwrap_or_else(|| default_publish.clone());
             let subscribe =
                 modes(&ns.subscribe_auth_modes).unwrap_or_else(|| default_subscribe.clone());
@@ -584,6 +700,8 @@ impl ApiConfig {
                 publish_auth_modes: publish,
                 subscribe_auth_modes: subscribe,
                 code_handlers,
+                direct_on_publish,
+                direct_on_subscribe,
             });
         }
         for name in &over.namespaces {
@@ -598,6 +716,8 @@ impl ApiConfig {
                     publish_auth_modes: default_publish.clone(),
                     subscribe_auth_modes: default_subscribe.clone(),
                     code_handlers: None,
+                    direct_on_publish: None,
+                    direct_on_subscribe: None,
                 });
             }
         }
@@ -607,6 +727,8 @@ impl ApiConfig {
                 publish_auth_modes: default_publish.clone(),
                 subscribe_auth_modes: default_subscribe.clone(),
                 code_handlers: None,
+                direct_on_publish: None,
+                direct_on_subscribe: None,
             });
         }
 
@@ -845,10 +967,10 @@ mod tests {
         assert!(err("[event_config]\nauth_providers = [{ auth_type = \"AWS_LAMBDA\", lambda_authorizer_config = { authorizer_uri = \"http://x\", identity_validation_expression = \"(\" } }]")
             .contains("identity_validation_expression"));
         assert!(ConfigFile::parse("bogus = 1").is_err());
-        assert!(
-            err("[[channel_namespaces]]\nname = \"a\"\nhandler_configs = {}")
-                .contains("not supported")
-        );
+        assert!(err(
+            "[[channel_namespaces]]\nname = \"a\"\nhandler_configs = { on_publish = { behavior = \"DIRECT\", integration = { data_source_name = \"x\" } } }"
+        )
+        .contains("no data source named 'x'"));
         assert!(err("[event_config]\nconnection_auth_modes = []").contains("empty"));
     }
 }

@@ -352,3 +352,124 @@ async fn code_that_does_not_load_is_refused_at_startup() {
         .expect("refused");
     assert!(err.contains("longer than 32768"), "{err}");
 }
+
+/// A Lambda-style function for DIRECT handlers: uppercases `message`, fails
+/// events with `bad`, rejects subscriptions to `/d/closed`, and can be slow.
+async fn direct_function() -> TinyServer {
+    TinyServer::start(|r| {
+        let ctx: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let path = ctx["info"]["channel"]["path"].as_str().unwrap_or_default().to_string();
+        if path.ends_with("/slow") {
+            return Answer { status: 200, body: "null".into(), delay: std::time::Duration::from_secs(3) };
+        }
+        if path.ends_with("/broken") {
+            return Answer { status: 500, body: "{}".into(), delay: Default::default() };
+        }
+        if path.ends_with("/garbage") {
+            return Answer { status: 200, body: "<html>".into(), delay: Default::default() };
+        }
+        match ctx["info"]["operation"].as_str() {
+            Some("SUBSCRIBE") if path == "/d/closed" => Answer::json(json!({"error": "closed for now"})),
+            Some("SUBSCRIBE") => Answer { status: 200, body: "null".into(), delay: Default::default() },
+            _ => {
+                let events: Vec<Value> = ctx["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| match e["payload"].get("bad") {
+                        Some(_) => json!({"id": e["id"], "error": "bad"}),
+                        None => json!({"id": e["id"], "payload": {"message": e["payload"]["message"].as_str().unwrap_or_default().to_uppercase()}}),
+                    })
+                    .collect();
+                Answer::json(json!({"events": events, "error": null}))
+            }
+        }
+    })
+    .await
+}
+
+fn direct_config(function: &TinyServer, invoke_type: &str) -> String {
+    format!(
+        r#"
+[[api_keys]]
+id = "{KEY}"
+[[data_sources]]
+name = "fn"
+type = "AWS_LAMBDA"
+endpoint = "{}"
+timeout_ms = 500
+[[channel_namespaces]]
+name = "d"
+handler_configs = {{ on_publish = {{ behavior = "DIRECT", integration = {{ data_source_name = "fn", lambda_config = {{ invoke_type = "{invoke_type}" }} }} }}, on_subscribe = {{ behavior = "DIRECT", integration = {{ data_source_name = "fn" }} }} }}
+"#,
+        function.url("/invoke")
+    )
+}
+
+#[tokio::test]
+async fn direct_handlers_request_response() {
+    let function = direct_function().await;
+    let server = start_with_toml(&direct_config(&function, "REQUEST_RESPONSE")).await;
+    let mut c = server.ws().await;
+    c.init().await;
+    c.subscribe("s", "/d/room").await;
+    let r = publish(
+        &server,
+        "/d/room",
+        &[json!({"message": "hi"}), json!({"bad": 1})],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["failed"][0]["index"], 1);
+    assert_eq!(c.data("s").await, json!({"message": "HI"}));
+
+    // The payload follows AppSync's direct Lambda shape.
+    let seen: Value = serde_json::from_slice(&function.requests().last().unwrap().body).unwrap();
+    for key in [
+        "identity",
+        "result",
+        "request",
+        "info",
+        "error",
+        "prev",
+        "stash",
+        "outErrors",
+        "events",
+    ] {
+        assert!(seen.get(key).is_some(), "payload has {key}: {seen}");
+    }
+    assert_eq!(seen["info"]["operation"], "PUBLISH");
+    assert_eq!(seen["info"]["channelNamespace"]["name"], "d");
+
+    c.send(json!({"type": "subscribe", "id": "x", "channel": "/d/closed"}))
+        .await;
+    assert_ws_error(
+        &c.recv().await,
+        "subscribe_error",
+        Some("x"),
+        "ForbiddenException",
+        "closed for now",
+    );
+    let r = publish(&server, "/d/broken", &[json!(1)]).await;
+    assert_http_error(&r, 403, "ForbiddenException", "rejected the request");
+    let r = publish(&server, "/d/slow", &[json!(1)]).await;
+    assert_http_error(&r, 500, "InternalFailureException", "unreachable");
+    let r = publish(&server, "/d/garbage", &[json!(1)]).await;
+    assert_http_error(&r, 500, "InternalFailureException", "invalid JSON");
+}
+
+#[tokio::test]
+async fn direct_handlers_event_mode_fire_and_forget() {
+    let function = direct_function().await;
+    let server = start_with_toml(&direct_config(&function, "EVENT")).await;
+    let mut c = server.ws().await;
+    c.init().await;
+    c.subscribe("s", "/d/room").await;
+    // Broadcast as published (not transformed): EVENT ignores the answer.
+    let r = publish(&server, "/d/room", &[json!({"message": "as is"})]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(c.data("s").await, json!({"message": "as is"}));
+    // Even a slow function does not hold the publisher.
+    let r = publish(&server, "/d/slow", &[json!(1)]).await;
+    assert_eq!(r.status, 200);
+}

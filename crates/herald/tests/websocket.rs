@@ -151,6 +151,8 @@ async fn wildcards_match_any_depth_and_nothing_else() {
         publish_auth_modes: vec![herald::config::AuthType::ApiKey],
         subscribe_auth_modes: vec![herald::config::AuthType::ApiKey],
         code_handlers: None,
+        direct_on_publish: None,
+        direct_on_subscribe: None,
     });
     let server = TestServer::with_config(config).await;
     let mut c = server.ws().await;

@@ -14,7 +14,10 @@
 //! The job queue is bounded: when it is full (handlers slower than the request
 //! rate), requests fail at once with a clear error instead of waiting.
 
+mod direct;
 mod runtime;
+
+pub use direct::{DirectHandler, InvokeType};
 
 use runtime::{JsInstance, JsLimits, JsOutcome};
 use serde_json::Value;
