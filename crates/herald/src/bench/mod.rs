@@ -101,6 +101,20 @@ pub enum Scenario {
         #[arg(long, default_value_t = 2)]
         hold: u64,
     },
+    /// Handler engine timings: cold start (load + first call) and warm calls of
+    /// an `onPublish` handler, without the network.
+    Handler {
+        /// Handler source file (default: the AWS docs' transform example).
+        #[arg(long)]
+        code: Option<std::path::PathBuf>,
+        /// Events per invocation.
+        #[arg(long, default_value_t = 5)]
+        events: usize,
+        #[arg(long, default_value_t = 20)]
+        loads: usize,
+        #[arg(long, default_value_t = 20000)]
+        calls: usize,
+    },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
         #[command(flatten)]
@@ -663,6 +677,44 @@ async fn http_publish_scenario(
     Ok(report)
 }
 
+/// The AWS documentation's "transform" handler, enriched with `util.time`.
+const DEFAULT_HANDLER: &str = r#"import { util } from '@aws-appsync/utils'
+export function onPublish(ctx) {
+  return ctx.events.map((e) => ({ id: e.id, payload: { ...e.payload, message: String(e.payload.message).toUpperCase(), at: util.time.nowISO8601() } }))
+}"#;
+
+fn handler_scenario(
+    code: Option<std::path::PathBuf>,
+    events: usize,
+    loads: usize,
+    calls: usize,
+) -> Result<serde_json::Value, String> {
+    let source = match &code {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => DEFAULT_HANDLER.to_string(),
+    };
+    let evs: Vec<serde_json::Value> = (0..events)
+        .map(|i| json!({"id": crate::new_uuid().to_string(), "payload": {"message": format!("hello {i}"), "n": i}}))
+        .collect();
+    let ctx = json!({"identity": null, "request": {"headers": {}, "domainName": null},
+        "info": {"channel": {"path": "/default/bench", "segments": ["default", "bench"]}, "channelNamespace": {"name": "default"}, "operation": "PUBLISH"},
+        "events": evs, "stash": {}, "prev": null, "outErrors": [], "result": null, "error": null});
+    let (mut cold, mut warm) = crate::handlers::measure(&source, &ctx, loads, calls)?;
+    cold.sort();
+    warm.sort();
+    let q =
+        |v: &[Duration], p: f64| v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6;
+    Ok(json!({
+        "scenario": "handler",
+        "events_per_invocation": events,
+        "cold_start_us": {"p50": q(&cold, 0.5), "p90": q(&cold, 0.9), "max": q(&cold, 1.0)},
+        "warm_invocation_us": {"p50": q(&warm, 0.5), "p90": q(&warm, 0.9), "p99": q(&warm, 0.99), "max": q(&warm, 1.0)},
+        "warm_us_per_event_p50": q(&warm, 0.5) / events.max(1) as f64,
+        "loads": loads,
+        "calls": calls,
+    }))
+}
+
 fn summary(report: &serde_json::Value) {
     let get = |k: &str| report.get(k).cloned().unwrap_or(serde_json::Value::Null);
     println!("scenario: {}", get("scenario"));
@@ -675,6 +727,12 @@ fn summary(report: &serde_json::Value) {
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     let report = match args.scenario {
+        Scenario::Handler {
+            code,
+            events,
+            loads,
+            calls,
+        } => handler_scenario(code, events, loads, calls)?,
         Scenario::Fanout {
             common,
             subscribers,

@@ -239,6 +239,42 @@ fn worker(
     }
 }
 
+/// Timings for `herald bench handler`: `loads` cold starts (a fresh runtime
+/// loading `code`, then its first invocation) and `calls` warm invocations of
+/// `onPublish` on one loaded runtime, each with `ctx`.
+pub fn measure(
+    code: &str,
+    ctx: &Value,
+    loads: usize,
+    calls: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    let limits = JsLimits {
+        timeout: Duration::from_secs(30),
+        memory_bytes: 64 << 20,
+    };
+    let ctx_json = ctx.to_string();
+    let mut cold = Vec::with_capacity(loads);
+    for _ in 0..loads.max(1) {
+        let t = Instant::now();
+        let instance = JsInstance::load("bench", code, limits)?;
+        if let JsOutcome::Broken(e) = instance.invoke("onPublish", &ctx_json, limits.timeout) {
+            return Err(e);
+        }
+        cold.push(t.elapsed());
+    }
+    let instance = JsInstance::load("bench", code, limits)?;
+    let mut warm = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        match instance.invoke("onPublish", &ctx_json, limits.timeout) {
+            JsOutcome::Answer(a) => parse_answer(&a).map_err(|f| f.0)?,
+            JsOutcome::Broken(e) => return Err(e),
+        };
+        warm.push(t.elapsed());
+    }
+    Ok((cold, warm))
+}
+
 fn parse_answer(json: &str) -> Result<Outcome, Failure> {
     let v: Value = serde_json::from_str(json)
         .map_err(|_| Failure("the handler's answer is not JSON".into()))?;
