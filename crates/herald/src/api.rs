@@ -60,11 +60,8 @@ impl EventApi {
             .iter()
             .filter_map(|n| Some((n.name.clone(), n.code_handlers.clone()?)))
             .collect();
-        let handlers = if code.is_empty() {
-            None
-        } else {
-            Some(HandlerPool::start(code, config.handlers)?)
-        };
+        // Always a pool, so a reload can add handlers to a namespace.
+        let handlers = Some(HandlerPool::start(code, config.handlers)?);
         Ok(EventApi {
             handlers,
             http: HttpClient::new(None)?,
@@ -83,6 +80,21 @@ impl EventApi {
             hub,
             started: Instant::now(),
         })
+    }
+
+    /// Hot-reload the namespaces' handler code from `config` (same namespaces;
+    /// see [`HandlerPool::reload`]). Returns the refusals.
+    pub fn reload_handlers(&self, config: &ApiConfig) -> Vec<String> {
+        let code: HashMap<String, String> = config
+            .namespaces
+            .iter()
+            .filter(|n| self.namespaces.contains_key(&n.name))
+            .filter_map(|n| Some((n.name.clone(), n.code_handlers.clone()?)))
+            .collect();
+        match &self.handlers {
+            Some(pool) => pool.reload(code),
+            None => Vec::new(),
+        }
     }
 
     /// Whether `ns` has a handler of this kind (code or DIRECT).

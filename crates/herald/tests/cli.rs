@@ -426,3 +426,120 @@ fn bench_runs_against_a_server_and_counts_every_delivery() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not on loopback"));
     assert!(sigterm(&mut s.child).success());
 }
+
+#[test]
+fn sighup_hot_reloads_handler_code_and_keeps_connections() {
+    let dir = temp_dir("reload");
+    let config = dir.join("herald.toml");
+    let code = dir.join("handler.js");
+    let write_code = |tag: &str| {
+        std::fs::write(
+            &code,
+            format!("export function onPublish(ctx) {{ return ctx.events.map((e) => ({{ id: e.id, payload: {{ v: '{tag}', n: e.payload }} }})) }}"),
+        )
+        .unwrap()
+    };
+    write_code("one");
+    std::fs::write(
+        &config,
+        format!(
+            "[[api_keys]]\nid = \"da2-reloadtest00000000000000000\"\n[[channel_namespaces]]\nname = \"default\"\ncode_handlers_file = {:?}\n",
+            code.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env("HERALD_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    let addr = next_line(&out)
+        .strip_prefix("Herald listening on ")
+        .unwrap()
+        .to_string();
+    let endpoint = format!("http://{addr}/event");
+    let key = "da2-reloadtest00000000000000000";
+
+    // One subscriber stays connected through every reload.
+    let mut sub = Command::new(BIN)
+        .args([
+            "subscribe",
+            "/default/*",
+            "--count",
+            "3",
+            "--endpoint",
+            &endpoint,
+            "--api-key",
+            key,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sub_err = lines(sub.stderr.take().unwrap());
+    let sub_out = lines(sub.stdout.take().unwrap());
+    assert_eq!(next_line(&sub_err), "subscribed to /default/*");
+    let publish = |n: u32| {
+        let o = Command::new(BIN)
+            .args([
+                "publish",
+                "/default/a",
+                &n.to_string(),
+                "--endpoint",
+                &endpoint,
+                "--api-key",
+                key,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let wait_for_log = |needle: &str| loop {
+        let line = next_line(&err);
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let hup = |child: &Child| {
+        assert!(Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+
+    publish(1);
+    assert_eq!(next_line(&sub_out), r#"{"n":1,"v":"one"}"#);
+
+    // Broken code is refused; the previous code keeps running.
+    std::fs::write(&code, "export function onPublish(ctx) { return ctx.events").unwrap();
+    hup(&child);
+    let refused = wait_for_log("reload refused for a namespace");
+    assert!(refused.contains("SyntaxError"), "{refused}");
+    wait_for_log("handler code reloaded");
+    publish(2);
+    assert_eq!(next_line(&sub_out), r#"{"n":2,"v":"one"}"#);
+
+    // Good code is taken.
+    write_code("two");
+    hup(&child);
+    wait_for_log("handler code reloaded");
+    publish(3);
+    assert_eq!(next_line(&sub_out), r#"{"n":3,"v":"two"}"#);
+    assert!(
+        sub.wait().unwrap().success(),
+        "the subscriber was never disconnected"
+    );
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -53,25 +53,23 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
-    let config = ApiConfig::resolve(
-        file,
-        Overrides {
-            listen: args.listen,
-            api_keys: args.api_keys,
-            namespaces: args.namespaces,
-            tls_cert: args.tls_cert,
-            tls_key: args.tls_key,
-            tls_self_signed: args.tls_self_signed,
-            // The console is on in the no-config development mode, off with a file.
-            console: if args.no_console {
-                Some(false)
-            } else if args.console || args.config.is_none() {
-                Some(true)
-            } else {
-                None
-            },
+    let overrides = Overrides {
+        listen: args.listen,
+        api_keys: args.api_keys,
+        namespaces: args.namespaces,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_self_signed: args.tls_self_signed,
+        // The console is on in the no-config development mode, off with a file.
+        console: if args.no_console {
+            Some(false)
+        } else if args.console || args.config.is_none() {
+            Some(true)
+        } else {
+            None
         },
-    )?;
+    };
+    let config = ApiConfig::resolve(file, overrides.clone())?;
     init_logging(args.log_format, config.log_level.as_deref());
     let generated_key = config
         .generated_api_key
@@ -100,7 +98,49 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     println!("Ready (Ctrl-C stops)");
     tracing::info!(%addr, tls = server.is_tls(), "listening");
+    if let Some(path) = args.config.clone() {
+        tokio::spawn(reload_on_sighup(path, overrides, server.api()));
+    }
     server.run(shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP re-reads the config file and hot-reloads namespaces' handler code
+/// (other settings need a restart). Code that does not load is refused and the
+/// namespace keeps its previous code; connections are not touched.
+async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    overrides: Overrides,
+    api: std::sync::Arc<crate::api::EventApi>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let config =
+                ConfigFile::load(&path).and_then(|f| ApiConfig::resolve(f, overrides.clone()));
+            match config {
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: the configuration is invalid; nothing changed")
+                }
+                Ok(config) => {
+                    // Loading code runs JavaScript: keep it off the async workers.
+                    let api = api.clone();
+                    let Ok(refused) =
+                        tokio::task::spawn_blocking(move || api.reload_handlers(&config)).await
+                    else {
+                        continue;
+                    };
+                    for e in &refused {
+                        tracing::error!(error = %e, "reload refused for a namespace; it keeps its previous handler code");
+                    }
+                    tracing::info!(refused = refused.len(), "handler code reloaded");
+                }
+            }
+        }
+    }
 }

@@ -22,8 +22,9 @@ pub use direct::{DirectHandler, InvokeType};
 use runtime::{JsInstance, JsLimits, JsOutcome};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -86,8 +87,15 @@ impl Default for HandlerSettings {
     }
 }
 
-struct Job {
+/// One namespace's code, as loaded; `version` changes with every reload.
+struct Code {
     namespace: Arc<str>,
+    source: Arc<str>,
+    version: u64,
+}
+
+struct Job {
+    code: Arc<Code>,
     kind: Kind,
     ctx_json: String,
     reply: oneshot::Sender<Result<Outcome, Failure>>,
@@ -102,69 +110,128 @@ pub struct Invocation {
 /// The handler worker pool.
 pub struct HandlerPool {
     jobs: mpsc::SyncSender<Job>,
-    namespaces: HashMap<String, Arc<str>>,
+    /// Namespace -> its current code. A std `RwLock`: read per invocation,
+    /// written only on reload, never held across an `.await`.
+    code: RwLock<HashMap<String, Arc<Code>>>,
+    next_version: AtomicU64,
     settings: HandlerSettings,
+}
+
+/// Check that `source` loads as a handler module for `ns`.
+fn check(ns: &str, source: &str, settings: &HandlerSettings) -> Result<(), String> {
+    if source.chars().count() > MAX_CODE_CHARS {
+        return Err(format!(
+            "namespace '{ns}': code_handlers is longer than {MAX_CODE_CHARS} characters"
+        ));
+    }
+    let limits = JsLimits {
+        timeout: settings.timeout.min(Duration::from_secs(10)),
+        memory_bytes: settings.memory_bytes,
+    };
+    let instance = JsInstance::load(ns, source, limits)
+        .map_err(|e| format!("namespace '{ns}': code_handlers do not load: {e}"))?;
+    if !instance.exports("onPublish") && !instance.exports("onSubscribe") {
+        return Err(format!(
+            "namespace '{ns}': code_handlers export neither onPublish nor onSubscribe"
+        ));
+    }
+    Ok(())
 }
 
 impl HandlerPool {
     /// Check every namespace's code and start the workers. `code` maps namespace
-    /// names to their handler source.
+    /// names to their handler source (it may be empty: code can come with a reload).
     pub fn start(
         code: HashMap<String, String>,
         settings: HandlerSettings,
     ) -> Result<HandlerPool, String> {
-        let limits = JsLimits {
-            timeout: settings.timeout.min(Duration::from_secs(10)),
-            memory_bytes: settings.memory_bytes,
-        };
         for (ns, source) in &code {
-            if source.chars().count() > MAX_CODE_CHARS {
-                return Err(format!(
-                    "namespace '{ns}': code_handlers is longer than {MAX_CODE_CHARS} characters"
-                ));
-            }
-            let instance = JsInstance::load(ns, source, limits)
-                .map_err(|e| format!("namespace '{ns}': code_handlers do not load: {e}"))?;
-            if !instance.exports("onPublish") && !instance.exports("onSubscribe") {
-                return Err(format!(
-                    "namespace '{ns}': code_handlers export neither onPublish nor onSubscribe"
-                ));
-            }
+            check(ns, source, &settings)?;
         }
-        let code: Arc<HashMap<Arc<str>, Arc<str>>> = Arc::new(
-            code.into_iter()
-                .map(|(k, v)| (Arc::from(k), Arc::from(v)))
-                .collect(),
-        );
         let (tx, rx) = mpsc::sync_channel::<Job>(settings.queue);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..settings.workers.max(1) {
-            let (rx, code) = (rx.clone(), code.clone());
+            let rx = rx.clone();
             let limits = JsLimits {
                 timeout: settings.timeout,
                 memory_bytes: settings.memory_bytes,
             };
             std::thread::Builder::new()
                 .name(format!("herald-handlers-{i}"))
-                .spawn(move || worker(rx, code, limits))
+                .spawn(move || worker(rx, limits))
                 .map_err(|e| e.to_string())?;
         }
-        Ok(HandlerPool {
+        let pool = HandlerPool {
             jobs: tx,
-            namespaces: code.keys().map(|k| (k.to_string(), k.clone())).collect(),
+            code: RwLock::new(HashMap::new()),
+            next_version: AtomicU64::new(1),
             settings,
-        })
+        };
+        pool.install(code);
+        Ok(pool)
+    }
+
+    fn install(&self, code: HashMap<String, String>) {
+        let mut map = self.code.write().unwrap();
+        for (ns, source) in code {
+            let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+            map.insert(
+                ns.clone(),
+                Arc::new(Code {
+                    namespace: ns.into(),
+                    source: source.into(),
+                    version,
+                }),
+            );
+        }
+    }
+
+    /// Replace the handler code (hot reload): each namespace's new code is
+    /// checked first; code that does not load is refused and that namespace keeps
+    /// its previous code. Namespaces missing from `code` lose their handlers.
+    /// Connections and subscriptions are untouched; workers load the new code on
+    /// their next invocation. Returns one message per refused namespace.
+    pub fn reload(&self, code: HashMap<String, String>) -> Vec<String> {
+        let current = self.code.read().unwrap().clone();
+        let mut next: HashMap<String, Arc<Code>> = HashMap::new();
+        let mut errors = Vec::new();
+        for (ns, source) in code {
+            match current.get(&ns) {
+                Some(c) if *c.source == *source => {
+                    next.insert(ns, c.clone());
+                }
+                old => match check(&ns, &source, &self.settings) {
+                    Ok(()) => {
+                        let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+                        let code = Code {
+                            namespace: ns.as_str().into(),
+                            source: source.into(),
+                            version,
+                        };
+                        next.insert(ns, Arc::new(code));
+                    }
+                    Err(e) => {
+                        errors.push(e);
+                        if let Some(c) = old {
+                            next.insert(ns, c.clone());
+                        }
+                    }
+                },
+            }
+        }
+        *self.code.write().unwrap() = next;
+        errors
     }
 
     /// Whether `namespace` has code handlers.
     pub fn has(&self, namespace: &str) -> bool {
-        self.namespaces.contains_key(namespace)
+        self.code.read().unwrap().contains_key(namespace)
     }
 
     /// Run a handler. `Absent` when the namespace has no code or no such export.
     pub async fn invoke(&self, namespace: &str, kind: Kind, ctx: &Value) -> Invocation {
         let started = Instant::now();
-        let Some(ns) = self.namespaces.get(namespace) else {
+        let Some(code) = self.code.read().unwrap().get(namespace).cloned() else {
             return Invocation {
                 result: Ok(Outcome::Absent),
                 duration: Duration::ZERO,
@@ -172,7 +239,7 @@ impl HandlerPool {
         };
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            namespace: ns.clone(),
+            code,
             kind,
             ctx_json: ctx.to_string(),
             reply,
@@ -201,12 +268,9 @@ impl HandlerPool {
     }
 }
 
-fn worker(
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
-    code: Arc<HashMap<Arc<str>, Arc<str>>>,
-    limits: JsLimits,
-) {
-    let mut instances: HashMap<Arc<str>, JsInstance> = HashMap::new();
+fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, limits: JsLimits) {
+    // Namespace -> (code version, loaded runtime).
+    let mut instances: HashMap<Arc<str>, (u64, JsInstance)> = HashMap::new();
     loop {
         let job = match rx.lock().unwrap().recv() {
             Ok(job) => job,
@@ -215,23 +279,30 @@ fn worker(
         if job.reply.is_closed() {
             continue;
         }
-        let instance = match instances.get(&job.namespace) {
-            Some(i) => i,
-            None => match JsInstance::load(&job.namespace, &code[&job.namespace], limits) {
-                Ok(i) => instances.entry(job.namespace.clone()).or_insert(i),
+        let ns = job.code.namespace.clone();
+        let current = instances
+            .get(&ns)
+            .is_some_and(|(v, _)| *v == job.code.version);
+        if !current {
+            instances.remove(&ns);
+            match JsInstance::load(&ns, &job.code.source, limits) {
+                Ok(i) => {
+                    instances.insert(ns.clone(), (job.code.version, i));
+                }
                 Err(e) => {
                     let _ = job
                         .reply
                         .send(Err(Failure(format!("the handler code does not load: {e}"))));
                     continue;
                 }
-            },
-        };
+            }
+        }
+        let (_, instance) = &instances[&ns];
         let result = match instance.invoke(job.kind.export(), &job.ctx_json, limits.timeout) {
             JsOutcome::Answer(json) => parse_answer(&json),
             JsOutcome::Broken(why) => {
                 // A runtime that was interrupted or ran out of memory is not reused.
-                instances.remove(&job.namespace);
+                instances.remove(&ns);
                 Err(Failure(why))
             }
         };
