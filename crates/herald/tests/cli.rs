@@ -435,7 +435,7 @@ fn sighup_hot_reloads_handler_code_and_keeps_connections() {
     let write_code = |tag: &str| {
         std::fs::write(
             &code,
-            format!("export function onPublish(ctx) {{ return ctx.events.map((e) => ({{ id: e.id, payload: {{ v: '{tag}', n: e.payload }} }})) }}"),
+            format!("export function onPublish(ctx) {{ console.log('publishing', ctx.events.length, '{tag}'); return ctx.events.map((e) => ({{ id: e.id, payload: {{ v: '{tag}', n: e.payload }} }})) }}"),
         )
         .unwrap()
     };
@@ -536,6 +536,12 @@ fn sighup_hot_reloads_handler_code_and_keeps_connections() {
     wait_for_log("handler code reloaded");
     publish(3);
     assert_eq!(next_line(&sub_out), r#"{"n":3,"v":"two"}"#);
+    // console.log lands in Herald's log, with the namespace.
+    let logged = wait_for_log("handler: publishing 1 two");
+    assert!(
+        logged.contains("namespace") && logged.contains("default"),
+        "{logged}"
+    );
     assert!(
         sub.wait().unwrap().success(),
         "the subscriber was never disconnected"
