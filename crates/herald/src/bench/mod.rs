@@ -72,6 +72,9 @@ pub enum Scenario {
         /// Events per publish request (1-5).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Publish over WebSocket instead of HTTP.
+        #[arg(long)]
+        ws_publishers: bool,
     },
     /// C channels x k subscribers, a fixed total publish rate.
     Channels {
@@ -87,6 +90,9 @@ pub enum Scenario {
         publishers: usize,
         #[arg(long, default_value_t = 100)]
         payload: usize,
+        /// Publish over WebSocket instead of HTTP.
+        #[arg(long)]
+        ws_publishers: bool,
     },
     /// N connections with one subscription each, as fast as possible.
     Connect {
@@ -338,10 +344,96 @@ impl HttpPublisher {
     }
 }
 
+/// A publisher over either transport.
+enum Publisher {
+    Http(HttpPublisher),
+    Ws(WsPublisher),
+}
+
+impl Publisher {
+    async fn publish(&mut self, channel: &str, events: Vec<String>) -> Result<usize, String> {
+        match self {
+            Publisher::Http(p) => p.publish(channel, events).await,
+            Publisher::Ws(p) => p.publish(channel, events).await,
+        }
+    }
+}
+
+/// Publishes over one WebSocket, one request in flight at a time.
+struct WsPublisher {
+    ws: RawWs,
+    key: String,
+    next: u64,
+}
+
+impl WsPublisher {
+    async fn connect(ep: &Endpoint, common: &Common, i: usize) -> Result<WsPublisher, String> {
+        let mut ws = RawWs::connect(
+            ep.addr,
+            &ep.url.authority,
+            &common.api_key,
+            source_ip(common, i, ep.addr),
+        )
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+        ws.send_text(r#"{"type":"connection_init"}"#)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut acked = false;
+        ws.read_frames(|f| match f {
+            Frame::Text(t) => {
+                acked = rawws::find(t, b"connection_ack").is_some();
+                !acked && rawws::find(t, b"connection_error").is_none()
+            }
+            Frame::Close => false,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if !acked {
+            return Err("no connection_ack".into());
+        }
+        Ok(WsPublisher {
+            ws,
+            key: common.api_key.clone(),
+            next: 0,
+        })
+    }
+
+    async fn publish(&mut self, channel: &str, events: Vec<String>) -> Result<usize, String> {
+        self.next += 1;
+        let n = events.len();
+        let frame = json!({"type": "publish", "id": format!("p{}", self.next), "channel": channel,
+                           "events": events, "authorization": {"x-api-key": self.key}});
+        self.ws
+            .send_text(&frame.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut outcome = Err("closed".to_string());
+        self.ws
+            .read_frames(|f| match f {
+                Frame::Text(t) if rawws::find(t, b"publish_success").is_some() => {
+                    outcome = Ok(n);
+                    false
+                }
+                Frame::Text(t) if rawws::find(t, b"publish_error").is_some() => {
+                    outcome = Err(String::from_utf8_lossy(t).into_owned());
+                    false
+                }
+                Frame::Text(_) => true,
+                Frame::Close => false,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        outcome
+    }
+}
+
 /// What the publishers do: `rate` events/s over all of them (0 = max), `batch`
 /// events of about `payload` bytes per request, round robin over `channels`.
 struct Plan {
     publishers: usize,
+    /// Publish over WebSocket instead of HTTP.
+    ws: bool,
     channels: Arc<Vec<String>>,
     rate: u64,
     batch: usize,
@@ -364,6 +456,7 @@ async fn publish_load(
 ) -> Result<(), String> {
     let Plan {
         publishers,
+        ws,
         channels,
         rate,
         batch,
@@ -374,7 +467,11 @@ async fn publish_load(
     let mut tasks = Vec::new();
     for p in 0..publishers {
         let ep = &eps[p % eps.len()];
-        let mut publisher = HttpPublisher::connect(ep, &common.api_key).await?;
+        let mut publisher = if ws {
+            Publisher::Ws(WsPublisher::connect(ep, common, p).await?)
+        } else {
+            Publisher::Http(HttpPublisher::connect(ep, &common.api_key).await?)
+        };
         let channels = channels.clone();
         let (published, errors) = (published.clone(), errors.clone());
         let per_pub = rate as f64 / publishers as f64;
@@ -414,17 +511,21 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 /// Subscriber scenarios (`fanout`, `channels`): subscribe, publish, drain, report.
-#[allow(clippy::too_many_arguments)]
 async fn delivery_scenario(
     name: &str,
     common: &Common,
     channels: Vec<String>,
     per_channel: usize,
-    publishers: usize,
-    rate: u64,
-    batch: usize,
-    payload: usize,
+    plan: Plan,
 ) -> Result<serde_json::Value, String> {
+    let Plan {
+        publishers,
+        ws,
+        rate,
+        batch,
+        payload,
+        ..
+    } = plan;
     let eps = endpoints(common)?;
     let channels = Arc::new(channels);
     let total_subs = channels.len() * per_channel;
@@ -483,6 +584,7 @@ async fn delivery_scenario(
     };
     let plan = Plan {
         publishers,
+        ws,
         channels: channels.clone(),
         rate,
         batch,
@@ -534,6 +636,7 @@ async fn delivery_scenario(
         "subscribers": total_subs,
         "channels": channels.len(),
         "publishers": publishers,
+        "publish_via": if ws { "websocket" } else { "http" },
         "rate_target": rate,
         "batch": batch,
         "payload_bytes": payload,
@@ -646,6 +749,7 @@ async fn http_publish_scenario(
     let channels = Arc::new(vec![format!("/{}/bench-http", common.namespace)]);
     let plan = Plan {
         publishers,
+        ws: false,
         channels,
         rate: 0,
         batch,
@@ -740,6 +844,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             rate,
             payload,
             batch,
+            ws_publishers,
         } => {
             let ch = format!("/{}/fanout", common.namespace);
             delivery_scenario(
@@ -747,10 +852,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 &common,
                 vec![ch],
                 subscribers,
-                publishers,
-                rate,
-                batch.clamp(1, 5),
-                payload,
+                Plan {
+                    publishers,
+                    ws: ws_publishers,
+                    channels: Arc::new(Vec::new()),
+                    rate,
+                    batch: batch.clamp(1, 5),
+                    payload,
+                },
             )
             .await?
         }
@@ -761,6 +870,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             rate,
             publishers,
             payload,
+            ws_publishers,
         } => {
             let chs = (0..channels)
                 .map(|i| format!("/{}/ch{i}", common.namespace))
@@ -770,10 +880,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 &common,
                 chs,
                 per_channel,
-                publishers,
-                rate,
-                1,
-                payload,
+                Plan {
+                    publishers,
+                    ws: ws_publishers,
+                    channels: Arc::new(Vec::new()),
+                    rate,
+                    batch: 1,
+                    payload,
+                },
             )
             .await?
         }
