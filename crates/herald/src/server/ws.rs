@@ -281,8 +281,10 @@ impl Connection {
 
         let exit = loop {
             let outbox = self.outbox.clone();
+            // Not `biased`: under a steady stream of events the outbox branch is
+            // always ready, and a fixed order would starve reads (the client's
+            // unsubscribe, pings, close).
             tokio::select! {
-                biased;
                 _ = super::shutdown_requested(&mut shutdown) => {
                     break Exit::Close(CloseCode::Away, "Server shutting down", "shutdown");
                 }
