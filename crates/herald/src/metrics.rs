@@ -129,7 +129,7 @@ fn result_label(r: Result<(), &OpError>) -> &'static str {
 
 impl Metrics {
     pub fn new<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> Metrics {
-        let m = Metrics {
+        let mut m = Metrics {
             registry: Registry::with_prefix("herald"),
             namespaces: namespaces.into_iter().map(str::to_string).collect(),
             connections: Gauge::default(),
@@ -150,7 +150,6 @@ impl Metrics {
             handler_duration: Family::new_with_constructor(handler_histogram as fn() -> Histogram),
             totals: TotalCounters::default(),
         };
-        let mut m = m;
         let r = &mut m.registry;
         r.register(
             "websocket_connections",

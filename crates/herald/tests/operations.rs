@@ -64,7 +64,8 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
                 }
             }
         }
-        let family = types
+        // Every sample belongs to a family declared by `# TYPE`.
+        types
             .keys()
             .find(|t| {
                 name == t.as_str()
@@ -73,7 +74,6 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
                         .any(|s| name.strip_suffix(s) == Some(t.as_str()))
             })
             .unwrap_or_else(|| panic!("sample without # TYPE: {line:?}"));
-        let _ = family;
         assert!(
             samples.insert(series.to_string(), value).is_none(),
             "duplicate series {series}"

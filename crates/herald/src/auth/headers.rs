@@ -28,10 +28,6 @@ impl AuthHeaders {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Add a header unless one of that name is there already.
     pub fn insert_if_absent(&mut self, name: &str, value: &str) {
         let name = name.to_ascii_lowercase();

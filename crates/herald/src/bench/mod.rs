@@ -226,14 +226,9 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
 }
 
-/// Connect, init, subscribe; then count data frames and record latencies until
-/// `stop` is set and `expected` frames arrived (or the grace period ends).
-async fn subscriber(
-    ep: &Endpoint,
-    common: &Common,
-    i: usize,
-    channel: String,
-) -> Result<RawWs, String> {
+/// Open connection `i` to `ep` (from its source address) and send
+/// `connection_init`.
+async fn open_ws(ep: &Endpoint, common: &Common, i: usize) -> Result<RawWs, String> {
     let mut ws = RawWs::connect(
         ep.addr,
         &ep.url.authority,
@@ -245,6 +240,18 @@ async fn subscriber(
     ws.send_text(r#"{"type":"connection_init"}"#)
         .await
         .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// Open connection `i`, subscribe it to `channel`, and return it once the
+/// subscription is acknowledged.
+async fn subscriber(
+    ep: &Endpoint,
+    common: &Common,
+    i: usize,
+    channel: String,
+) -> Result<RawWs, String> {
+    let mut ws = open_ws(ep, common, i).await?;
     ws.send_text(&json!({"type": "subscribe", "id": "b", "channel": channel, "authorization": {"x-api-key": common.api_key, "host": ep.url.authority}}).to_string())
         .await
         .map_err(|e| e.to_string())?;
@@ -368,17 +375,7 @@ struct WsPublisher {
 
 impl WsPublisher {
     async fn connect(ep: &Endpoint, common: &Common, i: usize) -> Result<WsPublisher, String> {
-        let mut ws = RawWs::connect(
-            ep.addr,
-            &ep.url.authority,
-            &common.api_key,
-            source_ip(common, i, ep.addr),
-        )
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-        ws.send_text(r#"{"type":"connection_init"}"#)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut ws = open_ws(ep, common, i).await?;
         let mut acked = false;
         ws.read_frames(|f| match f {
             Frame::Text(t) => {

@@ -11,11 +11,6 @@ use std::io::IsTerminal;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The endpoint, with or without `/event`.
-fn endpoint(url: &str) -> Result<Url, String> {
-    Url::parse(url)
-}
-
 fn realtime_url(ep: &Url) -> String {
     format!(
         "{}://{}/event/realtime",
@@ -33,7 +28,7 @@ fn event_text(arg: &str) -> String {
 }
 
 pub async fn publish(args: PublishArgs) -> Result<(), String> {
-    let ep = endpoint(&args.client.endpoint)?;
+    let ep = Url::parse(&args.client.endpoint)?;
     let events: Vec<String> = args.events.iter().map(|e| event_text(e)).collect();
     let body = json!({"channel": args.channel, "events": events}).to_string();
     let client = HttpClient::new(args.client.ca_cert.as_deref())?;
@@ -64,7 +59,7 @@ pub async fn publish(args: PublishArgs) -> Result<(), String> {
 }
 
 pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
-    let ep = endpoint(&args.client.endpoint)?;
+    let ep = Url::parse(&args.client.endpoint)?;
     let auth = json!({"host": ep.authority, "x-api-key": args.client.api_key});
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(auth.to_string());
     let mut req = realtime_url(&ep)

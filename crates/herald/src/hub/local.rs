@@ -87,9 +87,4 @@ impl LocalFanout {
         });
         d
     }
-
-    /// Number of subscriptions on this node.
-    pub fn subscription_count(&self) -> usize {
-        self.index.read().unwrap().len()
-    }
 }

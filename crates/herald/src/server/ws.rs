@@ -25,6 +25,7 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -513,10 +514,10 @@ impl Connection {
     fn evidence(
         &self,
         authorization: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> AuthHeaders {
+    ) -> Cow<'_, AuthHeaders> {
         match authorization {
-            Some(obj) => AuthHeaders::from_json(&obj),
-            None => self.headers.clone(),
+            Some(obj) => Cow::Owned(AuthHeaders::from_json(&obj)),
+            None => Cow::Borrowed(&self.headers),
         }
     }
 
