@@ -8,32 +8,56 @@ use serde_json::{Map, Value};
 /// Headers never kept: they carry nothing an auth mode needs.
 const SKIPPED_HEADERS: &[&str] = &["cookie", "sec-websocket-key", "sec-websocket-protocol"];
 
-/// Headers with lowercase names. Small (a handful of entries), so a Vec.
+/// Headers with lowercase names, in the order first seen.
+///
+/// Every WebSocket connection keeps its connect-time headers for as long as it
+/// lives (operations without their own `authorization` are checked against
+/// them), so they are packed: all names and values back to back in one string,
+/// plus one offset pair per header. Two allocations per connection instead of
+/// two per header; a handful of headers makes the linear lookup the fast one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthHeaders {
-    entries: Vec<(String, String)>,
+    text: String,
+    /// Per header: where its name ends and where its value ends in `text`; the
+    /// name starts where the previous value ended.
+    ends: Vec<(u32, u32)>,
 }
 
 impl AuthHeaders {
     /// The value of `name` (lowercase).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// All headers, lowercase names.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let (n, v) = (name_end as usize, value_end as usize);
+            let entry = (&self.text[start..n], &self.text[n..v]);
+            start = v;
+            entry
+        })
     }
 
     /// Add a header unless one of that name is there already.
     pub fn insert_if_absent(&mut self, name: &str, value: &str) {
         let name = name.to_ascii_lowercase();
-        if self.get(&name).is_none() {
-            self.entries.push((name, value.to_string()));
+        if self.get(&name).is_some() {
+            return;
         }
+        // Headers reach us from bounded HTTP heads and frames; a u32 offset
+        // cannot overflow before the frame-size limit refuses them.
+        self.text.push_str(&name);
+        let name_end = self.text.len() as u32;
+        self.text.push_str(value);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    /// Give back spare capacity: for a copy that is kept.
+    pub fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
     }
 
     /// From a JSON object (subprotocol or message `authorization`). Non-string
@@ -103,6 +127,16 @@ mod tests {
         h.insert_if_absent("X-API-KEY", "k2");
         assert_eq!(h.get("x-api-key"), Some("k1"));
         assert_eq!(h.get("n"), None);
+        h.insert_if_absent("Host", "example.com");
+        h.shrink_to_fit();
+        let all: Vec<_> = h.iter().collect();
+        assert_eq!(all, [("x-api-key", "k1"), ("host", "h")]);
+        let mut h2 = AuthHeaders::default();
+        h2.insert_if_absent("a", "");
+        h2.insert_if_absent("", "v");
+        h2.insert_if_absent("b", "2");
+        assert_eq!(h2.iter().collect::<Vec<_>>(), [("a", ""), ("", "v"), ("b", "2")]);
+        assert_eq!(h2.get("b"), Some("2"));
     }
 
     #[test]

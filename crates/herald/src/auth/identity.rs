@@ -9,12 +9,13 @@ use serde_json::{json, Value};
 pub enum Identity {
     /// API key: `ctx.identity` is `null`.
     ApiKey,
-    /// Cognito user pools or OpenID Connect.
-    Jwt(JwtIdentity),
+    /// Cognito user pools or OpenID Connect. Boxed, like `Iam`: an identity sits
+    /// on every connection and subscription, and most are API keys.
+    Jwt(Box<JwtIdentity>),
     /// Lambda-style authorizer: its `handlerContext`.
     Lambda { handler_context: Value },
     /// SigV4.
-    Iam(IamIdentity),
+    Iam(Box<IamIdentity>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +77,7 @@ mod tests {
     fn appsync_identity_shapes() {
         assert_eq!(Identity::ApiKey.to_appsync(), Value::Null);
         let jwt = |t| {
-            Identity::Jwt(JwtIdentity {
+            Identity::Jwt(Box::new(JwtIdentity {
                 auth_type: t,
                 sub: Some("u1".into()),
                 issuer: "https://issuer".into(),
@@ -84,7 +85,7 @@ mod tests {
                 claims: json!({"sub": "u1"}),
                 groups: Some(vec!["admins".into()]),
                 source_ip: vec!["127.0.0.1".into()],
-            })
+            }))
         };
         let cognito = jwt(AuthType::AmazonCognitoUserPools).to_appsync();
         assert_eq!(cognito["username"], "alice");
@@ -101,13 +102,13 @@ mod tests {
         }
         .to_appsync();
         assert_eq!(lambda, json!({"handlerContext": {"k": 1}}));
-        let iam = Identity::Iam(IamIdentity {
+        let iam = Identity::Iam(Box::new(IamIdentity {
             account_id: Some("123".into()),
             user_arn: "arn:aws:iam::123:user/bob".into(),
             username: "bob".into(),
             access_key_id: "AKID".into(),
             source_ip: vec![],
-        })
+        }))
         .to_appsync();
         assert_eq!(iam["userArn"], "arn:aws:iam::123:user/bob");
         assert_eq!(iam["username"], "bob");

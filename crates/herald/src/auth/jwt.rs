@@ -410,7 +410,7 @@ impl JwtProvider {
         self.check_claims(&token.claims)?;
         let c = &token.claims;
         let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-        Ok(Identity::Jwt(JwtIdentity {
+        Ok(Identity::Jwt(Box::new(JwtIdentity {
             auth_type: self.auth_type,
             sub: s("sub"),
             issuer: self.issuer.clone(),
@@ -425,7 +425,7 @@ impl JwtProvider {
             }),
             claims: token.claims.clone(),
             source_ip: source_ip.into_iter().collect(),
-        }))
+        })))
     }
 
     fn check_claims(&self, c: &Value) -> Result<(), String> {

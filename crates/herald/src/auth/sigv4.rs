@@ -348,7 +348,7 @@ impl IamVerifier {
                 cred.principal, req.namespace
             ));
         }
-        Ok(Identity::Iam(IamIdentity {
+        Ok(Identity::Iam(Box::new(IamIdentity {
             account_id: cred.account_id.clone(),
             user_arn: cred.principal.clone(),
             username: cred
@@ -359,7 +359,7 @@ impl IamVerifier {
                 .to_string(),
             access_key_id: cred.access_key_id.clone(),
             source_ip: req.source_ip.map(|ip| ip.to_string()).into_iter().collect(),
-        }))
+        })))
     }
 }
 

@@ -26,7 +26,6 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -94,13 +93,24 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
         }
     }
     auth.merge_http(req.headers());
+    auth.shrink_to_fit();
     let wants_protocol = offered.iter().any(|p| p == PROTOCOL);
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     // Every log line of the connection carries its id.
     let span = tracing::info_span!("ws", conn = %next_connection_id(), peer = %ctx.peer);
-    let limits = ctx.api.limits().clone();
-    tokio::spawn(
+    // Built here, not in the task: whatever the task's future holds across an
+    // await, every idle connection pays for.
+    let max = ctx.api.limits().max_transport_bytes();
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        // Small: an idle connection keeps this buffer; big messages grow the
+        // read buffer as they arrive (RSS per idle connection: 14.2 KiB with
+        // 4 KiB here, 11.1 KiB with 1 KiB; see docs/benchmarks.md).
+        .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024);
+    let task =
         async move {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
@@ -109,15 +119,6 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
                     return;
                 }
             };
-            let max = limits.max_transport_bytes();
-            let config = WebSocketConfig::default()
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max))
-                // Small: an idle connection keeps this buffer; big messages grow the
-                // read buffer as they arrive (RSS per idle connection: 14.2 KiB with
-                // 4 KiB here, 11.1 KiB with 1 KiB; see docs/benchmarks.md).
-                .read_buffer_size(1024)
-                .write_buffer_size(16 * 1024);
             let ws = WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
                 Role::Server,
@@ -126,8 +127,8 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
             .await;
             Connection::new(ctx, ws, auth, auth_problem).run().await;
         }
-        .instrument(span),
-    );
+        .instrument(span);
+    tokio::spawn(task);
 
     let mut r = Response::new(Full::default());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -222,7 +223,10 @@ struct Connection {
     /// `Err` when connect authorization failed: the first frame gets a
     /// `connection_error`.
     connect: Result<Identity, OpError>,
-    subs: HashMap<Arc<str>, ActiveSub>,
+    /// A Vec, not a map: at most a few hundred entries, touched only by
+    /// subscribe and unsubscribe, and an idle connection with one subscription
+    /// keeps one small allocation instead of a hash table's four slots.
+    subs: Vec<(Arc<str>, ActiveSub)>,
     rate: RateLimit,
     scratch: Vec<Outbound>,
 }
@@ -251,7 +255,7 @@ impl Connection {
             outbox,
             headers,
             connect: Err(OpError::unauthorized()),
-            subs: HashMap::new(),
+            subs: Vec::new(),
             rate,
             scratch: Vec::new(),
         }
@@ -259,21 +263,24 @@ impl Connection {
 
     async fn run(mut self) {
         self.api.metrics.connection_opened();
-        self.connect = self
-            .api
-            .authorize_connect(Caller {
-                headers: &self.headers,
-                source_ip: Some(self.ctx.peer.ip()),
-                http: None,
-            })
-            .await;
-        let limits = self.api.limits().clone();
+        // Boxed, like every rarely taken await below: an async fn's future is as
+        // big as its largest await point, and this one lives for the whole
+        // connection. Inline, auth and publish futures made every idle connection
+        // carry about 6 KiB; boxed, they cost one allocation per client message.
+        self.connect = Box::pin(self.api.authorize_connect(Caller {
+            headers: &self.headers,
+            source_ip: Some(self.ctx.peer.ip()),
+            http: None,
+        }))
+        .await;
+        let limits = self.api.limits();
+        let (max_duration, ka_interval) = (limits.max_connection_duration, limits.keepalive_interval);
         let started = tokio::time::Instant::now();
-        let lifetime = tokio::time::sleep_until(started + limits.max_connection_duration);
+        let lifetime = tokio::time::sleep_until(started + max_duration);
         let unauthorized_grace = tokio::time::sleep_until(started + UNAUTHORIZED_GRACE);
         let mut ka = tokio::time::interval_at(
-            started + limits.keepalive_interval,
-            limits.keepalive_interval,
+            started + ka_interval,
+            ka_interval,
         );
         ka.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.clone();
@@ -295,7 +302,7 @@ impl Connection {
                     }
                 }
                 msg = self.ws.next() => {
-                    if let Some(exit) = self.on_message(msg).await {
+                    if let Some(exit) = Box::pin(self.on_message(msg)).await {
                         break exit;
                     }
                 }
@@ -310,7 +317,7 @@ impl Connection {
                 }
             }
         };
-        self.finish(exit).await;
+        Box::pin(self.finish(exit)).await;
     }
 
     /// Queue a frame for this connection.
@@ -528,7 +535,7 @@ impl Connection {
         authorization: Option<serde_json::Map<String, serde_json::Value>>,
     ) {
         let fail = |e: OpError| reply::error_frame(ErrorFrame::Subscribe, Some(&id), &e);
-        if self.subs.contains_key(id.as_str()) {
+        if self.subs.iter().any(|(sub_id, _)| **sub_id == *id) {
             let e = OpError::new(
                 ErrorType::DuplicatedOperation,
                 format!("Subscription id '{id}' is already in use on this connection"),
@@ -574,18 +581,19 @@ impl Connection {
             .await;
         self.api.metrics.subscriptions.inc();
         tracing::debug!(sub = %sub_id, pattern = %pattern, "subscribed");
-        self.subs.insert(
+        self.subs.push((
             sub_id,
             ActiveSub {
                 key,
                 pattern,
                 identity,
             },
-        );
+        ));
     }
 
     fn unsubscribe(&mut self, id: &str) {
-        match self.subs.remove(id) {
+        let found = self.subs.iter().position(|(sub_id, _)| &**sub_id == id);
+        match found.map(|i| self.subs.swap_remove(i).1) {
             Some(sub) => {
                 self.api.hub.unsubscribe(&sub.pattern, sub.key);
                 self.api.metrics.subscriptions.dec();
@@ -605,7 +613,7 @@ impl Connection {
     /// Remove every subscription, write what is still queued (best effort), send
     /// the close frame, and wait briefly for the client's close reply.
     async fn finish(mut self, exit: Exit) {
-        for (_, sub) in self.subs.drain() {
+        for (_, sub) in self.subs.drain(..) {
             self.api.hub.unsubscribe(&sub.pattern, sub.key);
             self.api.metrics.subscriptions.dec();
         }
