@@ -75,6 +75,10 @@ pub enum Scenario {
         /// Publish over WebSocket instead of HTTP.
         #[arg(long)]
         ws_publishers: bool,
+        /// With --ws-publishers: publish requests in flight per connection
+        /// (pipelined; an HTTP/1.1 publisher always has one, so add publishers).
+        #[arg(long, default_value_t = 1)]
+        window: usize,
     },
     /// C channels x k subscribers, a fixed total publish rate.
     Channels {
@@ -93,6 +97,10 @@ pub enum Scenario {
         /// Publish over WebSocket instead of HTTP.
         #[arg(long)]
         ws_publishers: bool,
+        /// With --ws-publishers: publish requests in flight per connection
+        /// (pipelined; an HTTP/1.1 publisher always has one, so add publishers).
+        #[arg(long, default_value_t = 1)]
+        window: usize,
     },
     /// N connections with one subscription each, as fast as possible.
     Connect {
@@ -431,6 +439,8 @@ struct Plan {
     publishers: usize,
     /// Publish over WebSocket instead of HTTP.
     ws: bool,
+    /// WebSocket publish requests in flight per publisher.
+    window: usize,
     channels: Arc<Vec<String>>,
     rate: u64,
     batch: usize,
@@ -451,49 +461,47 @@ async fn publish_load(
     plan: Plan,
     counters: Published,
 ) -> Result<(), String> {
-    let Plan {
-        publishers,
-        ws,
-        channels,
-        rate,
-        batch,
-        payload,
-    } = plan;
-    let (published, errors) = (counters.events, counters.errors);
     let deadline = Instant::now() + Duration::from_secs(common.duration);
+    let per_pub = plan.rate as f64 / plan.publishers as f64;
     let mut tasks = Vec::new();
-    for p in 0..publishers {
+    for p in 0..plan.publishers {
         let ep = &eps[p % eps.len()];
-        let mut publisher = if ws {
+        let schedule = Schedule {
+            next_channel: p,
+            step: plan.publishers,
+            channels: plan.channels.clone(),
+            per_sec: per_pub,
+            start: Instant::now(),
+            deadline,
+            sent: 0,
+        };
+        let (batch, payload, counters) = (plan.batch, plan.payload, counters.clone());
+        if plan.ws && plan.window > 1 {
+            let ws = WsPublisher::connect(ep, common, p).await?;
+            let window = plan.window;
+            tasks.push(tokio::spawn(async move {
+                pipelined(ws, schedule, window, batch, payload, counters).await
+            }));
+            continue;
+        }
+        let mut publisher = if plan.ws {
             Publisher::Ws(WsPublisher::connect(ep, common, p).await?)
         } else {
             Publisher::Http(HttpPublisher::connect(ep, &common.api_key).await?)
         };
-        let channels = channels.clone();
-        let (published, errors) = (published.clone(), errors.clone());
-        let per_pub = rate as f64 / publishers as f64;
         tasks.push(tokio::spawn(async move {
-            let mut i = p;
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while Instant::now() < deadline {
-                if per_pub > 0.0 {
-                    let due = start + Duration::from_secs_f64(sent as f64 / per_pub);
-                    tokio::time::sleep_until(due.into()).await;
-                }
+            let mut schedule = schedule;
+            while let Some(ch) = schedule.next().await {
                 let events: Vec<String> = (0..batch).map(|_| event(payload)).collect();
-                let ch = &channels[i % channels.len()];
-                i += publishers;
-                match publisher.publish(ch, events).await {
+                match publisher.publish(&ch, events).await {
                     Ok(n) => {
-                        published.fetch_add(n as u64, Ordering::Relaxed);
-                        sent += n as u64;
+                        counters.events.fetch_add(n as u64, Ordering::Relaxed);
                     }
                     Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        sent += batch as u64;
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                schedule.sent(batch);
             }
         }));
     }
@@ -501,6 +509,107 @@ async fn publish_load(
         let _ = t.await;
     }
     Ok(())
+}
+
+/// When one publisher sends what, and to which channel.
+struct Schedule {
+    /// Round robin over `channels` from this index in steps of `step` (the
+    /// number of publishers), so publishers together cover every channel evenly.
+    next_channel: usize,
+    step: usize,
+    channels: Arc<Vec<String>>,
+    /// Events per second for this publisher; 0 = as fast as possible.
+    per_sec: f64,
+    start: Instant,
+    deadline: Instant,
+    /// Events sent (or attempted) so far.
+    sent: u64,
+}
+
+impl Schedule {
+    /// Wait until the next request is due and return its channel, or `None` once
+    /// the run's time is up. A publisher that fell behind sends at once until it
+    /// has caught up, so a slow answer does not quietly lower the offered rate.
+    async fn next(&mut self) -> Option<String> {
+        if self.per_sec > 0.0 {
+            let due = self.start + Duration::from_secs_f64(self.sent as f64 / self.per_sec);
+            if due >= self.deadline {
+                return None;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+        if Instant::now() >= self.deadline {
+            return None;
+        }
+        let ch = self.channels[self.next_channel % self.channels.len()].clone();
+        self.next_channel += self.step;
+        Some(ch)
+    }
+
+    fn sent(&mut self, events: usize) {
+        self.sent += events as u64;
+    }
+}
+
+/// A WebSocket publisher with up to `window` publish requests in flight: one
+/// task sends on schedule, another counts the answers.
+async fn pipelined(
+    ws: WsPublisher,
+    mut schedule: Schedule,
+    window: usize,
+    batch: usize,
+    payload: usize,
+    counters: Published,
+) {
+    let WsPublisher { ws, key, mut next } = ws;
+    let (mut reader, mut writer) = ws.into_split();
+    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    let answers = {
+        let (permits, counters) = (permits.clone(), counters.clone());
+        tokio::spawn(async move {
+            let _ = reader
+                .read_frames(|f| match f {
+                    Frame::Text(t) if rawws::find(t, b"publish_success").is_some() => {
+                        counters.events.fetch_add(batch as u64, Ordering::Relaxed);
+                        permits.add_permits(1);
+                        true
+                    }
+                    Frame::Text(t) if rawws::find(t, b"publish_error").is_some() => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        permits.add_permits(1);
+                        true
+                    }
+                    Frame::Text(_) => true,
+                    Frame::Close => false,
+                })
+                .await;
+        })
+    };
+    while let Some(ch) = schedule.next().await {
+        let Ok(permit) = permits.acquire().await else {
+            break;
+        };
+        permit.forget();
+        next += 1;
+        let events: Vec<String> = (0..batch).map(|_| event(payload)).collect();
+        let frame = json!({"type": "publish", "id": format!("p{next}"), "channel": ch,
+                           "events": events, "authorization": {"x-api-key": key}});
+        use tokio::io::AsyncWriteExt;
+        if writer
+            .write_all(&rawws::text_frame(&frame.to_string()))
+            .await
+            .is_err()
+        {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        schedule.sent(batch);
+    }
+    // Wait for the answers still outstanding (bounded: a lost answer must not
+    // hang the run).
+    let _ =
+        tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(window as u32)).await;
+    answers.abort();
 }
 
 fn pct(h: &Histogram<u64>, q: f64) -> f64 {
@@ -518,6 +627,7 @@ async fn delivery_scenario(
     let Plan {
         publishers,
         ws,
+        window,
         rate,
         batch,
         payload,
@@ -582,6 +692,7 @@ async fn delivery_scenario(
     let plan = Plan {
         publishers,
         ws,
+        window,
         channels: channels.clone(),
         rate,
         batch,
@@ -634,6 +745,7 @@ async fn delivery_scenario(
         "channels": channels.len(),
         "publishers": publishers,
         "publish_via": if ws { "websocket" } else { "http" },
+        "window": window,
         "rate_target": rate,
         "batch": batch,
         "payload_bytes": payload,
@@ -747,6 +859,7 @@ async fn http_publish_scenario(
     let plan = Plan {
         publishers,
         ws: false,
+        window: 1,
         channels,
         rate: 0,
         batch,
@@ -842,6 +955,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             payload,
             batch,
             ws_publishers,
+            window,
         } => {
             let ch = format!("/{}/fanout", common.namespace);
             delivery_scenario(
@@ -852,6 +966,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Plan {
                     publishers,
                     ws: ws_publishers,
+                    window: window.max(1),
                     channels: Arc::new(Vec::new()),
                     rate,
                     batch: batch.clamp(1, 5),
@@ -868,6 +983,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             publishers,
             payload,
             ws_publishers,
+            window,
         } => {
             let chs = (0..channels)
                 .map(|i| format!("/{}/ch{i}", common.namespace))
@@ -880,6 +996,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Plan {
                     publishers,
                     ws: ws_publishers,
+                    window: window.max(1),
                     channels: Arc::new(Vec::new()),
                     rate,
                     batch: 1,

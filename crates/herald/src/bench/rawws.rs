@@ -5,15 +5,21 @@
 
 use base64::Engine as _;
 use std::net::{IpAddr, SocketAddr};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Join, Sink};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
-pub struct RawWs {
-    stream: TcpStream,
+pub struct RawWs<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     start: usize,
     end: usize,
 }
+
+/// The reading half of a split connection. Its writes (answers to pings) go
+/// nowhere: AppSync servers keep connections alive with `ka` text frames, not
+/// pings, so a split publisher never needs to answer one.
+pub type ReadHalf = RawWs<Join<OwnedReadHalf, Sink>>;
 
 /// What the frame reader saw.
 pub enum Frame<'a> {
@@ -80,26 +86,46 @@ impl RawWs {
         }
     }
 
+    /// Split into a frame reader and a raw writer (for [`text_frame`]s), so one
+    /// task can keep sending while another reads the answers.
+    pub fn into_split(self) -> (ReadHalf, OwnedWriteHalf) {
+        let (r, w) = self.stream.into_split();
+        let reader = RawWs {
+            stream: tokio::io::join(r, tokio::io::sink()),
+            buf: self.buf,
+            start: self.start,
+            end: self.end,
+        };
+        (reader, w)
+    }
+}
+
+/// A masked client text frame carrying `text`.
+pub fn text_frame(text: &str) -> Vec<u8> {
+    let payload = text.as_bytes();
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(0x81);
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n < 65536 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask: [u8; 4] = rand::random();
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawWs<S> {
     /// Send a masked text frame.
     pub async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
-        let payload = text.as_bytes();
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x81);
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n < 65536 => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let mask: [u8; 4] = rand::random();
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&frame).await
+        self.stream.write_all(&text_frame(text)).await
     }
 
     /// Read frames, calling `on_frame` for each, until it returns `false` or the
