@@ -135,7 +135,10 @@ mod tests {
         h2.insert_if_absent("a", "");
         h2.insert_if_absent("", "v");
         h2.insert_if_absent("b", "2");
-        assert_eq!(h2.iter().collect::<Vec<_>>(), [("a", ""), ("", "v"), ("b", "2")]);
+        assert_eq!(
+            h2.iter().collect::<Vec<_>>(),
+            [("a", ""), ("", "v"), ("b", "2")]
+        );
         assert_eq!(h2.get("b"), Some("2"));
     }
 

@@ -110,24 +110,20 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
         // 4 KiB here, 11.1 KiB with 1 KiB; see docs/benchmarks.md).
         .read_buffer_size(1024)
         .write_buffer_size(16 * 1024);
-    let task =
-        async move {
-            let upgraded = match on_upgrade.await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(peer = %ctx.peer, error = %e, "WebSocket upgrade failed");
-                    return;
-                }
-            };
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            Connection::new(ctx, ws, auth, auth_problem).run().await;
-        }
-        .instrument(span);
+    let task = async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(peer = %ctx.peer, error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        Connection::new(ctx, ws, auth, auth_problem).run().await;
+    }
+    .instrument(span);
     tokio::spawn(task);
 
     let mut r = Response::new(Full::default());
@@ -274,17 +270,19 @@ impl Connection {
         }))
         .await;
         let limits = self.api.limits();
-        let (max_duration, ka_interval) = (limits.max_connection_duration, limits.keepalive_interval);
+        let (max_duration, ka_interval) =
+            (limits.max_connection_duration, limits.keepalive_interval);
         let started = tokio::time::Instant::now();
         let lifetime = tokio::time::sleep_until(started + max_duration);
         let unauthorized_grace = tokio::time::sleep_until(started + UNAUTHORIZED_GRACE);
-        let mut ka = tokio::time::interval_at(
-            started + ka_interval,
-            ka_interval,
-        );
+        let mut ka = tokio::time::interval_at(started + ka_interval, ka_interval);
         ka.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.clone();
-        tokio::pin!(lifetime, unauthorized_grace);
+        // Made once, not per loop turn: every connection waits on the same
+        // shutdown channel, and a fresh wait registers with (and an old one
+        // leaves) its waiter list under one lock shared by all connections.
+        let shutdown = super::shutdown_requested(&mut shutdown);
+        tokio::pin!(lifetime, unauthorized_grace, shutdown);
         tracing::debug!(authorized = self.connect.is_ok(), "WebSocket connected");
 
         let exit = loop {
@@ -293,7 +291,7 @@ impl Connection {
             // always ready, and a fixed order would starve reads (the client's
             // unsubscribe, pings, close).
             tokio::select! {
-                _ = super::shutdown_requested(&mut shutdown) => {
+                _ = &mut shutdown => {
                     break Exit::Close(CloseCode::Away, "Server shutting down", "shutdown");
                 }
                 _ = outbox.notified() => {
