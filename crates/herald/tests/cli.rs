@@ -396,6 +396,32 @@ fn bench_runs_against_a_server_and_counts_every_delivery() {
     assert!(r["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
     assert!(r["server_cpu_seconds"].is_number());
 
+    // Pipelined WebSocket publishers: every request answered, every event
+    // delivered to each of a channel's subscribers, none twice.
+    let r = run(&[
+        "channels",
+        "--channels",
+        "4",
+        "--per-channel",
+        "3",
+        "--publishers",
+        "2",
+        "--ws-publishers",
+        "--window",
+        "8",
+        "--rate",
+        "400",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(r["publish_via"], "websocket");
+    assert_eq!(r["window"], 8);
+    assert_eq!(r["publish_errors"], 0, "{r}");
+    let published = r["published_events"].as_u64().unwrap();
+    assert!(published >= 100, "{r}");
+    assert_eq!(r["expected_deliveries"].as_u64().unwrap(), published * 3);
+    assert_eq!(r["received"], r["expected_deliveries"], "{r}");
+
     let r = run(&[
         "connect",
         "--connections",
