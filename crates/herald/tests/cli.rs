@@ -397,7 +397,8 @@ fn bench_runs_against_a_server_and_counts_every_delivery() {
     assert!(r["server_cpu_seconds"].is_number());
 
     // Pipelined WebSocket publishers: every request answered, every event
-    // delivered to each of a channel's subscribers, none twice.
+    // delivered to each of a channel's subscribers, none twice. 20 requests/s
+    // per connection stays under the server's default limit of 25.
     let r = run(&[
         "channels",
         "--channels",
@@ -410,15 +411,15 @@ fn bench_runs_against_a_server_and_counts_every_delivery() {
         "--window",
         "8",
         "--rate",
-        "400",
+        "40",
         "--duration",
-        "1",
+        "2",
     ]);
     assert_eq!(r["publish_via"], "websocket");
     assert_eq!(r["window"], 8);
     assert_eq!(r["publish_errors"], 0, "{r}");
     let published = r["published_events"].as_u64().unwrap();
-    assert!(published >= 100, "{r}");
+    assert!(published >= 40, "{r}");
     assert_eq!(r["expected_deliveries"].as_u64().unwrap(), published * 3);
     assert_eq!(r["received"], r["expected_deliveries"], "{r}");
 
