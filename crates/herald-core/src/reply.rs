@@ -114,12 +114,22 @@ pub fn error_frame(frame: ErrorFrame, id: Option<&str>, e: &OpError) -> String {
 /// `sub_id` is a validated operation id (no characters that need escaping) and
 /// `event_literal` an already-encoded JSON string literal.
 pub fn write_data_frame(out: &mut String, sub_id: &str, event_literal: &str) {
-    out.reserve(33 + sub_id.len() + event_literal.len());
-    out.push_str(r#"{"type":"data","id":""#);
-    out.push_str(sub_id);
-    out.push_str(r#"","event":"#);
-    out.push_str(event_literal);
-    out.push('}');
+    for piece in data_frame_pieces(sub_id, event_literal) {
+        out.push_str(piece);
+    }
+}
+
+/// The pieces of a `data` frame, in order: only the subscription id and the
+/// shared event literal vary, so a writer can copy them straight into its
+/// output without building the frame first.
+pub fn data_frame_pieces<'a>(sub_id: &'a str, event_literal: &'a str) -> [&'a str; 5] {
+    [
+        r#"{"type":"data","id":""#,
+        sub_id,
+        r#"","event":"#,
+        event_literal,
+        "}",
+    ]
 }
 
 /// An HTTP error body: `{"errors":[{"errorType","message"}],"message"}`. The

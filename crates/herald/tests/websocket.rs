@@ -4,10 +4,12 @@
 mod common;
 
 use common::*;
+use futures_util::{SinkExt, StreamExt};
 use herald::config::ApiConfig;
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -578,4 +580,105 @@ async fn graceful_shutdown_sends_going_away() {
     assert_eq!(close.unwrap().code, CloseCode::Away);
     // No longer accepting.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+/// Herald frames WebSocket traffic itself: the parts of RFC 6455 that clients
+/// use beyond single text frames.
+#[tokio::test]
+async fn framing_pings_fragments_and_close_handshake() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let server = TestServer::start().await;
+    let mut c = server.ws().await;
+    c.init().await;
+
+    // A ping is answered with a pong carrying the same payload.
+    c.send_raw(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    let pong = loop {
+        match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+            Some(Ok(Message::Pong(p))) => break p,
+            Some(Ok(_)) => {}
+            other => panic!("no pong: {other:?}"),
+        }
+    };
+    assert_eq!(&pong[..], b"are you there");
+
+    // A subscribe split over three fragments with a ping between them.
+    let text = json!({"type": "subscribe", "id": "frag", "channel": "/default/f",
+                      "authorization": {"x-api-key": KEY, "host": server.host()}})
+    .to_string();
+    let (a, rest) = text.split_at(10);
+    let (b, z) = rest.split_at(20);
+    let frame = |s: &str, op, fin| Message::Frame(Frame::message(s.as_bytes().to_vec(), op, fin));
+    c.send_raw(frame(a, OpCode::Data(Data::Text), false)).await;
+    c.send_raw(Message::Ping(b"".to_vec().into())).await;
+    c.send_raw(frame(b, OpCode::Data(Data::Continue), false))
+        .await;
+    c.send_raw(frame(z, OpCode::Data(Data::Continue), true))
+        .await;
+    let ok = c.recv().await;
+    assert_eq!(ok, json!({"type": "subscribe_success", "id": "frag"}));
+
+    // The client's close is answered with its own code.
+    c.ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Library(4000),
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    let (close, _) = c.recv_until_close().await;
+    assert_eq!(close.unwrap().code, CloseCode::Library(4000));
+}
+
+#[tokio::test]
+async fn framing_errors_close_with_their_codes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let server = TestServer::start().await;
+
+    // Invalid UTF-8 in a text frame: 1007.
+    let mut c = server.ws().await;
+    c.init().await;
+    c.send_raw(Message::Frame(Frame::message(
+        vec![b'{', 0xff, 0xfe, b'}'],
+        OpCode::Data(Data::Text),
+        true,
+    )))
+    .await;
+    let (close, _) = c.recv_until_close().await;
+    assert_eq!(close.unwrap().code, CloseCode::Invalid);
+
+    // An unmasked client frame (raw socket: client libraries always mask): 1002,
+    // as the first bytes of the server's close frame.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let upgrade = format!(
+        "GET /event/realtime HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: aws-appsync-event-ws, {}\r\n\r\n",
+        server.host(),
+        auth_header_subprotocol(&server.host(), KEY)
+    );
+    tcp.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    tcp.write_all(b"\x81\x02hi").await.unwrap();
+    let mut reply = [0u8; 4];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply[0], 0x88, "a close frame");
+    assert_eq!(u16::from_be_bytes([reply[2], reply[3]]), 1002);
+
+    // Others are unaffected.
+    let mut other = server.ws().await;
+    other.init().await;
+    other.subscribe("s", "/default/still").await;
 }

@@ -9,6 +9,7 @@ mod console;
 mod http;
 pub mod tls;
 mod ws;
+mod ws_socket;
 
 use crate::api::EventApi;
 use crate::config::{ApiConfig, TlsSetting};

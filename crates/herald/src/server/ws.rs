@@ -8,18 +8,19 @@
 //! wake-up drains the whole outbound queue and flushes once.
 
 use super::http::{error as http_error, Body};
+use super::ws_socket::{ReadError, WsSocket};
 use super::ConnContext;
 use crate::api::{Caller, EventApi};
 use crate::auth::{AuthHeaders, Identity};
 use crate::hub::{Outbound, Outbox, Subscriber};
 use crate::metrics::Transport;
-use futures_util::{SinkExt, StreamExt};
 use herald_core::frame::{parse_client_frame, ClientFrame, ErrorFrame};
 use herald_core::index::SubKey;
 use herald_core::reply;
+use herald_core::websocket::{self, close_code, DecodeError, Incoming};
 use herald_core::{ChannelPattern, ErrorType, OpError};
 use http_body_util::Full;
-use hyper::body::Incoming;
+
 use hyper::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
 };
@@ -28,12 +29,7 @@ use hyper_util::rt::TokioIo;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 /// The subprotocol AppSync Events clients ask for.
@@ -49,7 +45,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// socket to a connection task. Authorization problems are *not* refused here:
 /// AppSync opens the socket and answers `connection_error`, and Amplify retries
 /// forever on an HTTP-level refusal.
-pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
+pub fn upgrade(mut req: Request<hyper::body::Incoming>, ctx: ConnContext) -> Response<Body> {
     let headers = req.headers();
     let is_upgrade = headers
         .get(UPGRADE)
@@ -99,17 +95,9 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     // Every log line of the connection carries its id.
     let span = tracing::info_span!("ws", conn = %next_connection_id(), peer = %ctx.peer);
-    // Built here, not in the task: whatever the task's future holds across an
-    // await, every idle connection pays for.
-    let max = ctx.api.limits().max_transport_bytes();
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-        // Small: an idle connection keeps this buffer; big messages grow the
-        // read buffer as they arrive (RSS per idle connection: 14.2 KiB with
-        // 4 KiB here, 11.1 KiB with 1 KiB; see docs/benchmarks.md).
-        .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024);
+    // Computed here, not in the task: whatever the task's future holds across
+    // an await, every idle connection pays for.
+    let max_message = ctx.api.limits().max_transport_bytes();
     let task = async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -118,9 +106,7 @@ pub fn upgrade(mut req: Request<Incoming>, ctx: ConnContext) -> Response<Body> {
                 return;
             }
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let ws = WsSocket::new(TokioIo::new(upgraded), max_message);
         Connection::new(ctx, ws, auth, auth_problem).run().await;
     }
     .instrument(span);
@@ -202,11 +188,12 @@ enum Exit {
     /// The client closed or the socket failed: nothing more to send. The
     /// `reason` label of the closed-connections metric.
     Gone(&'static str),
-    /// Send this close frame; the last field is the metric's reason label.
-    Close(CloseCode, &'static str, &'static str),
+    /// Send this close frame (code, reason); the last field is the metric's
+    /// reason label.
+    Close(u16, &'static str, &'static str),
 }
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = WsSocket<TokioIo<hyper::upgrade::Upgraded>>;
 
 struct Connection {
     ctx: ConnContext,
@@ -292,7 +279,7 @@ impl Connection {
             // unsubscribe, pings, close).
             tokio::select! {
                 _ = &mut shutdown => {
-                    break Exit::Close(CloseCode::Away, "Server shutting down", "shutdown");
+                    break Exit::Close(close_code::GOING_AWAY, "Server shutting down", "shutdown");
                 }
                 _ = outbox.notified() => {
                     if let Some(exit) = self.flush().await {
@@ -311,7 +298,7 @@ impl Connection {
                     break self.refuse_connection();
                 }
                 _ = &mut lifetime => {
-                    break Exit::Close(CloseCode::Normal, "Connection lifetime limit reached; reconnect", "lifetime");
+                    break Exit::Close(close_code::NORMAL, "Connection lifetime limit reached; reconnect", "lifetime");
                 }
             }
         };
@@ -338,35 +325,21 @@ impl Connection {
             Outbound::Data { published_at, .. } => Some(*published_at),
             Outbound::Frame(_) => None,
         });
-        // All data frames of this wake-up are written into one buffer and sent as
-        // slices of it: one allocation per wake-up, not one per frame.
-        let mut texts = String::new();
-        let mut frames: Vec<Result<std::ops::Range<usize>, String>> =
-            Vec::with_capacity(self.scratch.len());
-        for item in self.scratch.drain(..) {
-            match item {
-                Outbound::Frame(s) => frames.push(Err(s)),
-                Outbound::Data { sub_id, events, .. } => {
-                    for literal in events.literals.iter() {
-                        let start = texts.len();
-                        reply::write_data_frame(&mut texts, &sub_id, literal);
-                        frames.push(Ok(start..texts.len()));
+        // Every frame of this wake-up, header and payload, goes into one buffer
+        // and out in one write; a data frame is copied from its shared pieces.
+        let items = &self.scratch;
+        let write = self.ws.send(|buf| {
+            for item in items {
+                match item {
+                    Outbound::Frame(s) => websocket::text_frame(buf, &[s]),
+                    Outbound::Data { sub_id, events, .. } => {
+                        for literal in events.literals.iter() {
+                            websocket::text_frame(buf, &reply::data_frame_pieces(sub_id, literal));
+                        }
                     }
                 }
             }
-        }
-        let texts = bytes::Bytes::from(texts);
-        let write = async {
-            for frame in frames {
-                let text = match frame {
-                    Err(s) => Utf8Bytes::from(s),
-                    Ok(range) => Utf8Bytes::try_from(texts.slice(range))
-                        .expect("frames are built from strings"),
-                };
-                self.ws.feed(Message::Text(text)).await?;
-            }
-            self.ws.flush().await
-        };
+        });
         let result = tokio::time::timeout(WRITE_TIMEOUT, write).await;
         self.scratch.clear();
         match result {
@@ -395,7 +368,7 @@ impl Connection {
             Ok(true) => {
                 tracing::warn!("slow consumer: outbound queue full, closing");
                 Some(Exit::Close(
-                    CloseCode::Policy,
+                    close_code::POLICY,
                     "Slow consumer: outbound queue full",
                     "slow_consumer",
                 ))
@@ -411,36 +384,39 @@ impl Connection {
             .err()
             .unwrap_or_else(OpError::unauthorized);
         self.send(reply::connection_error(&err));
-        Exit::Close(CloseCode::Policy, "Unauthorized", "unauthorized")
+        Exit::Close(close_code::POLICY, "Unauthorized", "unauthorized")
     }
 
-    async fn on_message(&mut self, msg: Option<Result<Message, WsError>>) -> Option<Exit> {
+    async fn on_message(&mut self, msg: Result<Incoming, ReadError>) -> Option<Exit> {
         let msg = match msg {
-            None => return Some(Exit::Gone("client_closed")),
-            Some(Ok(m)) => m,
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                tracing::info!(size, max_size, "message too big");
-                return Some(Exit::Close(
-                    CloseCode::Size,
-                    "Message too big",
-                    "message_too_big",
-                ));
-            }
-            Some(Err(e)) => {
+            Ok(m) => m,
+            Err(ReadError::Closed) => return Some(Exit::Gone("client_closed")),
+            Err(ReadError::Io(e)) => {
                 tracing::debug!(error = %e, "WebSocket read failed");
+                return Some(Exit::Gone("read_failed"));
+            }
+            Err(ReadError::Decode(e)) => {
+                tracing::info!(error = %e, "closing a connection that broke the WebSocket protocol");
                 return Some(match e {
-                    WsError::Protocol(_) | WsError::Utf8(_) => Exit::Close(
-                        CloseCode::Protocol,
+                    DecodeError::TooBig { .. } => {
+                        Exit::Close(close_code::TOO_BIG, "Message too big", "message_too_big")
+                    }
+                    DecodeError::InvalidUtf8 => Exit::Close(
+                        close_code::INVALID_PAYLOAD,
+                        "Text frame is not UTF-8",
+                        "protocol_error",
+                    ),
+                    DecodeError::Protocol(_) => Exit::Close(
+                        close_code::PROTOCOL_ERROR,
                         "WebSocket protocol error",
                         "protocol_error",
                     ),
-                    _ => Exit::Gone("read_failed"),
                 });
             }
         };
         let text = match msg {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
+            Incoming::Text(t) => t,
+            Incoming::Binary => {
                 if self.connect.is_err() {
                     return Some(self.refuse_connection());
                 }
@@ -454,9 +430,21 @@ impl Connection {
                 );
                 return None;
             }
-            Message::Close(_) => return Some(Exit::Gone("client_closed")),
-            // Pings are answered by tungstenite; pongs and raw frames need nothing.
-            _ => return None,
+            Incoming::Ping(payload) => {
+                let pong = self.ws.send(|buf| websocket::pong_frame(buf, &payload));
+                return match tokio::time::timeout(WRITE_TIMEOUT, pong).await {
+                    Ok(Ok(())) => None,
+                    _ => Some(Exit::Gone("write_failed")),
+                };
+            }
+            Incoming::Pong => return None,
+            Incoming::Close(code) => {
+                // Answer with the client's code (RFC 6455 5.5.1), then go.
+                let code = code.unwrap_or(close_code::NORMAL);
+                let reply = self.ws.send(|buf| websocket::close_frame(buf, code, ""));
+                let _ = tokio::time::timeout(Duration::from_secs(2), reply).await;
+                return Some(Exit::Gone("client_closed"));
+            }
         };
         if self.connect.is_err() {
             return Some(self.refuse_connection());
@@ -620,15 +608,24 @@ impl Connection {
         };
         if let Exit::Close(code, reason, _) = exit {
             if self.write_queued().await.is_ok() {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
                 let close = async {
-                    self.ws.send(Message::Close(Some(frame))).await?;
-                    // Drain until the client answers the close (or goes away).
-                    while let Some(Ok(_)) = self.ws.next().await {}
-                    Ok::<(), WsError>(())
+                    self.ws
+                        .send(|buf| websocket::close_frame(buf, code, reason))
+                        .await?;
+                    // Wait for the client's close (or for it to go away); after a
+                    // protocol error, read and drop what it still sends.
+                    loop {
+                        match self.ws.next().await {
+                            Ok(Incoming::Close(_)) => break,
+                            Ok(_) => {}
+                            Err(ReadError::Decode(_)) => {
+                                self.ws.discard_input().await;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
                 };
                 let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
             }

@@ -1,0 +1,137 @@
+//! The socket of one WebSocket connection: reads bytes into the I/O-free
+//! [`Decoder`] and writes frames built by the caller.
+//!
+//! Buffers are per worker thread, not per connection, so an idle connection
+//! keeps none: a read lands in the thread's read buffer and is parsed there
+//! (only an incomplete frame is copied aside by the decoder); the frames of a
+//! write are built in the thread's write buffer and handed to the socket in
+//! one call, and only what the socket does not take at once is copied into a
+//! buffer owned by the connection until it is written. Neither thread buffer
+//! is borrowed across an `.await`: both are used inside a single poll.
+
+use herald_core::websocket::{DecodeError, Decoder, Incoming};
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Bytes asked for per read. Larger messages simply take several reads.
+const READ_CHUNK: usize = 16 * 1024;
+/// A thread's write buffer grows to the largest write it has built; past this
+/// it is released after the write instead of being kept.
+const KEEP_WRITE_BUFFER: usize = 1024 * 1024;
+
+thread_local! {
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+    static WRITE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Why no message could be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The client closed the TCP connection.
+    Closed,
+    Io(io::Error),
+    /// The client broke the protocol or a limit; close with its code.
+    Decode(DecodeError),
+}
+
+pub struct WsSocket<S> {
+    io: S,
+    decoder: Decoder,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsSocket<S> {
+    /// `max_message`: the largest frame or message accepted from the client.
+    pub fn new(io: S, max_message: usize) -> WsSocket<S> {
+        WsSocket {
+            io,
+            decoder: Decoder::new(max_message),
+        }
+    }
+
+    /// The next message from the client. Cancel-safe (all state lives in
+    /// `self`), so it can sit in a `select!`. Messages that arrived before a
+    /// protocol error are returned before the error.
+    pub async fn next(&mut self) -> Result<Incoming, ReadError> {
+        loop {
+            if let Some(m) = self.decoder.next_message() {
+                return Ok(m);
+            }
+            if let Some(e) = self.decoder.failed() {
+                return Err(ReadError::Decode(e.clone()));
+            }
+            std::future::poll_fn(|cx| self.poll_fill(cx)).await?;
+        }
+    }
+
+    /// Read once into the thread's buffer and parse what came.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
+        READ_BUF.with_borrow_mut(|buf| {
+            let mut rb = ReadBuf::new(buf);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)).map_err(ReadError::Io)?;
+            if rb.filled().is_empty() {
+                return Poll::Ready(Err(ReadError::Closed));
+            }
+            // A decode error is kept by the decoder and reported by `next`
+            // after the messages before it.
+            let _ = self.decoder.feed(rb.filled());
+            Poll::Ready(Ok(()))
+        })
+    }
+
+    /// After a decode error: read and discard until the client closes, so the
+    /// close frame already sent is not lost to a reset (closing a socket with
+    /// unread input makes the kernel send RST). The caller bounds the time.
+    pub async fn discard_input(&mut self) {
+        loop {
+            let read = std::future::poll_fn(|cx| {
+                READ_BUF.with_borrow_mut(|buf| {
+                    let mut rb = ReadBuf::new(buf);
+                    ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+                    Poll::Ready(Ok::<usize, io::Error>(rb.filled().len()))
+                })
+            })
+            .await;
+            if !matches!(read, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+
+    /// Write the frames `build` appends to a buffer, then flush. In the common
+    /// case the socket takes them all at once and nothing is allocated; the
+    /// caller bounds the time (a client that stops reading).
+    pub async fn send(&mut self, build: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let mut build = Some(build);
+        let rest = std::future::poll_fn(|cx| {
+            Poll::Ready(WRITE_BUF.with_borrow_mut(|buf| {
+                buf.clear();
+                if let Some(build) = build.take() {
+                    build(buf);
+                }
+                let mut written = 0;
+                while written < buf.len() {
+                    match Pin::new(&mut self.io).poll_write(cx, &buf[written..]) {
+                        Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                        Poll::Ready(Ok(n)) => written += n,
+                        Poll::Ready(Err(e)) => return Err(e),
+                        Poll::Pending => break,
+                    }
+                }
+                // Empty (no allocation) when everything was written.
+                let rest = buf[written..].to_vec();
+                if buf.capacity() > KEEP_WRITE_BUFFER {
+                    *buf = Vec::new();
+                }
+                Ok(rest)
+            }))
+        })
+        .await?;
+        if !rest.is_empty() {
+            self.io.write_all(&rest).await?;
+        }
+        self.io.flush().await
+    }
+}
