@@ -299,10 +299,16 @@ fn close_payload(p: &[u8]) -> Result<Option<u16>, DecodeError> {
         0 => Ok(None),
         1 => Err(DecodeError::Protocol("close payload of one byte")),
         _ => {
+            let code = u16::from_be_bytes([p[0], p[1]]);
+            // Codes a peer may send (RFC 6455 7.4); 1005, 1006 and 1015 are
+            // only ever reported locally, so echoing them would be an error too.
+            if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+                return Err(DecodeError::Protocol("invalid close code"));
+            }
             if std::str::from_utf8(&p[2..]).is_err() {
                 return Err(DecodeError::InvalidUtf8);
             }
-            Ok(Some(u16::from_be_bytes([p[0], p[1]])))
+            Ok(Some(code))
         }
     }
 }
@@ -480,6 +486,17 @@ mod tests {
             error_of(&client_frame(true, OP_CLOSE, &[3]), 100).close_code(),
             1002
         );
+        for code in [0u16, 999, 1005, 1006, 1015, 2000, 5000] {
+            assert_eq!(
+                error_of(&client_frame(true, OP_CLOSE, &code.to_be_bytes()), 100),
+                DecodeError::Protocol("invalid close code"),
+                "{code}"
+            );
+        }
+        let mut d = Decoder::new(100);
+        d.feed(&client_frame(true, OP_CLOSE, &4999u16.to_be_bytes()))
+            .unwrap();
+        assert_eq!(d.next_message(), Some(Incoming::Close(Some(4999))));
     }
 
     #[test]
