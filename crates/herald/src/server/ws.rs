@@ -5,7 +5,8 @@
 //! One task, one `select!` loop: a client frame is handled to the end (including
 //! an awaited publish) before the next one is read, which keeps each connection's
 //! operations in order as AppSync clients expect. Writes are coalesced: every
-//! wake-up drains the whole outbound queue and flushes once.
+//! wake-up drains the whole outbound queue into one write. The socket and its
+//! RFC 6455 framing are in [`super::ws_socket`] and `herald_core::websocket`.
 
 use super::http::{error as http_error, Body};
 use super::ws_socket::{ReadError, WsSocket};
