@@ -16,12 +16,12 @@
 
 use std::collections::VecDeque;
 
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
+pub const OP_CONTINUATION: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
 
 /// Close codes Herald sends (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -313,20 +313,40 @@ fn close_payload(p: &[u8]) -> Result<Option<u16>, DecodeError> {
     }
 }
 
-/// Append an unmasked server frame header for a payload of `len` bytes.
+/// Append an unmasked, final server frame header for `len` payload bytes.
 fn header(out: &mut Vec<u8>, opcode: u8, len: usize) {
-    out.push(0x80 | opcode);
+    header_bytes(out, 0x80 | opcode, 0, len);
+}
+
+/// First byte as given, then the mask bit (`0x80` or 0) with the length.
+fn header_bytes(out: &mut Vec<u8>, first: u8, mask_bit: u8, len: usize) {
+    out.push(first);
     match len {
-        n if n < 126 => out.push(n as u8),
+        n if n < 126 => out.push(mask_bit | n as u8),
         n if n <= u16::MAX as usize => {
-            out.push(126);
+            out.push(mask_bit | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         n => {
-            out.push(127);
+            out.push(mask_bit | 127);
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
+}
+
+/// Append a masked client frame, as a browser sends it: for Herald's load
+/// generator and tests. `mask` must be unpredictable per frame (RFC 6455
+/// section 5.3) when talking to anything but a test server.
+pub fn masked_frame(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    out.reserve(payload.len() + 14);
+    header_bytes(
+        out,
+        if fin { 0x80 } else { 0 } | opcode,
+        0x80,
+        payload.len(),
+    );
+    out.extend_from_slice(&mask);
+    unmask_into(out, payload, mask);
 }
 
 /// Append a text frame whose payload is the concatenation of `pieces` (so a
@@ -364,21 +384,8 @@ mod tests {
 
     /// A client frame as a browser would send it.
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n < 65536 => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut out = Vec::new();
+        masked_frame(&mut out, fin, opcode, payload, [0x37, 0xfa, 0x21, 0x3d]);
         out
     }
 

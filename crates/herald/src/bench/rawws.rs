@@ -4,6 +4,7 @@
 //! text frames out, unmasked frames in (text, ping, close).
 
 use base64::Engine as _;
+use herald_core::websocket;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Join, Sink};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -102,23 +103,14 @@ impl RawWs {
 
 /// A masked client text frame carrying `text`.
 pub fn text_frame(text: &str) -> Vec<u8> {
-    let payload = text.as_bytes();
-    let mut frame = Vec::with_capacity(payload.len() + 14);
-    frame.push(0x81);
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n < 65536 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let mask: [u8; 4] = rand::random();
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut frame = Vec::new();
+    websocket::masked_frame(
+        &mut frame,
+        true,
+        websocket::OP_TEXT,
+        text.as_bytes(),
+        rand::random(),
+    );
     frame
 }
 
