@@ -94,6 +94,9 @@ pub enum Scenario {
         publishers: usize,
         #[arg(long, default_value_t = 100)]
         payload: usize,
+        /// Events per publish request (1-5), all to the same channel.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// Publish over WebSocket instead of HTTP.
         #[arg(long)]
         ws_publishers: bool,
@@ -982,6 +985,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             rate,
             publishers,
             payload,
+            batch,
             ws_publishers,
             window,
         } => {
@@ -999,7 +1003,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                     window: window.max(1),
                     channels: Arc::new(Vec::new()),
                     rate,
-                    batch: 1,
+                    batch: batch.clamp(1, 5),
                     payload,
                 },
             )
