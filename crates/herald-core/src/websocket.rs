@@ -120,11 +120,6 @@ impl Decoder {
         m
     }
 
-    /// Whether a message is waiting (then no read is needed).
-    pub fn has_message(&self) -> bool {
-        !self.ready.is_empty()
-    }
-
     /// The error a previous [`Decoder::feed`] returned, if any.
     pub fn failed(&self) -> Option<&DecodeError> {
         self.failed.as_ref()

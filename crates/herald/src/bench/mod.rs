@@ -362,26 +362,11 @@ impl HttpPublisher {
     }
 }
 
-/// A publisher over either transport.
-enum Publisher {
-    Http(HttpPublisher),
-    Ws(WsPublisher),
-}
-
-impl Publisher {
-    async fn publish(&mut self, channel: &str, events: Vec<String>) -> Result<usize, String> {
-        match self {
-            Publisher::Http(p) => p.publish(channel, events).await,
-            Publisher::Ws(p) => p.publish(channel, events).await,
-        }
-    }
-}
-
-/// Publishes over one WebSocket, one request in flight at a time.
+/// A WebSocket publisher's connection, acknowledged and ready; [`pipelined`]
+/// drives it.
 struct WsPublisher {
     ws: RawWs,
     key: String,
-    next: u64,
 }
 
 impl WsPublisher {
@@ -403,36 +388,7 @@ impl WsPublisher {
         Ok(WsPublisher {
             ws,
             key: common.api_key.clone(),
-            next: 0,
         })
-    }
-
-    async fn publish(&mut self, channel: &str, events: Vec<String>) -> Result<usize, String> {
-        self.next += 1;
-        let n = events.len();
-        let frame = json!({"type": "publish", "id": format!("p{}", self.next), "channel": channel,
-                           "events": events, "authorization": {"x-api-key": self.key}});
-        self.ws
-            .send_text(&frame.to_string())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut outcome = Err("closed".to_string());
-        self.ws
-            .read_frames(|f| match f {
-                Frame::Text(t) if rawws::find(t, b"publish_success").is_some() => {
-                    outcome = Ok(n);
-                    false
-                }
-                Frame::Text(t) if rawws::find(t, b"publish_error").is_some() => {
-                    outcome = Err(String::from_utf8_lossy(t).into_owned());
-                    false
-                }
-                Frame::Text(_) => true,
-                Frame::Close => false,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        outcome
     }
 }
 
@@ -479,7 +435,8 @@ async fn publish_load(
             sent: 0,
         };
         let (batch, payload, counters) = (plan.batch, plan.payload, counters.clone());
-        if plan.ws && plan.window > 1 {
+        if plan.ws {
+            // With a window of 1 this is the closed loop: send, await the answer.
             let ws = WsPublisher::connect(ep, common, p).await?;
             let window = plan.window;
             tasks.push(tokio::spawn(async move {
@@ -487,11 +444,7 @@ async fn publish_load(
             }));
             continue;
         }
-        let mut publisher = if plan.ws {
-            Publisher::Ws(WsPublisher::connect(ep, common, p).await?)
-        } else {
-            Publisher::Http(HttpPublisher::connect(ep, &common.api_key).await?)
-        };
+        let mut publisher = HttpPublisher::connect(ep, &common.api_key).await?;
         tasks.push(tokio::spawn(async move {
             let mut schedule = schedule;
             while let Some(ch) = schedule.next().await {
@@ -564,7 +517,8 @@ async fn pipelined(
     payload: usize,
     counters: Published,
 ) {
-    let WsPublisher { ws, key, mut next } = ws;
+    let WsPublisher { ws, key } = ws;
+    let mut next = 0u64;
     let (mut reader, mut writer) = ws.into_split();
     let permits = Arc::new(tokio::sync::Semaphore::new(window));
     let answers = {
@@ -620,24 +574,23 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 /// Subscriber scenarios (`fanout`, `channels`): subscribe, publish, drain, report.
+/// `per_channel` subscribers on each of `plan.channels`.
 async fn delivery_scenario(
     name: &str,
     common: &Common,
-    channels: Vec<String>,
     per_channel: usize,
     plan: Plan,
 ) -> Result<serde_json::Value, String> {
-    let Plan {
-        publishers,
-        ws,
-        window,
-        rate,
-        batch,
-        payload,
-        ..
-    } = plan;
+    let (publishers, ws, window, rate, batch, payload) = (
+        plan.publishers,
+        plan.ws,
+        plan.window,
+        plan.rate,
+        plan.batch,
+        plan.payload,
+    );
     let eps = endpoints(common)?;
-    let channels = Arc::new(channels);
+    let channels = plan.channels.clone();
     let total_subs = channels.len() * per_channel;
     eprintln!("[{name}] connecting {total_subs} subscribers…");
     let mut sockets = Vec::with_capacity(total_subs);
@@ -691,15 +644,6 @@ async fn delivery_scenario(
                 last = now;
             }
         })
-    };
-    let plan = Plan {
-        publishers,
-        ws,
-        window,
-        channels: channels.clone(),
-        rate,
-        batch,
-        payload,
     };
     let counters = Published {
         events: published.clone(),
@@ -964,13 +908,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             delivery_scenario(
                 "fanout",
                 &common,
-                vec![ch],
                 subscribers,
                 Plan {
                     publishers,
                     ws: ws_publishers,
                     window: window.max(1),
-                    channels: Arc::new(Vec::new()),
+                    channels: Arc::new(vec![ch]),
                     rate,
                     batch: batch.clamp(1, 5),
                     payload,
@@ -995,13 +938,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             delivery_scenario(
                 "channels",
                 &common,
-                chs,
                 per_channel,
                 Plan {
                     publishers,
                     ws: ws_publishers,
                     window: window.max(1),
-                    channels: Arc::new(Vec::new()),
+                    channels: Arc::new(chs),
                     rate,
                     batch: batch.clamp(1, 5),
                     payload,

@@ -68,16 +68,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsSocket<S> {
 
     /// Read once into the thread's buffer and parse what came.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
-        READ_BUF.with_borrow_mut(|buf| {
-            let mut rb = ReadBuf::new(buf);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)).map_err(ReadError::Io)?;
-            if rb.filled().is_empty() {
-                return Poll::Ready(Err(ReadError::Closed));
-            }
+        let got = ready!(self.poll_read_chunk(cx, |decoder, data| {
             // A decode error is kept by the decoder and reported by `next`
             // after the messages before it.
-            let _ = self.decoder.feed(rb.filled());
-            Poll::Ready(Ok(()))
+            let _ = decoder.feed(data);
+            data.len()
+        }));
+        match got {
+            Ok(0) => Poll::Ready(Err(ReadError::Closed)),
+            Ok(_) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(ReadError::Io(e))),
+        }
+    }
+
+    /// Read once into the thread's buffer and hand the bytes (none at end of
+    /// stream) to `f`, inside this poll.
+    fn poll_read_chunk<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Decoder, &[u8]) -> R,
+    ) -> Poll<io::Result<R>> {
+        READ_BUF.with_borrow_mut(|buf| {
+            let mut rb = ReadBuf::new(buf);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+            Poll::Ready(Ok(f(&mut self.decoder, rb.filled())))
         })
     }
 
@@ -86,15 +100,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsSocket<S> {
     /// unread input makes the kernel send RST). The caller bounds the time.
     pub async fn discard_input(&mut self) {
         loop {
-            let read = std::future::poll_fn(|cx| {
-                READ_BUF.with_borrow_mut(|buf| {
-                    let mut rb = ReadBuf::new(buf);
-                    ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
-                    Poll::Ready(Ok::<usize, io::Error>(rb.filled().len()))
-                })
-            })
-            .await;
-            if !matches!(read, Ok(n) if n > 0) {
+            let read = std::future::poll_fn(|cx| self.poll_read_chunk(cx, |_, data| data.len()));
+            if !matches!(read.await, Ok(n) if n > 0) {
                 return;
             }
         }
