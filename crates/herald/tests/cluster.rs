@@ -228,6 +228,54 @@ async fn three_nodes_over_redis() {
     three_nodes("engine = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"").await;
 }
 
+/// "Ack means live" across nodes even when the link to the broker is slow: a
+/// node whose broker traffic is delayed by 300 ms still acknowledges a
+/// subscription only once the broker has registered it, so an event published
+/// on another node right after the ack arrives. (With an ack on "written to
+/// the socket", the publish reached the broker before the subscription did.)
+async fn live_on_ack_over_slow_link(kind: &str) {
+    let (direct, port) = match kind {
+        "nats" => ("nats://127.0.0.1:4222", 4222),
+        _ => ("redis://127.0.0.1:6379", 6379),
+    };
+    let proxy = DelayProxy::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(300),
+    )
+    .await;
+    let engine = |url: &str| format!("engine = \"{kind}\"\n[{kind}]\nurl = \"{url}\"");
+    let api = unique("slowlink");
+    let slow = node(
+        &api,
+        "slow",
+        &engine(&format!("{kind}://127.0.0.1:{}", proxy.addr.port())),
+    );
+    let fast = node(&api, "fast", &engine(direct));
+    wait_ready(slow.addr, 200).await;
+    wait_ready(fast.addr, 200).await;
+    for round in 0..3 {
+        let channel = format!("/default/slow{round}");
+        let mut sub = subscriber(slow.addr, &channel).await;
+        let r = http_publish(fast.addr, &channel, &json!({"round": round})).await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        assert_eq!(
+            sub.data("s").await["round"],
+            round,
+            "the event published right after subscribe_success was lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_on_ack_over_slow_link_nats() {
+    live_on_ack_over_slow_link("nats").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_on_ack_over_slow_link_redis() {
+    live_on_ack_over_slow_link("redis").await;
+}
+
 struct Broker {
     child: Child,
 }

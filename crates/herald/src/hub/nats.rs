@@ -5,6 +5,17 @@
 //! tokens, exactly AppSync's trailing `*`, so `/ns/a/*` never sees `/ns/ab/c`).
 //! async-nats reconnects with backoff on its own and restores subscriptions; the
 //! engine logs and counts what happened.
+//!
+//! **Live on ack.** async-nats' `flush()` resolves once the `SUB` is written to
+//! the socket, not once the server has processed it, so it cannot prove a
+//! subscription is live. The engine proves it with a loopback probe instead: the
+//! node holds one subscription on a private inbox subject, and after each `SUB`
+//! it publishes a probe there and waits for it to come back. The server handles
+//! one client's protocol messages in order, so the probe's return means the
+//! `SUB` before it is registered and publishes from other nodes reach it. (With
+//! a NATS *cluster* of several servers, interest still propagates between
+//! servers asynchronously; Herald's contract holds against one server or a
+//! client-facing server the publishers share.)
 
 use super::engine::{Batch, BoxFuture, Engine, EngineError, EngineMetrics};
 use super::local::LocalFanout;
@@ -20,6 +31,9 @@ use tokio::sync::oneshot;
 /// How long `add_interest` waits for the server to confirm a subscription.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Probes waiting for their round trip, by probe id.
+type Probes = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
+
 pub struct NatsEngine {
     client: async_nats::Client,
     prefix: String,
@@ -28,6 +42,9 @@ pub struct NatsEngine {
     metrics: EngineMetrics,
     /// Subject -> stop signal of the task reading that subscription.
     subs: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// This node's private probe subject, and the probes in flight on it.
+    probe_subject: String,
+    probes: Probes,
 }
 
 impl NatsEngine {
@@ -81,7 +98,26 @@ impl NatsEngine {
         if client.connection_state() == async_nats::connection::State::Connected {
             metrics.connected.set(1);
         }
+        let probe_subject = client.new_inbox();
+        let probes: Probes = Arc::default();
+        let mut probe_sub = client
+            .subscribe(probe_subject.clone())
+            .await
+            .map_err(|e| format!("cannot subscribe to the NATS probe subject: {e}"))?;
+        let waiting = probes.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = probe_sub.next().await {
+                let id = std::str::from_utf8(&msg.payload)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                if let Some(done) = id.and_then(|id| waiting.lock().unwrap().remove(&id)) {
+                    let _ = done.send(());
+                }
+            }
+        });
         Ok(NatsEngine {
+            probe_subject,
+            probes,
             client,
             prefix: format!("herald.{}", wire::name_token(api_name)),
             node: node.to_string(),
@@ -109,6 +145,29 @@ impl NatsEngine {
 
     fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// A round trip through the server: resolves once everything this client
+    /// sent before it (a `SUB` in particular) has been processed. See the
+    /// module documentation.
+    async fn round_trip(&self) -> Result<(), String> {
+        let id: u64 = rand::random();
+        let (done, returned) = oneshot::channel();
+        self.probes.lock().unwrap().insert(id, done);
+        let sent = self
+            .client
+            .publish(self.probe_subject.clone(), id.to_string().into())
+            .await;
+        let result = match sent {
+            Err(e) => Err(format!("probe not sent: {e}")),
+            Ok(()) => match tokio::time::timeout(CONFIRM_TIMEOUT, returned).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err("probe dropped".into()),
+                Err(_) => Err(format!("no answer within {CONFIRM_TIMEOUT:?}")),
+            },
+        };
+        self.probes.lock().unwrap().remove(&id);
+        result
     }
 }
 
@@ -150,10 +209,10 @@ impl Engine for NatsEngine {
             };
             // A round trip makes sure the server has the subscription before the
             // client is told it is live. While disconnected, async-nats sends it
-            // on reconnect.
+            // on reconnect (the subscription is local until then).
             if self.connected() {
-                if let Err(e) = tokio::time::timeout(CONFIRM_TIMEOUT, self.client.flush()).await {
-                    tracing::warn!(engine = "nats", %subject, error = %e, "subscription not confirmed in time");
+                if let Err(e) = self.round_trip().await {
+                    tracing::warn!(engine = "nats", %subject, error = %e, "subscription not confirmed");
                 }
             }
             let (stop, mut stopped) = oneshot::channel();

@@ -426,3 +426,63 @@ impl WsClient {
         Self::open(req).await
     }
 }
+
+/// A TCP proxy that holds every byte going *to* `upstream` for `delay` (order
+/// kept) and passes the answers straight back: a slow link between a node and
+/// its broker, which makes "written to the socket" and "processed by the
+/// server" far apart in time.
+pub struct DelayProxy {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DelayProxy {
+    pub async fn start(upstream: SocketAddr, delay: Duration) -> DelayProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                // Bounded by the test's traffic: a few protocol messages.
+                let (held_tx, mut held_rx) =
+                    tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                conns.spawn(async move {
+                    let mut buf = vec![0u8; 16384];
+                    while let Ok(n) = client_rx.read(&mut buf).await {
+                        if n == 0
+                            || held_tx
+                                .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                                .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                conns.spawn(async move {
+                    while let Some((due, bytes)) = held_rx.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if server_tx.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                conns.spawn(async move {
+                    let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+                });
+            }
+        });
+        DelayProxy { addr, task }
+    }
+}
