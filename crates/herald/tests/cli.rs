@@ -454,6 +454,60 @@ fn bench_runs_against_a_server_and_counts_every_delivery() {
     assert!(sigterm(&mut s.child).success());
 }
 
+/// A server that dies mid-run makes the run fail: publishers back off instead
+/// of spinning, the failed publishes and cut-off subscribers are in the report,
+/// and the exit code is non-zero.
+#[test]
+fn bench_fails_loudly_when_the_server_dies() {
+    let key = "da2-benchdies0000000000000000";
+    let mut s = serve(&["--api-key", key]);
+    let endpoint = format!("http://{}/event", s.addr);
+    let mut bench = Command::new(BIN)
+        .args(["bench", "fanout", "--subscribers", "5", "--publishers", "1"])
+        .args(["--rate", "200", "--duration", "6", "--endpoint", &endpoint])
+        .args(["--api-key", key])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The live progress (written with \r, so read raw) shows publishes flowing.
+    let mut stderr = bench.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut told = false;
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if !told && String::from_utf8_lossy(&seen).contains(" published") {
+                told = true;
+                let _ = tx.send(None);
+            }
+        }
+        let _ = tx.send(Some(String::from_utf8_lossy(&seen).into_owned()));
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), None);
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let out = bench.wait_with_output().unwrap();
+    let stderr = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert!(!out.status.success(), "a failed run exited 0: {stderr}");
+    assert!(stderr.contains("FAILED"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(r["ok"], false, "{r}");
+    let errors = r["publish_errors"].as_u64().unwrap();
+    assert!(errors > 0, "{r}");
+    // Backoff: a few attempts a second against a dead server, not a hot loop.
+    assert!(errors < 100, "publishers spun against a dead server: {r}");
+    assert_eq!(r["failed_events"].as_u64().unwrap(), errors, "{r}");
+    assert_eq!(r["subscribers_cut_off"], 5, "{r}");
+}
+
 #[test]
 fn sighup_hot_reloads_handler_code_and_keeps_connections() {
     let dir = temp_dir("reload");
