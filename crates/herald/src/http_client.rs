@@ -128,7 +128,13 @@ impl HttpClient {
         let url = Url::parse(url)?;
         tokio::time::timeout(timeout, self.exchange(method, &url, headers, body))
             .await
-            .map_err(|_| format!("{}: no answer within {timeout:?}", url.authority))?
+            .map_err(|_| {
+                format!(
+                    "{}: no answer within {} ms",
+                    url.authority,
+                    timeout.as_millis()
+                )
+            })?
     }
 
     async fn exchange(

@@ -372,13 +372,19 @@ impl JwtProvider {
                 ok
             };
             if !allowed {
-                return Err(format!("unknown key id {kid:?} (refetch rate limited)"));
+                return Err(format!(
+                    "unknown key id {} (refetch rate limited)",
+                    kid_text(kid)
+                ));
             }
             self.reload().await?;
         }
         let (_, found) = self.lookup(kid);
         if found.is_empty() {
-            return Err(format!("no key with id {kid:?} in the issuer's JWKS"));
+            return Err(format!(
+                "no key with id {} in the issuer's JWKS",
+                kid_text(kid)
+            ));
         }
         Ok(found)
     }
@@ -475,5 +481,13 @@ impl JwtProvider {
             }
         }
         Ok(())
+    }
+}
+
+/// A token's key id for people: `'abc'`, or `(none)` when the token has none.
+fn kid_text(kid: Option<&str>) -> String {
+    match kid {
+        Some(k) => format!("'{k}'"),
+        None => "(none)".into(),
     }
 }

@@ -344,8 +344,9 @@ impl IamVerifier {
         });
         if !granted {
             return Err(format!(
-                "principal {} may not {action} on namespace {:?}",
-                cred.principal, req.namespace
+                "principal {} may not {action} on namespace '{}'",
+                cred.principal,
+                req.namespace.unwrap_or_default()
             ));
         }
         Ok(Identity::Iam(Box::new(IamIdentity {

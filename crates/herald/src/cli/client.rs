@@ -121,7 +121,17 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
         let Message::Text(text) = msg else {
             if let Message::Close(frame) = msg {
                 summary(received);
-                return Err(format!("server closed the connection: {frame:?}"));
+                return Err(match frame {
+                    Some(f) if f.reason.is_empty() => {
+                        format!("server closed the connection (code {})", u16::from(f.code))
+                    }
+                    Some(f) => format!(
+                        "server closed the connection (code {}): {}",
+                        u16::from(f.code),
+                        f.reason
+                    ),
+                    None => "server closed the connection".into(),
+                });
             }
             continue;
         };
