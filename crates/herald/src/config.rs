@@ -227,6 +227,9 @@ pub struct ServerFile {
     pub tls_self_signed: Option<PathBuf>,
     /// How long shutdown waits for in-flight work, in milliseconds.
     pub shutdown_grace_ms: Option<u64>,
+    /// How long `/ready` answers 503 before the listener closes on shutdown,
+    /// so load balancers stop sending new clients first (default 2000).
+    pub drain_ms: Option<u64>,
     /// Serve the web console at `/console` (default: off with a config file).
     pub console: Option<bool>,
     /// Serve Prometheus metrics at `/metrics` (default: on).
@@ -256,6 +259,12 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub name: Option<String>,
+    /// The API's id (AppSync's `apiId`, as in its endpoints and ARNs); default:
+    /// derived from `name`, so every node of a cluster and every restart agree.
+    pub api_id: Option<String>,
+    /// The 12-digit account id the API belongs to (Lambda authorizer requests,
+    /// ARNs); default `000000000000`.
+    pub account_id: Option<String>,
     /// `memory` (default), `nats` or `redis`.
     pub engine: Option<String>,
     /// This node's id in a cluster (default: random). Must differ between nodes.
@@ -410,9 +419,15 @@ pub struct NamespaceConfig {
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub name: String,
+    /// AppSync's `apiId`: 26 lowercase letters and digits unless configured.
+    pub api_id: String,
+    /// The 12-digit account id.
+    pub account_id: String,
     pub listen: SocketAddr,
     pub tls: TlsSetting,
     pub shutdown_grace: Duration,
+    /// The drain period before the listener closes on shutdown.
+    pub drain: Duration,
     pub auth_providers: Vec<AuthType>,
     pub engine: EngineSetting,
     pub node_id: String,
@@ -450,6 +465,28 @@ fn valid_namespace_name(name: &str) -> bool {
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
+
+/// The default API id for an API name: 26 lowercase letters and digits (the
+/// shape of AppSync's ids), stable for a name.
+pub fn derived_api_id(name: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = String::with_capacity(26);
+    for &b in digest.as_ref() {
+        bits = (bits << 8) | u32::from(b);
+        n += 8;
+        while n >= 5 && out.len() < 26 {
+            n -= 5;
+            out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Default account id, as local AWS emulators use.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
 /// A new API key in AppSync's shape: `da2-` and 26 lowercase letters and digits.
 pub fn generate_api_key() -> String {
@@ -812,14 +849,36 @@ impl ApiConfig {
             return Err("limits must be positive".into());
         }
 
+        let name = file.name.clone().unwrap_or_else(|| "herald".into());
+        let api_id = file.api_id.clone().unwrap_or_else(|| derived_api_id(&name));
+        if api_id.is_empty()
+            || api_id.len() > 64
+            || !api_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(format!(
+                "api_id '{api_id}' is invalid: 1-64 letters and digits"
+            ));
+        }
+        let account_id = file
+            .account_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.into());
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "account_id '{account_id}' is invalid: an AWS account id is 12 digits"
+            ));
+        }
         Ok(ApiConfig {
-            name: file.name.clone().unwrap_or_else(|| "herald".into()),
+            name,
+            api_id,
+            account_id,
             listen: over
                 .listen
                 .or(file.server.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap()),
             tls,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
+            drain: Duration::from_millis(file.server.drain_ms.unwrap_or(2_000)),
             auth_providers: providers,
             engine: match file.engine.as_deref().unwrap_or("memory") {
                 "memory" => EngineSetting::Memory,
@@ -875,7 +934,7 @@ impl ApiConfig {
     /// A development configuration: defaults, one namespace `default`, the given
     /// API key. Used by tests.
     pub fn for_tests(api_key: &str) -> ApiConfig {
-        ApiConfig::resolve(
+        let mut config = ApiConfig::resolve(
             ConfigFile::default(),
             Overrides {
                 listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -883,7 +942,9 @@ impl ApiConfig {
                 ..Default::default()
             },
         )
-        .expect("the test configuration is valid")
+        .expect("the test configuration is valid");
+        config.drain = Duration::ZERO;
+        config
     }
 }
 
@@ -972,5 +1033,7 @@ mod tests {
         )
         .contains("no data source named 'x'"));
         assert!(err("[event_config]\nconnection_auth_modes = []").contains("empty"));
+        assert!(err("account_id = \"12345\"").contains("12 digits"));
+        assert!(err("api_id = \"no/slash\"").contains("api_id"));
     }
 }

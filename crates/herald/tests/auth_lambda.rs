@@ -64,6 +64,26 @@ async fn publish(server: &TestServer, token: &str, channel: &str) -> u16 {
 }
 
 #[tokio::test]
+async fn configured_api_and_account_ids_reach_the_authorizer() {
+    let auth = authorizer().await;
+    let server = start_with_toml(&format!(
+        r#"
+        name = "lambda-api"
+        api_id = "abcdefghijklmnopqrstuvwxyz"
+        account_id = "123456789012"
+        [event_config]
+        auth_providers = [{{ auth_type = "AWS_LAMBDA", lambda_authorizer_config = {{ authorizer_uri = "{}" }} }}]
+        "#,
+        auth.url("/authorize")
+    ))
+    .await;
+    assert_eq!(publish(&server, "allow-alice", "/default/a").await, 200);
+    let req: Value = serde_json::from_slice(&auth.requests()[0].body).unwrap();
+    assert_eq!(req["requestContext"]["apiId"], "abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(req["requestContext"]["accountId"], "123456789012");
+}
+
+#[tokio::test]
 async fn allow_deny_timeout_garbage_and_fail_closed() {
     let auth = authorizer().await;
     let server = server_for(&auth, 0).await;
@@ -77,7 +97,14 @@ async fn allow_deny_timeout_garbage_and_fail_closed() {
     assert_eq!(req["requestContext"]["operation"], "EVENT_PUBLISH");
     assert_eq!(req["requestContext"]["channel"], "/default/a");
     assert_eq!(req["requestContext"]["channelNamespaceName"], "default");
-    assert_eq!(req["requestContext"]["apiId"], "lambda-api");
+    // The API's id (distinct from its name) and a 12-digit account id, as AWS sends.
+    let api_id = req["requestContext"]["apiId"].as_str().unwrap();
+    assert_eq!(api_id, herald::config::derived_api_id("lambda-api"));
+    assert_eq!(api_id.len(), 26);
+    assert!(api_id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert_eq!(req["requestContext"]["accountId"], "000000000000");
     assert!(req["requestContext"]["requestId"].is_string());
     assert_eq!(req["requestHeaders"]["x-custom"], "yes");
     assert!(

@@ -34,12 +34,18 @@ pub struct LambdaAuthorizer {
     validation: Option<Regex>,
     timeout: Duration,
     api_id: String,
+    account_id: String,
     http: HttpClient,
     cache: Mutex<HashMap<CacheKey, CacheEntry>>,
 }
 
 impl LambdaAuthorizer {
-    pub fn new(config: &LambdaConfig, api_id: &str, http: HttpClient) -> LambdaAuthorizer {
+    pub fn new(
+        config: &LambdaConfig,
+        api_id: &str,
+        account_id: &str,
+        http: HttpClient,
+    ) -> LambdaAuthorizer {
         LambdaAuthorizer {
             url: config.authorizer_uri.clone(),
             ttl: Duration::from_secs(config.authorizer_result_ttl_in_seconds.unwrap_or(0)),
@@ -52,6 +58,7 @@ impl LambdaAuthorizer {
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_TIMEOUT),
             api_id: api_id.to_string(),
+            account_id: account_id.to_string(),
             http,
             cache: Mutex::new(HashMap::new()),
         }
@@ -100,7 +107,7 @@ impl LambdaAuthorizer {
             "authorizationToken": token,
             "requestContext": {
                 "apiId": self.api_id,
-                "accountId": null,
+                "accountId": self.account_id,
                 "requestId": crate::new_uuid().to_string(),
                 "operation": req.op.as_str(),
                 "channelNamespaceName": req.namespace,

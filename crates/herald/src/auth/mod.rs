@@ -118,7 +118,12 @@ impl Authorizer {
                 ProviderConfig::Cognito(c) => jwt.push(JwtProvider::cognito(c, http.clone())),
                 ProviderConfig::Oidc(c) => jwt.push(JwtProvider::oidc(c, http.clone())),
                 ProviderConfig::Lambda(c) => {
-                    lambda = Some(LambdaAuthorizer::new(c, &config.name, http.clone()))
+                    lambda = Some(LambdaAuthorizer::new(
+                        c,
+                        &config.api_id,
+                        &config.account_id,
+                        http.clone(),
+                    ))
                 }
             }
         }
