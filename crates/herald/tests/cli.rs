@@ -80,12 +80,16 @@ fn serve(args: &[&str]) -> Serve {
     }
 }
 
+/// SIGTERM twice: the first starts the shutdown, the second skips its drain
+/// period (when the two arrive together they count once, and the drain runs).
 fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    for _ in 0..2 {
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
     for _ in 0..200 {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
@@ -347,6 +351,129 @@ fn logs_never_contain_secrets_and_carry_ids() {
     assert!(parsed
         .iter()
         .any(|l| l["fields"]["message"] == "authorization denied"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// At the default level, in text format into a file: no colour codes, and the
+/// denial of an HTTP request carries the request id the client received.
+#[test]
+fn default_level_logs_carry_request_ids_and_no_colour_in_files() {
+    let dir = temp_dir("textlogs");
+    let log_path = dir.join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            "da2-goodkey000000000000000000",
+        ])
+        .env_remove("HERALD_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stdout.take().unwrap());
+    let addr = next_line(&rx)
+        .strip_prefix("Herald listening on ")
+        .unwrap()
+        .to_string();
+    while !next_line(&rx).starts_with("Ready") {}
+    use std::io::{Read, Write};
+    let body = r#"{"channel":"/default/a","events":["1"]}"#;
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        tcp,
+        "POST /event HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-api-key: da2-wrongkey00000000000000000\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    let request_id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-amzn-requestid: "))
+        .expect("a request id header")
+        .trim()
+        .to_string();
+    assert!(sigterm(&mut child).success());
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !logs.contains('\x1b'),
+        "colour codes in a log file: {logs:?}"
+    );
+    let denial = logs
+        .lines()
+        .find(|l| l.contains("authorization denied"))
+        .unwrap_or_else(|| panic!("no denial logged: {logs}"));
+    assert!(
+        denial.contains(&format!("req={request_id}")),
+        "the denial does not carry the request id {request_id}: {denial}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// On SIGTERM, `/ready` answers 503 `shutting_down` while the listener still
+/// accepts and serves (the drain period), then the server exits by itself.
+#[test]
+fn sigterm_drains_with_ready_503_before_closing() {
+    let dir = temp_dir("drain");
+    let config = dir.join("herald.toml");
+    std::fs::write(&config, "[server]\ndrain_ms = 5000\n").unwrap();
+    let key = "da2-drainkey0000000000000000";
+    let mut s = serve(&["--config", config.to_str().unwrap(), "--api-key", key]);
+    let get = |path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&s.addr).expect("the listener still accepts");
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        tcp.read_to_string(&mut r).unwrap();
+        r
+    };
+    assert!(get("/ready").starts_with("HTTP/1.1 200"));
+    let ok = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // Bounded wait for the signal to be handled.
+    let mut draining = String::new();
+    for _ in 0..100 {
+        draining = get("/ready");
+        if draining.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(draining.starts_with("HTTP/1.1 503"), "{draining}");
+    assert!(draining.contains("shutting_down"), "{draining}");
+    // Still serving: a publish on a new connection works.
+    let out = Command::new(BIN)
+        .args(["publish", "/default/a", "1", "--api-key", key])
+        .args(["--endpoint", &format!("http://{}/event", s.addr)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Then it exits on its own.
+    let mut status = None;
+    for _ in 0..300 {
+        status = s.child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(status.expect("exited after the drain").success());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

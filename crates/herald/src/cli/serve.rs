@@ -24,8 +24,11 @@ pub fn init_logging(format: LogFormat, appsync_level: Option<&str>) {
     let filter = EnvFilter::try_from_env("HERALD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only for a person at a terminal, never into a file or a pipe.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // try_init: a second call (tests running serve twice in-process) is harmless.
     let _ = match format {
@@ -34,6 +37,7 @@ pub fn init_logging(format: LogFormat, appsync_level: Option<&str>) {
     };
 }
 
+/// SIGINT or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -101,7 +105,25 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(path) = args.config.clone() {
         tokio::spawn(reload_on_sighup(path, overrides, server.api()));
     }
-    server.run(shutdown_signal()).await;
+    // The first signal starts the shutdown (with its drain period); a second
+    // one cuts the drain short.
+    let signals = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let counted = signals.clone();
+    tokio::spawn(async move {
+        loop {
+            shutdown_signal().await;
+            counted.add_permits(1);
+        }
+    });
+    let next_signal = || {
+        let signals = signals.clone();
+        async move {
+            if let Ok(p) = signals.acquire().await {
+                p.forget();
+            }
+        }
+    };
+    server.run_with_drain(next_signal(), next_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

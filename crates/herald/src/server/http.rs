@@ -21,13 +21,15 @@ pub type Body = Full<Bytes>;
 const CORS_ALLOW_HEADERS: &str = "content-type, x-api-key, authorization, x-amz-date, \
      x-amz-security-token, x-amz-user-agent, x-amz-content-sha256";
 
-/// Route one request. Every log line of the request carries its id.
+/// Route one request. Every log line of the request carries its id, at every
+/// level: the span is at INFO, the default level, so its fields are kept
+/// whenever any line of the request is.
 pub async fn handle(
     req: Request<Incoming>,
     ctx: ConnContext,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = crate::new_uuid().to_string();
-    let span = tracing::debug_span!("http", req = %request_id, peer = %ctx.peer);
+    let span = tracing::info_span!("http", req = %request_id, peer = %ctx.peer);
     route(req, ctx, request_id).instrument(span).await
 }
 
@@ -99,7 +101,7 @@ pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
 /// Ready: not shutting down and the engine can carry publishes.
 fn ready(ctx: &ConnContext) -> Response<Body> {
     let engine = ctx.api.hub.engine.name();
-    if *ctx.shutdown.borrow() {
+    if ctx.draining.load(std::sync::atomic::Ordering::SeqCst) || *ctx.shutdown.borrow() {
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(r#"{{"status":"shutting_down","engine":"{engine}"}}"#),

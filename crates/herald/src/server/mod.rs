@@ -4,6 +4,9 @@
 //! Shutdown follows mini-redis: a `watch` channel tells every connection task to
 //! stop, and each task holds a clone of an `mpsc::Sender` that it drops when it is
 //! done, so the server knows when all have finished (or the grace period ends).
+//! Before that, a drain period (`[server] drain_ms`) lets load balancers notice:
+//! `/ready` answers 503 `shutting_down` while the listener still accepts and
+//! serves as usual.
 
 mod console;
 mod http;
@@ -20,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +37,8 @@ pub struct ConnContext {
     pub peer: SocketAddr,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// `true` from the shutdown signal on, through the drain period.
+    pub draining: Arc<AtomicBool>,
     /// Dropped when the task ends; shutdown waits for all of them.
     pub _done: mpsc::Sender<()>,
 }
@@ -121,34 +127,70 @@ impl Server {
         }
     }
 
-    /// Serve until `stop` completes, then shut down gracefully: stop accepting,
-    /// let in-flight HTTP requests and WebSocket messages finish, close every
-    /// WebSocket with 1001 (going away), and wait for the connection tasks up to
-    /// the configured grace period.
+    /// Serve until `stop` completes, then shut down gracefully (see
+    /// [`Server::run_with_drain`]; nothing cuts the drain short).
     pub async fn run(self, stop: impl Future<Output = ()>) {
+        self.run_with_drain(stop, std::future::pending()).await
+    }
+
+    /// Serve until `stop` completes, then shut down gracefully: drain (`/ready`
+    /// answers 503 while everything else is served as usual) for the configured
+    /// period or until `hurry` completes, stop accepting, let in-flight HTTP
+    /// requests and WebSocket messages finish, close every WebSocket with 1001
+    /// (going away), and wait for the connection tasks up to the grace period.
+    pub async fn run_with_drain(
+        self,
+        stop: impl Future<Output = ()>,
+        hurry: impl Future<Output = ()>,
+    ) {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let draining = Arc::new(AtomicBool::new(false));
         let grace = self.api.config.shutdown_grace;
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
+        let drain = self.api.config.drain;
+        let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
+            let ctx = ConnContext {
+                api: self.api.clone(),
+                peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                shutdown: shutdown_rx.clone(),
+                draining: draining.clone(),
+                _done: done_tx.clone(),
+            };
+            let tls = self.tls.clone();
+            async move {
+                match accepted {
                     Ok((tcp, peer)) => {
-                        let ctx = ConnContext {
-                            api: self.api.clone(),
-                            peer,
-                            shutdown: shutdown_rx.clone(),
-                            _done: done_tx.clone(),
-                        };
-                        tokio::spawn(serve_connection(tcp, self.tls.clone(), ctx));
+                        tokio::spawn(serve_connection(tcp, tls, ConnContext { peer, ..ctx }));
                     }
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                },
+                }
+            }
+        };
+        tokio::pin!(stop, hurry);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => accept(accepted).await,
                 _ = &mut stop => break,
+            }
+        }
+        draining.store(true, Ordering::SeqCst);
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "shutting down: draining (/ready answers 503, still serving)"
+            );
+            let until = tokio::time::sleep(drain);
+            tokio::pin!(until);
+            loop {
+                tokio::select! {
+                    accepted = self.listener.accept() => accept(accepted).await,
+                    _ = &mut until => break,
+                    _ = &mut hurry => break,
+                }
             }
         }
         drop(self.listener);
