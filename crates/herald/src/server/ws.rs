@@ -39,8 +39,11 @@ pub const PROTOCOL: &str = "aws-appsync-event-ws";
 /// How long a connection whose connect authorization failed may stay open
 /// without sending a frame before it gets its `connection_error` anyway.
 const UNAUTHORIZED_GRACE: Duration = Duration::from_secs(10);
-/// A socket that accepts no bytes for this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A socket that accepts no byte for this long is dropped (a deadline on
+/// progress: a client reading slowly but steadily stays connected however long
+/// a write takes). No close frame can pass a socket that takes nothing, so the
+/// connection just ends, counted as `write_stalled`.
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Answer an upgrade request: 101 with the subprotocol echoed, then hand the
 /// socket to a connection task. Authorization problems are *not* refused here:
@@ -315,9 +318,10 @@ impl Connection {
         self.send(reply::error_frame(frame, id, e));
     }
 
-    /// Write everything queued, then flush once. `Err` when the socket is gone;
-    /// `Ok(true)` when the queue had overflowed (a slow consumer).
-    async fn write_queued(&mut self) -> Result<bool, ()> {
+    /// Write everything queued, then flush once. `Err` (the metric's reason)
+    /// when the socket is gone; `Ok(true)` when the queue had overflowed (a
+    /// slow consumer).
+    async fn write_queued(&mut self) -> Result<bool, &'static str> {
         let overflowed = self.outbox.drain_into(&mut self.scratch);
         if self.scratch.is_empty() {
             return Ok(overflowed);
@@ -329,7 +333,7 @@ impl Connection {
         // Every frame of this wake-up, header and payload, goes into one buffer
         // and out in one write; a data frame is copied from its shared pieces.
         let items = &self.scratch;
-        let write = self.ws.send(|buf| {
+        let result = self.ws.send(WRITE_STALL, |buf| {
             for item in items {
                 match item {
                     Outbound::Frame(s) => websocket::text_frame(buf, &[s]),
@@ -341,10 +345,10 @@ impl Connection {
                 }
             }
         });
-        let result = tokio::time::timeout(WRITE_TIMEOUT, write).await;
+        let result = result.await;
         self.scratch.clear();
         match result {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 if let Some(t) = oldest {
                     self.api
                         .metrics
@@ -352,20 +356,23 @@ impl Connection {
                 }
                 Ok(overflowed)
             }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "write failed");
-                Err(())
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::info!(
+                    stall_secs = WRITE_STALL.as_secs(),
+                    "client accepted no bytes; dropping it"
+                );
+                Err("write_stalled")
             }
-            Err(_) => {
-                tracing::info!("client stopped reading; dropping it");
-                Err(())
+            Err(e) => {
+                tracing::debug!(error = %e, "write failed");
+                Err("write_failed")
             }
         }
     }
 
     async fn flush(&mut self) -> Option<Exit> {
         match self.write_queued().await {
-            Err(()) => Some(Exit::Gone("write_failed")),
+            Err(reason) => Some(Exit::Gone(reason)),
             Ok(true) => {
                 tracing::warn!("slow consumer: outbound queue full, closing");
                 Some(Exit::Close(
@@ -432,17 +439,24 @@ impl Connection {
                 return None;
             }
             Incoming::Ping(payload) => {
-                let pong = self.ws.send(|buf| websocket::pong_frame(buf, &payload));
-                return match tokio::time::timeout(WRITE_TIMEOUT, pong).await {
-                    Ok(Ok(())) => None,
-                    _ => Some(Exit::Gone("write_failed")),
+                let pong = self
+                    .ws
+                    .send(WRITE_STALL, |buf| websocket::pong_frame(buf, &payload));
+                return match pong.await {
+                    Ok(()) => None,
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        Some(Exit::Gone("write_stalled"))
+                    }
+                    Err(_) => Some(Exit::Gone("write_failed")),
                 };
             }
             Incoming::Pong => return None,
             Incoming::Close(code) => {
                 // Answer with the client's code (RFC 6455 5.5.1), then go.
                 let code = code.unwrap_or(close_code::NORMAL);
-                let reply = self.ws.send(|buf| websocket::close_frame(buf, code, ""));
+                let reply = self
+                    .ws
+                    .send(WRITE_STALL, |buf| websocket::close_frame(buf, code, ""));
                 let _ = tokio::time::timeout(Duration::from_secs(2), reply).await;
                 return Some(Exit::Gone("client_closed"));
             }
@@ -611,7 +625,7 @@ impl Connection {
             if self.write_queued().await.is_ok() {
                 let close = async {
                     self.ws
-                        .send(|buf| websocket::close_frame(buf, code, reason))
+                        .send(WRITE_STALL, |buf| websocket::close_frame(buf, code, reason))
                         .await?;
                     // Wait for the client's close (or for it to go away); after a
                     // protocol error, read and drop what it still sends.

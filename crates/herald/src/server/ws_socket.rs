@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Bytes asked for per read. Larger messages simply take several reads.
@@ -108,9 +109,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsSocket<S> {
     }
 
     /// Write the frames `build` appends to a buffer, then flush. In the common
-    /// case the socket takes them all at once and nothing is allocated; the
-    /// caller bounds the time (a client that stops reading).
-    pub async fn send(&mut self, build: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+    /// case the socket takes them all at once and nothing is allocated.
+    ///
+    /// The deadline is on *progress*, not on the whole write: the write fails
+    /// with `TimedOut` only when the socket accepts no byte for `stall`, so a
+    /// client reading slowly but steadily is never cut off mid-stream.
+    pub async fn send(
+        &mut self,
+        stall: Duration,
+        build: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<()> {
         let mut build = Some(build);
         let rest = std::future::poll_fn(|cx| {
             Poll::Ready(WRITE_BUF.with_borrow_mut(|buf| {
@@ -136,9 +144,110 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsSocket<S> {
             }))
         })
         .await?;
-        if !rest.is_empty() {
-            self.io.write_all(&rest).await?;
+        let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the client accepted no bytes");
+        let mut pos = 0;
+        while pos < rest.len() {
+            match tokio::time::timeout(stall, self.io.write(&rest[pos..])).await {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => pos += n,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(stalled()),
+            }
         }
-        self.io.flush().await
+        tokio::time::timeout(stall, self.io.flush())
+            .await
+            .map_err(|_| stalled())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that reads `chunk` bytes every `every` (or nothing, when
+    /// `every` is `None`), and never sends.
+    struct SlowReader {
+        chunk: usize,
+        every: Option<Duration>,
+        next: Option<Pin<Box<tokio::time::Sleep>>>,
+        taken: usize,
+    }
+
+    impl AsyncRead for SlowReader {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for SlowReader {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let Some(every) = self.every else {
+                return Poll::Pending;
+            };
+            let next = self
+                .next
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            ready!(next.as_mut().poll(cx));
+            self.next = None;
+            let n = data.len().min(self.chunk);
+            self.taken += n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    use std::future::Future;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_reader_is_not_cut_off() {
+        // 1 KiB every 500 ms: 100 KiB takes 50 s, far past a 1 s stall deadline.
+        let io = SlowReader {
+            chunk: 1024,
+            every: Some(Duration::from_millis(500)),
+            next: None,
+            taken: 0,
+        };
+        let mut ws = WsSocket::new(io, 1 << 20);
+        let started = tokio::time::Instant::now();
+        ws.send(Duration::from_secs(1), |buf| {
+            buf.extend_from_slice(&[b'x'; 100 * 1024])
+        })
+        .await
+        .expect("a reader making progress keeps its connection");
+        assert_eq!(ws.io.taken, 100 * 1024);
+        assert!(started.elapsed() >= Duration::from_secs(49));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_takes_nothing_times_out() {
+        let io = SlowReader {
+            chunk: 0,
+            every: None,
+            next: None,
+            taken: 0,
+        };
+        let mut ws = WsSocket::new(io, 1 << 20);
+        let started = tokio::time::Instant::now();
+        let err = ws
+            .send(Duration::from_secs(1), |buf| {
+                buf.extend_from_slice(b"hello")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }
