@@ -95,6 +95,27 @@ test('connect, subscribe to /default/*, publish from the page and from the CLI',
   await page.close();
 });
 
+test('the page may not open WebSocket connections to another origin', async () => {
+  const { page } = await openConsole();
+  const port = addr.split(':').pop();
+  // 127.0.0.2 reaches the same server, but is another origin: the CSP must block it.
+  const violation = await page.evaluate((port) => new Promise((resolve) => {
+    document.addEventListener('securitypolicyviolation', (e) => resolve({ directive: e.effectiveDirective, blocked: e.blockedURI }));
+    try { new WebSocket(`ws://127.0.0.2:${port}/event/realtime`, ['aws-appsync-event-ws']); } catch (e) { resolve({ directive: 'thrown', blocked: String(e) }); }
+    setTimeout(() => resolve(null), 5000);
+  }), port);
+  assert.ok(violation, 'a WebSocket to another origin was not blocked');
+  assert.ok(violation.directive === 'connect-src' || violation.directive === 'thrown', JSON.stringify(violation));
+  // The same origin is allowed.
+  const same = await page.evaluate((addr) => new Promise((resolve) => {
+    const ws = new WebSocket(`ws://${addr}/event/realtime`, ['aws-appsync-event-ws']);
+    ws.onopen = () => { ws.close(); resolve('open'); };
+    ws.onerror = () => resolve('error');
+  }), addr);
+  assert.equal(same, 'open');
+  await page.close();
+});
+
 test('a wrong key is refused with the AppSync message', async () => {
   const { page } = await openConsole();
   await page.fill('#api-key', 'da2-wrongwrongwrongwrongwrong0');

@@ -217,11 +217,31 @@ pub struct ApiKeyFile {
     pub expires: Option<i64>,
 }
 
+/// `HOST:PORT` as a socket address: an IP address as it is, a host name
+/// (`localhost:9002`) resolved, its first IPv4 address preferred.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot use '{text}' as a listen address (HOST:PORT): {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{text}' resolves to no address"))
+}
+
 /// Herald's listener settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
-    pub listen: Option<SocketAddr>,
+    /// `HOST:PORT`, an IP address or a host name.
+    pub listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<PathBuf>,
@@ -872,10 +892,13 @@ impl ApiConfig {
             name,
             api_id,
             account_id,
-            listen: over
-                .listen
-                .or(file.server.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap()),
+            listen: match (over.listen, &file.server.listen) {
+                (Some(addr), _) => addr,
+                (None, Some(text)) => {
+                    resolve_listen(text).map_err(|e| format!("[server] listen: {e}"))?
+                }
+                (None, None) => DEFAULT_LISTEN.parse().unwrap(),
+            },
             tls,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
             drain: Duration::from_millis(file.server.drain_ms.unwrap_or(2_000)),
@@ -1005,6 +1028,22 @@ mod tests {
         assert_eq!(c.api_keys.len(), 2);
         assert!(!c.generated_api_key);
         assert_eq!(c.limits.max_subscriptions_per_connection, 500);
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        assert_eq!(resolve_listen("localhost:9002").unwrap().port(), 9002);
+        assert!(resolve_listen("localhost:9002").unwrap().ip().is_loopback());
+        assert_eq!(
+            resolve_listen("127.0.0.1:80").unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert!(resolve_listen("localhost")
+            .unwrap_err()
+            .contains("HOST:PORT"));
+        let file = ConfigFile::parse("[server]\nlisten = \"localhost:9003\"").unwrap();
+        let c = ApiConfig::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9003);
     }
 
     #[test]

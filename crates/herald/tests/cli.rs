@@ -46,7 +46,11 @@ fn next_line(rx: &mpsc::Receiver<String>) -> String {
 fn serve(args: &[&str]) -> Serve {
     let mut child = Command::new(BIN)
         .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
+        .args(if args.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        })
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -474,6 +478,95 @@ fn sigterm_drains_with_ready_503_before_closing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(status.expect("exited after the drain").success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--listen` takes a host name; `herald publish` reads events from standard
+/// input (`-`) and `--file`, one per line, in requests of at most five; and
+/// `herald subscribe` on a terminal prints each event on a line of its own,
+/// with no live counter mixed in.
+#[test]
+fn publish_from_stdin_and_file_and_subscribe_on_a_terminal() {
+    let key = "da2-stdinkey0000000000000000";
+    let s = serve(&["--listen", "localhost:0", "--api-key", key]);
+    assert!(s.addr.starts_with("127.0.0.1:"), "{}", s.addr);
+    let endpoint = format!("http://{}/event", s.addr);
+    // `script` gives the subscriber a terminal for stdout and stderr.
+    let command =
+        format!("{BIN} subscribe /default/t --count 8 --endpoint {endpoint} --api-key {key}");
+    let mut sub = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let out = lines(sub.stdout.take().unwrap());
+    assert_eq!(
+        next_line(&out).trim_end_matches('\r'),
+        "subscribed to /default/t"
+    );
+
+    let dir = temp_dir("stdin");
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, "{\"f\":1}\n\nfrom the file\n").unwrap();
+    let mut publish = Command::new(BIN)
+        .args([
+            "publish",
+            "/default/t",
+            "-",
+            "--file",
+            file.to_str().unwrap(),
+        ])
+        .args(["--endpoint", &endpoint, "--api-key", key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = publish.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"s\":1}\n{\"s\":2}\n3\nplain\n{\"s\":5}\n{\"s\":6}\n")
+            .unwrap();
+    }
+    let published = publish.wait_with_output().unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    // Eight events: one request of five, one of three.
+    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&published.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["successful"].as_array().unwrap().len(), 5);
+    assert_eq!(results[1]["successful"].as_array().unwrap().len(), 3);
+
+    let expected = [
+        r#"{"s":1}"#,
+        r#"{"s":2}"#,
+        "3",
+        r#""plain""#,
+        r#"{"s":5}"#,
+        r#"{"s":6}"#,
+        r#"{"f":1}"#,
+        r#""from the file""#,
+    ];
+    for want in expected {
+        // The terminal may show a carriage return at the end of a line; any
+        // other text on the line (a counter) fails.
+        assert_eq!(next_line(&out).trim_end_matches('\r'), want);
+    }
+    assert!(sub.wait().unwrap().success());
+    // Only the summary follows; never a live count.
+    let rest: Vec<String> = out.iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("event(s) received")),
+        "{rest:?}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -27,35 +27,72 @@ fn event_text(arg: &str) -> String {
     }
 }
 
+/// Events from the arguments, `-` (standard input) and `--file`, one per line
+/// in the input streams, in that order.
+fn collect_events(args: &PublishArgs) -> Result<Vec<String>, String> {
+    let lines = |text: String| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(event_text)
+            .collect()
+    };
+    let mut events = Vec::new();
+    for arg in &args.events {
+        if arg == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| format!("cannot read events from standard input: {e}"))?;
+            events.extend(lines(text));
+        } else {
+            events.push(event_text(arg));
+        }
+    }
+    if let Some(path) = &args.file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read events from {}: {e}", path.display()))?;
+        events.extend(lines(text));
+    }
+    if events.is_empty() {
+        return Err("no events to publish (the input had no non-blank line)".into());
+    }
+    Ok(events)
+}
+
+/// The most events one publish request carries (AppSync's limit).
+const EVENTS_PER_REQUEST: usize = 5;
+
 pub async fn publish(args: PublishArgs) -> Result<(), String> {
     let ep = Url::parse(&args.client.endpoint)?;
-    let events: Vec<String> = args.events.iter().map(|e| event_text(e)).collect();
-    let body = json!({"channel": args.channel, "events": events}).to_string();
+    let events = collect_events(&args)?;
     let client = HttpClient::new(args.client.ca_cert.as_deref())?;
     let url = format!(
         "{}://{}/event",
         if ep.tls { "https" } else { "http" },
         ep.authority
     );
-    let resp = client
-        .request(
-            hyper::Method::POST,
-            &url,
-            &[
-                ("content-type", "application/json"),
-                ("x-api-key", &args.client.api_key),
-            ],
-            Bytes::from(body),
-            std::time::Duration::from_secs(30),
-        )
-        .await?;
-    let text = String::from_utf8_lossy(&resp.body);
-    if resp.status.is_success() {
+    // In order, one request at a time: each result line follows its request.
+    for chunk in events.chunks(EVENTS_PER_REQUEST) {
+        let body = json!({"channel": args.channel, "events": chunk}).to_string();
+        let resp = client
+            .request(
+                hyper::Method::POST,
+                &url,
+                &[
+                    ("content-type", "application/json"),
+                    ("x-api-key", &args.client.api_key),
+                ],
+                Bytes::from(body),
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&resp.body);
+        if !resp.status.is_success() {
+            return Err(format!("publish failed with HTTP {}: {text}", resp.status));
+        }
         println!("{text}");
-        Ok(())
-    } else {
-        Err(format!("publish failed with HTTP {}: {text}", resp.status))
     }
+    Ok(())
 }
 
 pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
@@ -92,9 +129,11 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<(), String> {
         return Ok(());
     }
     // Progress: a summary on stderr when the command ends, plus a live count
-    // once a second when stderr is a terminal.
+    // once a second when stderr is a terminal and the events go elsewhere (a
+    // file or a pipe). When the events are on the terminal themselves, the
+    // count would share their lines, so there is none.
     let started = std::time::Instant::now();
-    let interactive = std::io::stderr().is_terminal();
+    let interactive = std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
     let mut progress = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut received = 0u64;
     let summary = |n: u64| {

@@ -36,8 +36,9 @@ pub struct ServeArgs {
     /// TOML configuration file (keys mirror AppSync's EventConfig/ChannelNamespace).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on, HOST:PORT with an IP address or a host name
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::resolve_listen)]
     pub listen: Option<SocketAddr>,
     /// An API key to accept (repeatable); one is generated and printed if none is configured.
     #[arg(long = "api-key", value_name = "KEY")]
@@ -93,9 +94,14 @@ pub struct ClientArgs {
 pub struct PublishArgs {
     /// Channel, e.g. /default/chat.
     pub channel: String,
-    /// Events: each argument is sent as JSON if it parses as JSON, else as a JSON string.
-    #[arg(required = true, num_args = 1..)]
+    /// Events: each argument is sent as JSON if it parses as JSON, else as a JSON
+    /// string. `-` reads events from standard input, one per line.
+    #[arg(num_args = 0.., required_unless_present = "file")]
     pub events: Vec<String>,
+    /// Read events from this file, one per line (blank lines skipped). More than
+    /// five events are published in requests of five, in order.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
