@@ -19,6 +19,9 @@ pub enum ClientFrame {
         id: String,
         channel: String,
         authorization: Option<Map<String, Value>>,
+        /// Herald's extension: an event pattern each event's payload must
+        /// match (validated by the server once the subscription is authorized).
+        filter: Option<Map<String, Value>>,
     },
     Unsubscribe {
         id: String,
@@ -171,6 +174,15 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     };
     Ok(match frame {
         ErrorFrame::Subscribe => ClientFrame::Subscribe {
+            filter: match obj.remove("filter") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(f)) => Some(f),
+                Some(_) => {
+                    return Err(fail_id(OpError::bad_request(
+                        "'filter' must be an event pattern (a JSON object)",
+                    )))
+                }
+            },
             id,
             channel,
             authorization,
@@ -199,7 +211,9 @@ mod tests {
                 id,
                 channel,
                 authorization,
+                filter,
             } => {
+                assert_eq!(filter, None);
                 assert_eq!(id, "5d0b-aa");
                 assert_eq!(channel, "default/channel");
                 assert_eq!(authorization.unwrap()["x-api-key"], "k");
@@ -223,6 +237,13 @@ mod tests {
             (e.frame, e.id.as_deref()),
             (ErrorFrame::Publish, Some("p1"))
         );
+        let e = parse_client_frame(r#"{"type":"subscribe","id":"s1","channel":"/a","filter":[1]}"#)
+            .unwrap_err();
+        assert_eq!(
+            (e.frame, e.id.as_deref()),
+            (ErrorFrame::Subscribe, Some("s1"))
+        );
+        assert!(e.error.message.contains("'filter'"));
         let e = parse_client_frame("[1]").unwrap_err();
         assert_eq!(e.frame, ErrorFrame::Error);
         assert!(!valid_id(&"a".repeat(129)));

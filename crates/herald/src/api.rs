@@ -9,7 +9,7 @@ use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Sig
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
 use crate::handlers::{DirectHandler, Failure, HandlerPool, InvokeType, Kind, Outcome};
 use crate::http_client::HttpClient;
-use crate::hub::{Batch, Hub};
+use crate::hub::{Batch, EventFilter, Hub};
 use crate::metrics::{Metrics, Transport};
 use herald_core::error::UNAUTHORIZED_MESSAGE;
 use herald_core::event::{validate_events, EncodedEvent};
@@ -18,6 +18,7 @@ use herald_core::{Channel, ChannelPattern, ErrorType, Limits, OpError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Who is asking, and with what evidence.
@@ -37,6 +38,19 @@ pub struct HttpRequestParts<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub body: &'a [u8],
+}
+
+/// An authorized subscription, ready for the hub.
+pub struct Subscription {
+    pub pattern: ChannelPattern,
+    pub identity: Identity,
+    pub filter: Option<Arc<EventFilter>>,
+}
+
+/// A subscription filter, validated as an event pattern (Lambda's limit of
+/// 4,096 characters).
+fn event_pattern(v: &Value) -> Result<herald_pattern::Pattern, herald_pattern::PatternError> {
+    herald_pattern::Pattern::parse(&v.to_string())
 }
 
 /// One Event API instance.
@@ -138,7 +152,7 @@ impl EventApi {
         };
         let label = match &result {
             Ok(Outcome::Absent) if direct.is_none() => return result,
-            Ok(Outcome::Absent | Outcome::Returned(_)) => "ok",
+            Ok(Outcome::Absent | Outcome::Returned(_) | Outcome::SubscriptionFilter(_)) => "ok",
             Ok(Outcome::Error { .. }) => "error",
             Ok(Outcome::Unauthorized) => "unauthorized",
             Err(Failure(why)) => {
@@ -260,12 +274,16 @@ impl EventApi {
             .await
     }
 
-    /// Authorize a subscription; returns its parsed pattern.
+    /// Authorize a subscription; returns its parsed channel pattern, the
+    /// identity, and its event filter: the client's `filter` (Herald's
+    /// extension) and the one an `onSubscribe` handler set with
+    /// `extensions.setSubscriptionFilter`, both of which events must match.
     pub async fn authorize_subscribe(
         &self,
         channel: &str,
+        filter: Option<&serde_json::Map<String, Value>>,
         caller: Caller<'_>,
-    ) -> Result<(ChannelPattern, Identity), OpError> {
+    ) -> Result<Subscription, OpError> {
         let mut namespace = None;
         let result = async {
             let pattern = ChannelPattern::parse(channel)?;
@@ -280,6 +298,13 @@ impl EventApi {
                 source_ip: caller.source_ip,
             };
             let identity = self.authorize(&ns.subscribe_auth_modes, req).await?;
+            let mut patterns = Vec::new();
+            if let Some(f) = filter {
+                patterns.push(
+                    event_pattern(&Value::Object(f.clone()))
+                        .map_err(|e| OpError::bad_request(format!("Invalid filter: {e}")))?,
+                );
+            }
             if self.has_handler(ns, Kind::OnSubscribe) {
                 let path = pattern.to_string();
                 let ctx = Self::handler_ctx(
@@ -292,6 +317,15 @@ impl EventApi {
                 );
                 match self.run_handler(ns, Kind::OnSubscribe, &ctx).await {
                     Ok(Outcome::Absent | Outcome::Returned(_)) => {}
+                    Ok(Outcome::SubscriptionFilter(f)) => {
+                        patterns.push(event_pattern(&f).map_err(|e| {
+                            tracing::warn!(namespace = %ns.name, error = %e, "onSubscribe set an invalid filter");
+                            OpError::new(
+                                ErrorType::InternalFailure,
+                                format!("The onSubscribe handler set an invalid filter: {e}"),
+                            )
+                        })?);
+                    }
                     Ok(Outcome::Error { message, .. }) => {
                         return Err(OpError::new(ErrorType::Forbidden, message))
                     }
@@ -309,7 +343,11 @@ impl EventApi {
                     }
                 }
             }
-            Ok((pattern, identity))
+            Ok(Subscription {
+                pattern,
+                identity,
+                filter: EventFilter::new(patterns).map(Arc::new),
+            })
         }
         .await;
         self.metrics
@@ -403,8 +441,7 @@ impl EventApi {
             published_at: Instant::now(),
         };
         let (delivery, remote) = self.hub.publish(&batch).await;
-        self.metrics
-            .delivered(batch.channel.namespace(), delivery.queued, delivery.dropped);
+        self.metrics.delivered(batch.channel.namespace(), &delivery);
         if let Err(e) = remote {
             tracing::error!(engine = self.hub.engine.name(), error = %e.0, "publish did not reach other nodes");
             return Err(OpError::new(
@@ -455,6 +492,12 @@ impl EventApi {
         let returned = match self.run_handler(ns, Kind::OnPublish, &ctx).await {
             Ok(Outcome::Absent) => return Ok((texts, Vec::new())),
             Ok(Outcome::Returned(v)) => v,
+            Ok(Outcome::SubscriptionFilter(_)) => {
+                return Err(OpError::new(
+                    ErrorType::InternalFailure,
+                    "The onPublish handler called extensions.setSubscriptionFilter, which only onSubscribe may call",
+                ))
+            }
             Ok(Outcome::Error { message, .. }) => {
                 return Err(OpError::new(ErrorType::Forbidden, message))
             }

@@ -868,6 +868,9 @@ impl ApiConfig {
         {
             return Err("limits must be positive".into());
         }
+        if limits.max_events_per_publish > 64 {
+            return Err("limits.max_events_per_publish is at most 64".into());
+        }
 
         let name = file.name.clone().unwrap_or_else(|| "herald".into());
         let api_id = file.api_id.clone().unwrap_or_else(|| derived_api_id(&name));

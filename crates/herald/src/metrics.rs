@@ -96,6 +96,7 @@ pub struct Metrics {
     publish_requests: Family<PublishLabels, Counter>,
     events_in: Family<TransportNamespaceLabels, Counter>,
     events_delivered: Family<NamespaceLabels, Counter>,
+    events_filtered: Family<NamespaceLabels, Counter>,
     events_dropped: Family<ReasonLabels, Counter>,
     auth: Family<AuthLabels, Counter>,
     publish_to_send: Histogram,
@@ -140,6 +141,7 @@ impl Metrics {
             publish_requests: Family::default(),
             events_in: Family::default(),
             events_delivered: Family::default(),
+            events_filtered: Family::default(),
             events_dropped: Family::default(),
             auth: Family::default(),
             // 50 us .. ~3.3 s
@@ -190,6 +192,11 @@ impl Metrics {
             "events_delivered",
             "Event frames queued to subscribers, by namespace",
             m.events_delivered.clone(),
+        );
+        r.register(
+            "events_filtered",
+            "Events a subscription filter held back from a subscriber, by namespace",
+            m.events_filtered.clone(),
         );
         r.register(
             "events_dropped",
@@ -316,7 +323,15 @@ impl Metrics {
             .inc();
     }
 
-    pub fn delivered(&self, namespace: &str, queued: u64, dropped: u64) {
+    pub fn delivered(&self, namespace: &str, delivery: &crate::hub::Delivery) {
+        let (queued, dropped) = (delivery.queued, delivery.dropped);
+        if delivery.filtered > 0 {
+            self.events_filtered
+                .get_or_create(&NamespaceLabels {
+                    namespace: self.ns(Some(namespace)),
+                })
+                .inc_by(delivery.filtered);
+        }
         if queued > 0 {
             self.totals.events_delivered.inc_by(queued);
             self.events_delivered

@@ -61,6 +61,9 @@ pub enum Outcome {
     },
     /// `util.unauthorized()`.
     Unauthorized,
+    /// `onSubscribe` called `extensions.setSubscriptionFilter(pattern)` (and
+    /// returned normally).
+    SubscriptionFilter(Value),
 }
 
 /// Why a handler could not answer (for that request only).
@@ -351,6 +354,9 @@ fn parse_answer(json: &str) -> Result<Outcome, Failure> {
         .map_err(|_| Failure("the handler's answer is not JSON".into()))?;
     if v.get("missing").is_some() {
         return Ok(Outcome::Absent);
+    }
+    if let Some(filter) = v.get("filter") {
+        return Ok(Outcome::SubscriptionFilter(filter.clone()));
     }
     if let Some(ok) = v.get("ok") {
         return Ok(Outcome::Returned(ok.clone()));

@@ -57,6 +57,17 @@
   globalThis.util = util;
   globalThis.runtime = { earlyReturn: (v) => { throw Object.assign(fail('early', 'early return'), { value: v }); } };
   globalThis.console = { log: log('info'), info: log('info'), debug: log('debug'), warn: log('warn'), error: log('error') };
+  // Herald's extension (named like AppSync GraphQL's): an onSubscribe handler
+  // sets an event pattern the subscription's events must match.
+  let filter;
+  globalThis.extensions = Object.freeze({
+    setSubscriptionFilter: (pattern) => {
+      if (pattern === null || typeof pattern !== 'object' || Array.isArray(pattern)) {
+        throw new TypeError('extensions.setSubscriptionFilter takes an event pattern object');
+      }
+      filter = pattern;
+    },
+  });
 
   // Called by Herald: run `name` with the context (JSON text); answer JSON text.
   globalThis.__herald_invoke = (name, ctxJson) => {
@@ -67,8 +78,10 @@
     ctx.channel = ctx.info.channel.path;
     ctx.channelNamespace = ctx.info.channelNamespace;
     ctx.operation = ctx.info.operation;
+    filter = undefined;
     try {
       const out = fn(ctx);
+      if (filter !== undefined) return JSON.stringify({ ok: out === undefined ? null : out, filter });
       return JSON.stringify({ ok: out === undefined ? null : out });
     } catch (e) {
       if (e && e.__herald === 'early') return JSON.stringify({ ok: e.value === undefined ? null : e.value });

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const PRELUDE: &str = include_str!("prelude.js");
 const UTILS_MODULE: &str =
-    "export const util = globalThis.util; export const runtime = globalThis.runtime; export default { util: globalThis.util, runtime: globalThis.runtime };";
+    "export const util = globalThis.util; export const runtime = globalThis.runtime; export const extensions = globalThis.extensions; export default { util: globalThis.util, runtime: globalThis.runtime, extensions: globalThis.extensions };";
 const MAIN_MODULE: &str = "import * as h from 'handler'; globalThis.__herald_handlers = h;";
 
 /// Limits applied to every runtime.

@@ -1,5 +1,6 @@
 //! Fan-out to the subscriptions held on this node.
 
+use super::filter::{self, EventFilter};
 use super::outbox::{Outbound, Outbox, Pushed, SharedEvents};
 use herald_core::event::EncodedEvent;
 use herald_core::index::{SubKey, SubscriptionIndex};
@@ -8,11 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-/// A subscription as the index holds it: where to queue, and under which id.
+/// A subscription as the index holds it: where to queue, under which id, and
+/// what its events must match.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     pub outbox: Arc<Outbox>,
     pub sub_id: Arc<str>,
+    pub filter: Option<Arc<EventFilter>>,
 }
 
 /// What one fan-out did.
@@ -22,6 +25,8 @@ pub struct Delivery {
     pub queued: u64,
     /// Frames refused by full (slow-consumer) or closing connections.
     pub dropped: u64,
+    /// Events a subscription's filter held back.
+    pub filtered: u64,
 }
 
 /// The subscriptions of this node.
@@ -63,7 +68,9 @@ impl LocalFanout {
     }
 
     /// Queue `events`, in order, to every subscription matching `channel`: one
-    /// queue entry per subscription, sharing the encoded events.
+    /// queue entry per subscription, sharing the encoded events. A filtered
+    /// subscription gets the events its filter accepts (decoded once per
+    /// publish, on the first filtered subscription met).
     pub fn deliver(
         &self,
         channel: &Channel,
@@ -73,16 +80,54 @@ impl LocalFanout {
         let shared = Arc::new(SharedEvents::new(events.iter().map(|e| e.literal.clone())));
         let n = events.len() as u64;
         let mut d = Delivery::default();
+        let mut decoded: Option<Vec<Option<serde_json::Value>>> = None;
+        // Subsets by mask of accepted events (a publish has at most a few).
+        let mut subsets: Vec<(u64, Arc<SharedEvents>)> = Vec::new();
         let index = self.index.read().unwrap();
         index.for_each_match(channel, |_, sub| {
+            let (events_for_sub, count) = match &sub.filter {
+                None => (shared.clone(), n),
+                Some(f) => {
+                    let payloads = decoded.get_or_insert_with(|| filter::decode(events));
+                    let mask = payloads
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| f.accepts(p.as_ref()))
+                        .fold(0u64, |m, (i, _)| m | (1 << i.min(63)));
+                    let count = u64::from(mask.count_ones());
+                    d.filtered += n - count;
+                    if count == 0 {
+                        return;
+                    }
+                    if count == n {
+                        (shared.clone(), n)
+                    } else {
+                        let subset = match subsets.iter().find(|(m, _)| *m == mask) {
+                            Some((_, s)) => s.clone(),
+                            None => {
+                                let s = Arc::new(SharedEvents::new(
+                                    events
+                                        .iter()
+                                        .enumerate()
+                                        .filter(|(i, _)| mask & (1 << (*i).min(63)) != 0)
+                                        .map(|(_, e)| e.literal.clone()),
+                                ));
+                                subsets.push((mask, s.clone()));
+                                s
+                            }
+                        };
+                        (subset, count)
+                    }
+                }
+            };
             let item = Outbound::Data {
                 sub_id: sub.sub_id.clone(),
-                events: shared.clone(),
+                events: events_for_sub,
                 published_at,
             };
             match sub.outbox.push(item) {
-                Pushed::Queued => d.queued += n,
-                Pushed::Dropped => d.dropped += n,
+                Pushed::Queued => d.queued += count,
+                Pushed::Dropped => d.dropped += count,
             }
         });
         d

@@ -7,6 +7,7 @@
 //! some client here needs it.
 
 pub mod engine;
+pub mod filter;
 pub mod local;
 mod nats;
 pub mod outbox;
@@ -14,6 +15,7 @@ mod redis;
 pub mod wire;
 
 pub use engine::{Batch, Engine, EngineError, EngineMetrics, MemoryEngine};
+pub use filter::EventFilter;
 pub use local::{Delivery, LocalFanout, Subscriber};
 pub use outbox::{Outbound, Outbox, Pushed};
 

@@ -474,7 +474,8 @@ impl Connection {
                 id,
                 channel,
                 authorization,
-            }) => self.subscribe(id, &channel, authorization).await,
+                filter,
+            }) => self.subscribe(id, &channel, authorization, filter).await,
             Ok(ClientFrame::Unsubscribe { id }) => self.unsubscribe(&id),
             Ok(ClientFrame::Publish {
                 id,
@@ -534,6 +535,7 @@ impl Connection {
         id: String,
         channel: &str,
         authorization: Option<serde_json::Map<String, serde_json::Value>>,
+        filter: Option<serde_json::Map<String, serde_json::Value>>,
     ) {
         let fail = |e: OpError| reply::error_frame(ErrorFrame::Subscribe, Some(&id), &e);
         if self.subs.iter().any(|(sub_id, _)| **sub_id == *id) {
@@ -552,10 +554,11 @@ impl Connection {
             return self.send(fail(e));
         }
         let headers = self.evidence(authorization);
-        let (pattern, identity) = match self
+        let sub = match self
             .api
             .authorize_subscribe(
                 channel,
+                filter.as_ref(),
                 Caller {
                     headers: &headers,
                     source_ip: Some(self.ctx.peer.ip()),
@@ -568,9 +571,15 @@ impl Connection {
             Err(e) => return self.send(fail(e)),
         };
         let sub_id: Arc<str> = id.into();
+        let crate::api::Subscription {
+            pattern,
+            identity,
+            filter,
+        } = sub;
         let subscriber = Subscriber {
             outbox: self.outbox.clone(),
             sub_id: sub_id.clone(),
+            filter,
         };
         let outbox = &self.outbox;
         let key = self
