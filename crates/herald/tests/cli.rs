@@ -850,3 +850,53 @@ fn sighup_hot_reloads_handler_code_and_keeps_connections() {
     assert!(sigterm(&mut child).success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `herald pattern test`: exit 0 and `match`, 1 and `no match`, 2 and the
+/// reason for an invalid pattern or event; `@FILE` reads either from a file.
+#[test]
+fn pattern_test_answers_with_its_exit_code() {
+    let run = |pattern: &str, event: &str| {
+        let out = Command::new(BIN)
+            .args(["pattern", "test", pattern, event])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let pattern = r#"{"source": ["aws.ec2"], "detail": {"state": [{"anything-but": "running"}]}}"#;
+    let (code, out, _) = run(
+        pattern,
+        r#"{"source": "aws.ec2", "detail": {"state": "stopped"}}"#,
+    );
+    assert_eq!((code, out.as_str()), (0, "match"));
+    let (code, out, _) = run(
+        pattern,
+        r#"{"source": "aws.ec2", "detail": {"state": "running"}}"#,
+    );
+    assert_eq!((code, out.as_str()), (1, "no match"));
+    let (code, out, err) = run(r#"{"source": "aws.ec2"}"#, "{}");
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("Event pattern is not valid") && err.contains("source"),
+        "{err}"
+    );
+    let (code, _, err) = run(pattern, "{not json");
+    assert_eq!(code, 2);
+    assert!(err.contains("event is not valid JSON"), "{err}");
+    let dir = temp_dir("pattern");
+    std::fs::write(dir.join("p.json"), pattern).unwrap();
+    std::fs::write(
+        dir.join("e.json"),
+        r#"{"source": ["x", "aws.ec2"], "detail": {"state": "x"}}"#,
+    )
+    .unwrap();
+    let (code, out, _) = run(
+        &format!("@{}", dir.join("p.json").display()),
+        &format!("@{}", dir.join("e.json").display()),
+    );
+    assert_eq!((code, out.as_str()), (0, "match"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

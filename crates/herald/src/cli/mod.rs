@@ -1,6 +1,7 @@
 //! The `herald` command line: `serve`, `publish`, `subscribe`.
 
 mod client;
+mod pattern;
 mod serve;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +30,21 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// Load-test an AppSync Events endpoint (fanout, channels, connect, http-publish).
     Bench(crate::bench::BenchArgs),
+    /// Event patterns (EventBridge's content filtering).
+    #[command(subcommand)]
+    Pattern(PatternCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatternCommand {
+    /// Test a pattern against an event: prints `match` (exit 0), `no match`
+    /// (exit 1), or why the pattern or event is invalid (exit 2).
+    Test {
+        /// The pattern: JSON text, or @FILE.
+        pattern: String,
+        /// The event: JSON text, or @FILE.
+        event: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +143,9 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Pattern(PatternCommand::Test { pattern, event }) => {
+            return pattern::test(&pattern, &event)
+        }
         Command::Serve(args) => runtime().block_on(serve::serve(args)),
         Command::Publish(args) => runtime().block_on(client::publish(args)),
         Command::Subscribe(args) => runtime().block_on(client::subscribe(args)),
