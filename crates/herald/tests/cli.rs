@@ -249,6 +249,35 @@ fn bad_configuration_is_refused_clearly() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `herald serve` on a free port with its logs (at the default level unless
+/// the arguments say otherwise) written to `log_path`: the child, its address
+/// and its banner.
+fn serve_logging_to(args: &[&str], log_path: &std::path::Path) -> (Child, String, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("HERALD_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stdout.take().unwrap());
+    let addr = next_line(&rx)
+        .strip_prefix("Herald listening on ")
+        .unwrap()
+        .to_string();
+    let mut banner = Vec::new();
+    loop {
+        let line = next_line(&rx);
+        if line.starts_with("Ready") {
+            break;
+        }
+        banner.push(line);
+    }
+    (child, addr, banner)
+}
+
 #[test]
 fn logs_never_contain_secrets_and_carry_ids() {
     let dir = temp_dir("logs");
@@ -262,37 +291,17 @@ fn logs_never_contain_secrets_and_carry_ids() {
     let good = "da2-logsecretgood000000000000";
     let bad = "da2-logsecretbad0000000000000";
     let log_path = dir.join("stderr.log");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let (mut child, addr, banner) = serve_logging_to(
+        &[
             "--log-format",
             "json",
             "--api-key",
             good,
-        ])
-        .args(["--config", config.to_str().unwrap()])
-        .env_remove("HERALD_LOG")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let rx = lines(child.stdout.take().unwrap());
-    let first = next_line(&rx);
-    let addr = first
-        .strip_prefix("Herald listening on ")
-        .unwrap()
-        .to_string();
-    let mut banner = Vec::new();
-    loop {
-        let line = next_line(&rx);
-        if line.starts_with("Ready") {
-            break;
-        }
-        banner.push(line);
-    }
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &log_path,
+    );
     assert!(
         !banner.iter().any(|l| l.contains("console")),
         "a config file turns the console off by default: {banner:?}"
@@ -364,26 +373,8 @@ fn logs_never_contain_secrets_and_carry_ids() {
 fn default_level_logs_carry_request_ids_and_no_colour_in_files() {
     let dir = temp_dir("textlogs");
     let log_path = dir.join("stderr.log");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            "da2-goodkey000000000000000000",
-        ])
-        .env_remove("HERALD_LOG")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let rx = lines(child.stdout.take().unwrap());
-    let addr = next_line(&rx)
-        .strip_prefix("Herald listening on ")
-        .unwrap()
-        .to_string();
-    while !next_line(&rx).starts_with("Ready") {}
+    let (mut child, addr, _) =
+        serve_logging_to(&["--api-key", "da2-goodkey000000000000000000"], &log_path);
     use std::io::{Read, Write};
     let body = r#"{"channel":"/default/a","events":["1"]}"#;
     let mut tcp = std::net::TcpStream::connect(&addr).unwrap();

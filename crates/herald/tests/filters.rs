@@ -23,6 +23,15 @@ async fn publish(server: &TestServer, channel: &str, events: &[Value]) {
     assert_eq!(r.status, 200, "{}", r.raw);
 }
 
+/// A server whose namespace `h` runs `code`.
+async fn with_handler(code: &str) -> TestServer {
+    start_with_toml(&format!(
+        "[[api_keys]]\nid = \"{KEY}\"\n[[channel_namespaces]]\nname = \"h\"\ncode_handlers = {}\n",
+        serde_json::to_string(code).unwrap()
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn exact_and_wildcard_channels_with_and_without_a_filter() {
     let server = TestServer::start().await;
@@ -131,11 +140,7 @@ export function onSubscribe(ctx) {
   // Subscribers of /h/alerts/<level> get only that level.
   extensions.setSubscriptionFilter({ level: [ctx.info.channel.segments[2]] });
 }"#;
-    let server = start_with_toml(&format!(
-        "[[api_keys]]\nid = \"{KEY}\"\n[[channel_namespaces]]\nname = \"h\"\ncode_handlers = {}\n",
-        serde_json::to_string(code).unwrap()
-    ))
-    .await;
+    let server = with_handler(code).await;
     let mut c = server.ws().await;
     c.init().await;
     c.subscribe("high", "/h/alerts/high").await;
@@ -180,11 +185,7 @@ async fn a_handler_filter_that_is_not_a_valid_pattern_fails_the_subscription() {
 export function onSubscribe(ctx) {
   extensions.setSubscriptionFilter({ level: "high" });
 }"#;
-    let server = start_with_toml(&format!(
-        "[[api_keys]]\nid = \"{KEY}\"\n[[channel_namespaces]]\nname = \"h\"\ncode_handlers = {}\n",
-        serde_json::to_string(code).unwrap()
-    ))
-    .await;
+    let server = with_handler(code).await;
     let mut c = server.ws().await;
     c.init().await;
     c.send(json!({"type": "subscribe", "id": "s", "channel": "/h/x", "authorization": {"x-api-key": KEY}}))
