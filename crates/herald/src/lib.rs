@@ -1,12 +1,14 @@
 //! Herald: a self-hosted, AWS AppSync Events wire-compatible real-time event
 //! server.
 //!
-//! Layout: [`config`] (the TOML file and flags), [`auth`] (auth modes),
+//! Layout: [`config`] (the TOML file and flags), [`admin`] (the admin
+//! listener: AWS's management APIs), [`auth`] (auth modes),
 //! [`hub`] (subscriptions, outbound queues, the distribution engine), [`api`]
 //! (the operations shared by HTTP and WebSocket), [`server`] (listener, TLS,
 //! HTTP and WebSocket fronts, shutdown) and [`cli`] (the `herald` commands). The
 //! wire format itself lives in the I/O-free `herald-core` crate.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod bench;

@@ -14,7 +14,7 @@
 //! compared in constant time (`ring::hmac::verify`).
 
 use super::identity::{IamIdentity, Identity};
-use super::{AuthRequest, Operation, Signed};
+use super::{AuthHeaders, AuthRequest, Operation, Signed};
 use crate::config::IamCredential;
 use ring::{digest, hmac};
 use serde::Serialize;
@@ -24,6 +24,45 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Largest accepted difference between `x-amz-date` and the server clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(300);
 const SERVICE: &str = "appsync";
+
+/// Why a signature was not accepted; each maps to AWS's error for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigError {
+    /// No `Authorization` header.
+    Unsigned,
+    /// Not a SigV4 `Authorization` header.
+    Malformed(String),
+    /// Signed for another service or region.
+    Scope(String),
+    /// An access key id Herald does not know.
+    UnknownKey,
+    /// `x-amz-date` too far from the server clock.
+    Expired(String),
+    /// Anything else: the signature does not verify.
+    Signature(String),
+}
+
+impl std::fmt::Display for SigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SigError::Unsigned => f.write_str("the request is not signed"),
+            SigError::UnknownKey => f.write_str("unknown access key id"),
+            SigError::Malformed(why)
+            | SigError::Scope(why)
+            | SigError::Expired(why)
+            | SigError::Signature(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A path's canonical form as SDKs sign it for services other than S3: each
+/// segment URI-encoded (so `%3A` on the wire is signed as `%253A`).
+fn uri_encode_path(path: &str) -> String {
+    path.split('/')
+        .map(uri_encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 pub struct IamVerifier {
     region: String,
@@ -131,7 +170,8 @@ fn uri_encode(s: &str) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decoding of a query value or path segment (invalid escapes kept).
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -211,86 +251,108 @@ impl IamVerifier {
         }
     }
 
-    /// Verify the SigV4 signature `req` carries; the error is for the log.
-    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, String> {
-        let h = req.headers;
-        let auth = parse_authorization(h.get("authorization").unwrap_or_default())?;
-        if auth.service != SERVICE {
-            return Err(format!(
-                "signed for service '{}', not appsync",
-                auth.service
-            ));
+    /// Who signed the request, if the signature is valid and made for one of
+    /// `services` in this server's region.
+    pub fn authenticate(
+        &self,
+        h: &AuthHeaders,
+        signed: &Signed<'_>,
+        services: &[&str],
+    ) -> Result<&IamCredential, SigError> {
+        let Some(header) = h.get("authorization") else {
+            return Err(SigError::Unsigned);
+        };
+        let auth = parse_authorization(header).map_err(SigError::Malformed)?;
+        if !services.contains(&auth.service) {
+            return Err(SigError::Scope(format!(
+                "signed for service '{}', not {}",
+                auth.service,
+                services.join(" or ")
+            )));
         }
         if auth.region != self.region {
-            return Err(format!(
+            return Err(SigError::Scope(format!(
                 "signed for region '{}', not '{}'",
                 auth.region, self.region
-            ));
+            )));
         }
         let cred = self
             .credentials
             .get(auth.access_key_id)
-            .ok_or("unknown access key id")?;
-        let amz_date = h.get("x-amz-date").ok_or("no x-amz-date")?;
-        let when = parse_amz_date(amz_date).ok_or("malformed x-amz-date")?;
+            .ok_or(SigError::UnknownKey)?;
+        let bad = SigError::Signature;
+        let amz_date = h.get("x-amz-date").ok_or(bad("no x-amz-date".into()))?;
+        let when = parse_amz_date(amz_date).ok_or(bad("malformed x-amz-date".into()))?;
         if &amz_date[..8] != auth.date {
-            return Err("x-amz-date does not match the credential scope date".into());
+            return Err(bad(
+                "x-amz-date does not match the credential scope date".into()
+            ));
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         if (now - when).abs() > MAX_SKEW.as_secs() as i64 {
-            return Err(format!(
+            return Err(SigError::Expired(format!(
                 "x-amz-date is {}s away from the server clock",
                 now - when
-            ));
+            )));
         }
         for required in ["host", "x-amz-date"] {
             if !auth.signed_headers.contains(&required) {
-                return Err(format!("'{required}' is not a signed header"));
+                return Err(bad(format!("'{required}' is not a signed header")));
             }
         }
         if let Some(token) = &cred.session_token {
             if h.get("x-amz-security-token") != Some(token.as_str())
                 || !auth.signed_headers.contains(&"x-amz-security-token")
             {
-                return Err("missing or wrong x-amz-security-token".into());
+                return Err(bad("missing or wrong x-amz-security-token".into()));
             }
         }
         let mut sorted = auth.signed_headers.clone();
         sorted.sort_unstable();
         if sorted != auth.signed_headers {
-            return Err("SignedHeaders are not sorted".into());
+            return Err(bad("SignedHeaders are not sorted".into()));
         }
         let mut canonical_headers = String::new();
         for name in &auth.signed_headers {
             let value = h
                 .get(name)
-                .ok_or(format!("signed header '{name}' is missing"))?;
+                .ok_or(bad(format!("signed header '{name}' is missing")))?;
             canonical_headers.push_str(name);
             canonical_headers.push(':');
             canonical_headers.push_str(&value.split_whitespace().collect::<Vec<_>>().join(" "));
             canonical_headers.push('\n');
         }
-        let (method, paths, query, body): (&str, &[&str], &str, std::borrow::Cow<[u8]>) =
-            match &req.signed {
+        // A real request's path is signed as sent or, by SDKs for services
+        // other than S3, URI-encoded once more: accept either.
+        let encoded_path;
+        let (method, paths, query, body): (&str, Vec<&str>, &str, std::borrow::Cow<[u8]>) =
+            match signed {
                 Signed::Http {
                     method,
                     path,
                     query,
                     body,
-                } => (method, std::slice::from_ref(path), query, (*body).into()),
+                } => {
+                    encoded_path = uri_encode_path(path);
+                    let mut paths = vec![*path];
+                    if encoded_path != *path {
+                        paths.push(&encoded_path);
+                    }
+                    (method, paths, query, (*body).into())
+                }
                 // Older Amplify releases signed the connect request as `/event/connect`.
                 Signed::Connect => (
                     "POST",
-                    &["/event", "/event/connect"],
+                    vec!["/event", "/event/connect"],
                     "",
                     b"{}".as_slice().into(),
                 ),
                 other => (
                     "POST",
-                    &["/event"],
+                    vec!["/event"],
                     "",
                     rebuilt_body(other).unwrap_or_default().into_bytes().into(),
                 ),
@@ -298,7 +360,7 @@ impl IamVerifier {
         let payload_hash = sha256_hex(&body);
         if let Some(declared) = h.get("x-amz-content-sha256") {
             if declared != payload_hash {
-                return Err("x-amz-content-sha256 does not match the body".into());
+                return Err(bad("x-amz-content-sha256 does not match the body".into()));
             }
         }
         let scope = format!(
@@ -328,8 +390,16 @@ impl IamVerifier {
             hmac::verify(&k_signing, to_sign.as_bytes(), &auth.signature).is_ok()
         });
         if !verified {
-            return Err("signature mismatch".into());
+            return Err(bad("signature mismatch".into()));
         }
+        Ok(cred)
+    }
+
+    /// Verify the SigV4 signature `req` carries; the error is for the log.
+    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, String> {
+        let cred = self
+            .authenticate(req.headers, &req.signed, &[SERVICE])
+            .map_err(|e| e.to_string())?;
         let action = match req.op {
             Operation::Connect => "connect",
             Operation::Publish => "publish",

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR", value_parser = crate::config::resolve_listen)]
     pub listen: Option<SocketAddr>,
+    /// Address of the admin listener (AWS's management APIs), HOST:PORT
+    /// [default: the public address with the next port, 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::resolve_listen)]
+    pub admin_listen: Option<SocketAddr>,
     /// An API key to accept (repeatable); one is generated and printed if none is configured.
     #[arg(long = "api-key", value_name = "KEY")]
     pub api_keys: Vec<String>,

@@ -59,6 +59,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let overrides = Overrides {
         listen: args.listen,
+        admin_listen: args.admin_listen,
+        // The development mode prints admin credentials the AWS CLI can use.
+        generate_admin_credentials: args.config.is_none(),
         api_keys: args.api_keys,
         namespaces: args.namespaces,
         tls_cert: args.tls_cert,
@@ -79,6 +82,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         .generated_api_key
         .then(|| config.api_keys[0].id.clone());
     let namespaces: Vec<String> = config.namespaces.iter().map(|n| n.name.clone()).collect();
+    let generated_admin = config.generated_admin.clone();
+    let region = config.aws_region.clone();
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     let (http, ws) = if server.is_tls() {
@@ -99,6 +104,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(key) = generated_key {
         println!("  API key (generated): {key}");
+    }
+    if let Some(admin) = server.admin_addr() {
+        println!(
+            "  admin:     http://{admin} (AWS APIs, SigV4; aws ... --endpoint-url http://{admin})"
+        );
+    }
+    if let Some((id, secret)) = &generated_admin {
+        println!("  admin credentials (generated), for the AWS CLI and SDKs:");
+        println!("    export AWS_ACCESS_KEY_ID={id}");
+        println!("    export AWS_SECRET_ACCESS_KEY={secret}");
+        println!("    export AWS_REGION={region}");
     }
     println!("Ready (Ctrl-C stops)");
     tracing::info!(%addr, tls = server.is_tls(), "listening");

@@ -46,6 +46,7 @@ pub struct ConnContext {
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    admin: Option<crate::admin::AdminServer>,
     tls: Option<TlsAcceptor>,
     api: Arc<EventApi>,
     /// The certificate clients should trust, in self-signed mode.
@@ -55,6 +56,8 @@ pub struct Server {
 /// A server running in the background (used by tests and embedders).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The admin listener's address, when it is on.
+    pub admin_addr: Option<SocketAddr>,
     pub api: Arc<EventApi>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -87,10 +90,19 @@ impl Server {
         // One process-wide crypto provider for every rustls user (listener,
         // outbound HTTP, NATS and Redis TLS).
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let public = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listener's address: {e}"))?;
+        let admin_listen = config.admin_listen;
         let hub = Hub::from_config(&config).await?;
         let api = Arc::new(EventApi::new(config, hub)?);
+        let admin = match admin_listen {
+            Some(addr) => Some(crate::admin::AdminServer::bind(addr, api.clone(), public).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
+            admin,
             tls: tls.map(TlsAcceptor::from),
             api,
             self_signed_cert,
@@ -101,6 +113,11 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The admin listener's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
     }
 
     pub fn is_tls(&self) -> bool {
@@ -115,12 +132,14 @@ impl Server {
     pub fn spawn(self) -> RunningServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let addr = self.local_addr();
+        let admin_addr = self.admin_addr();
         let api = self.api.clone();
         let task = tokio::spawn(self.run(async {
             let _ = stopped.await;
         }));
         RunningServer {
             addr,
+            admin_addr,
             api,
             stop: Some(stop),
             task,
@@ -139,11 +158,14 @@ impl Server {
     /// requests and WebSocket messages finish, close every WebSocket with 1001
     /// (going away), and wait for the connection tasks up to the grace period.
     pub async fn run_with_drain(
-        self,
+        mut self,
         stop: impl Future<Output = ()>,
         hurry: impl Future<Output = ()>,
     ) {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        if let Some(admin) = self.admin.take() {
+            tokio::spawn(admin.run(shutdown_rx.clone()));
+        }
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let draining = Arc::new(AtomicBool::new(false));
         let grace = self.api.config.shutdown_grace;

@@ -6,6 +6,10 @@
 //! optional), [`ApiConfig::resolve`] applies defaults and command-line overrides and
 //! checks consistency, so the server only ever sees a valid configuration.
 
+mod admin;
+
+pub use admin::{generate_credentials, AdminFile};
+
 use herald_core::channel::MAX_SEGMENT_LEN;
 use herald_core::Limits;
 use serde::Deserialize;
@@ -110,8 +114,10 @@ pub struct IamCredential {
     pub allow: Vec<IamGrant>,
 }
 
-/// `actions` among `connect`, `publish`, `subscribe` (or `*`) on `namespaces`
-/// (names, or `*`). The analogue of `appsync:EventConnect|EventPublish|EventSubscribe`.
+/// `actions` among `connect`, `publish`, `subscribe` (or `*` for the three) on
+/// `namespaces` (names, or `*`): the analogue of
+/// `appsync:EventConnect|EventPublish|EventSubscribe`. `admin` (never implied
+/// by `*`) allows every management API on the admin listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IamGrant {
@@ -300,6 +306,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
+    pub admin: AdminFile,
+    #[serde(default)]
     pub event_config: EventConfigFile,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyFile>,
@@ -394,6 +402,9 @@ impl ConfigFile {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    /// The development mode: generate admin credentials when none exist.
+    pub generate_admin_credentials: bool,
     pub api_keys: Vec<String>,
     pub namespaces: Vec<String>,
     pub tls_cert: Option<PathBuf>,
@@ -448,6 +459,11 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// The drain period before the listener closes on shutdown.
     pub drain: Duration,
+    /// The admin listener's address; `None` when it is off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Admin credentials generated for the development mode (access key id,
+    /// secret), to print.
+    pub generated_admin: Option<(String, String)>,
     pub auth_providers: Vec<AuthType>,
     pub engine: EngineSetting,
     pub node_id: String,
@@ -456,6 +472,9 @@ pub struct ApiConfig {
     pub aws_region: String,
     pub iam_credentials: Vec<IamCredential>,
     pub connection_auth_modes: Vec<AuthType>,
+    /// `event_config.default_publish_auth_modes` (namespaces hold their own).
+    pub default_publish_auth_modes: Vec<AuthType>,
+    pub default_subscribe_auth_modes: Vec<AuthType>,
     pub api_keys: Vec<ApiKey>,
     /// Whether the API key was generated because none was configured.
     pub generated_api_key: bool,
@@ -616,9 +635,12 @@ impl ApiConfig {
         for c in &file.iam_credentials {
             for g in &c.allow {
                 for a in &g.actions {
-                    if !matches!(a.as_str(), "connect" | "publish" | "subscribe" | "*") {
+                    if !matches!(
+                        a.as_str(),
+                        "connect" | "publish" | "subscribe" | "*" | "admin"
+                    ) {
                         return Err(format!(
-                            "iam_credentials '{}': action '{a}' is not one of connect, publish, subscribe, *",
+                            "iam_credentials '{}': action '{a}' is not one of connect, publish, subscribe, *, admin",
                             c.access_key_id
                         ));
                     }
@@ -891,17 +913,43 @@ impl ApiConfig {
                 "account_id '{account_id}' is invalid: an AWS account id is 12 digits"
             ));
         }
+        let listen = match (over.listen, &file.server.listen) {
+            (Some(addr), _) => addr,
+            (None, Some(text)) => {
+                resolve_listen(text).map_err(|e| format!("[server] listen: {e}"))?
+            }
+            (None, None) => DEFAULT_LISTEN.parse().unwrap(),
+        };
+        let admin_listen = admin::admin_addr(&file.admin, over.admin_listen, listen)?;
+        let mut iam_credentials = file.iam_credentials.clone();
+        let mut generated_admin = None;
+        let has_admin = iam_credentials.iter().any(|c| {
+            c.allow
+                .iter()
+                .any(|g| g.actions.iter().any(|a| a == "admin"))
+        });
+        if over.generate_admin_credentials && admin_listen.is_some() && !has_admin {
+            let (id, secret) = generate_credentials();
+            iam_credentials.push(IamCredential {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: None,
+                principal: format!("arn:aws:iam::{account_id}:user/herald-admin"),
+                account_id: Some(account_id.clone()),
+                allow: vec![IamGrant {
+                    actions: vec!["admin".into()],
+                    namespaces: all_namespaces(),
+                }],
+            });
+            generated_admin = Some((id, secret));
+        }
         Ok(ApiConfig {
             name,
             api_id,
             account_id,
-            listen: match (over.listen, &file.server.listen) {
-                (Some(addr), _) => addr,
-                (None, Some(text)) => {
-                    resolve_listen(text).map_err(|e| format!("[server] listen: {e}"))?
-                }
-                (None, None) => DEFAULT_LISTEN.parse().unwrap(),
-            },
+            admin_listen,
+            generated_admin,
+            listen,
             tls,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
             drain: Duration::from_millis(file.server.drain_ms.unwrap_or(2_000)),
@@ -933,8 +981,10 @@ impl ApiConfig {
                 .aws_region
                 .clone()
                 .unwrap_or_else(|| "us-east-1".into()),
-            iam_credentials: file.iam_credentials.clone(),
+            iam_credentials,
             connection_auth_modes: connection,
+            default_publish_auth_modes: default_publish,
+            default_subscribe_auth_modes: default_subscribe,
             api_keys,
             generated_api_key,
             namespaces,
@@ -970,6 +1020,7 @@ impl ApiConfig {
         )
         .expect("the test configuration is valid");
         config.drain = Duration::ZERO;
+        config.admin_listen = None;
         config
     }
 }

@@ -1,0 +1,227 @@
+//! AppSync's control-plane API (REST-JSON, `/v2/apis...` and
+//! `/v1/apis/{apiId}/apikeys...`), with AWS's shapes, status codes and
+//! exceptions, over the API Herald serves.
+//!
+//! Today the one API is the configuration file's, so the reads answer from it
+//! (`ListApis`, `GetApi`, `ListChannelNamespaces`, `GetChannelNamespace`,
+//! `ListApiKeys`, `ListTagsForResource`) and the writes (`CreateApi`,
+//! `UpdateApi`, `DeleteApi`, the namespace and key writes, tags) are refused
+//! with `BadRequestException` saying the API is defined in the file.
+
+use super::aws::{json_response, page, percent_decode, AwsError, Body};
+use super::AdminState;
+use crate::config::{AuthType, NamespaceConfig, ProviderConfig};
+use hyper::{Method, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+/// AppSync's page size limit for list operations.
+const MAX_RESULTS: usize = 25;
+
+/// Route a REST request; `None` when no AppSync operation has this method
+/// and path.
+pub fn route(
+    state: &AdminState,
+    method: &Method,
+    path: &str,
+    query: &str,
+) -> Option<Result<Response<Body>, AwsError>> {
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let read = method == Method::GET;
+    Some(match seg.as_slice() {
+        ["v2", "apis"] if read => list_apis(state, query),
+        ["v2", "apis", id] if read => state.api_by_id(id).map(|_| ok(json!({"api": api(state)}))),
+        ["v2", "apis", id, "channelNamespaces"] if read => state
+            .api_by_id(id)
+            .and_then(|_| list_namespaces(state, query)),
+        ["v2", "apis", id, "channelNamespaces", name] if read => state
+            .api_by_id(id)
+            .and_then(|_| namespace_by_name(state, name))
+            .map(|ns| ok(json!({"channelNamespace": namespace(state, ns)}))),
+        ["v1", "apis", id, "apikeys"] if read => state
+            .api_by_id(id)
+            .and_then(|_| list_api_keys(state, query)),
+        ["v1", "tags", arn] if read => list_tags(state, arn),
+        ["v2", "apis"]
+        | ["v2", "apis", _]
+        | ["v2", "apis", _, "channelNamespaces"]
+        | ["v2", "apis", _, "channelNamespaces", _]
+        | ["v1", "apis", _, "apikeys"]
+        | ["v1", "apis", _, "apikeys", _]
+        | ["v1", "tags", _] => Err(read_only(state)),
+        _ => return None,
+    })
+}
+
+fn ok(body: Value) -> Response<Body> {
+    json_response(StatusCode::OK, &body)
+}
+
+fn read_only(state: &AdminState) -> AwsError {
+    AwsError::bad_request(format!(
+        "The API '{}' is defined in Herald's configuration file: change it there and restart \
+         (creating and changing APIs, namespaces and keys through this API is not available yet)",
+        state.api.config.api_id
+    ))
+}
+
+impl AdminState {
+    fn api_by_id(&self, id: &str) -> Result<(), AwsError> {
+        if id == self.api.config.api_id {
+            Ok(())
+        } else {
+            Err(AwsError::not_found(format!("GraphQL API {id} not found.")))
+        }
+    }
+
+    fn api_arn(&self) -> String {
+        let c = &self.api.config;
+        format!(
+            "arn:aws:appsync:{}:{}:apis/{}",
+            c.aws_region, c.account_id, c.api_id
+        )
+    }
+}
+
+fn modes(list: &[AuthType]) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|m| json!({"authType": m.as_str()}))
+            .collect(),
+    )
+}
+
+/// AppSync's `Api` shape for the configured API.
+fn api(state: &AdminState) -> Value {
+    let c = &state.api.config;
+    let providers: Vec<Value> = c
+        .providers
+        .iter()
+        .map(|p| match p {
+            ProviderConfig::ApiKey => json!({"authType": "API_KEY"}),
+            ProviderConfig::Iam => json!({"authType": "AWS_IAM"}),
+            ProviderConfig::Cognito(cc) => json!({"authType": "AMAZON_COGNITO_USER_POOLS",
+                "cognitoConfig": {"userPoolId": cc.user_pool_id, "awsRegion": cc.aws_region,
+                                  "appIdClientRegex": cc.app_id_client_regex}}),
+            ProviderConfig::Oidc(oc) => json!({"authType": "OPENID_CONNECT",
+                "openIDConnectConfig": {"issuer": oc.issuer, "clientId": oc.client_id,
+                                        "iatTTL": oc.iat_ttl, "authTTL": oc.auth_ttl}}),
+            ProviderConfig::Lambda(lc) => json!({"authType": "AWS_LAMBDA",
+                "lambdaAuthorizerConfig": {"authorizerUri": lc.authorizer_uri,
+                    "authorizerResultTtlInSeconds": lc.authorizer_result_ttl_in_seconds,
+                    "identityValidationExpression": lc.identity_validation_expression}}),
+        })
+        .collect();
+    let mut event_config = json!({
+        "authProviders": providers,
+        "connectionAuthModes": modes(&c.connection_auth_modes),
+        "defaultPublishAuthModes": modes(&c.default_publish_auth_modes),
+        "defaultSubscribeAuthModes": modes(&c.default_subscribe_auth_modes),
+    });
+    if let Some(level) = &c.log_level {
+        event_config["logConfig"] = json!({"logLevel": level, "cloudWatchLogsRoleArn": ""});
+    }
+    let host = state.public_authority();
+    without_nulls(json!({
+        "apiId": c.api_id,
+        "name": c.name,
+        "tags": {},
+        "dns": {"HTTP": host, "REALTIME": host},
+        "apiArn": state.api_arn(),
+        "created": state.created,
+        "xrayEnabled": false,
+        "eventConfig": event_config,
+    }))
+}
+
+/// AppSync leaves absent optional members out rather than sending null.
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+fn list_apis(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+    let (apis, next) = page(&[api(state)], query, MAX_RESULTS)?;
+    Ok(ok(without_nulls(json!({"apis": apis, "nextToken": next}))))
+}
+
+fn namespace_by_name<'a>(
+    state: &'a AdminState,
+    name: &str,
+) -> Result<&'a NamespaceConfig, AwsError> {
+    state
+        .api
+        .config
+        .namespaces
+        .iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| AwsError::not_found(format!("Channel namespace {name} not found.")))
+}
+
+/// AppSync's `ChannelNamespace` shape.
+fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
+    let c = &state.api.config;
+    without_nulls(json!({
+        "apiId": c.api_id,
+        "name": ns.name,
+        "subscribeAuthModes": modes(&ns.subscribe_auth_modes),
+        "publishAuthModes": modes(&ns.publish_auth_modes),
+        "codeHandlers": ns.code_handlers,
+        "tags": {},
+        "channelNamespaceArn": format!("{}/channelNamespace/{}", state.api_arn(), ns.name),
+        "created": state.created,
+        "lastModified": state.created,
+    }))
+}
+
+fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+    let all: Vec<Value> = state
+        .api
+        .config
+        .namespaces
+        .iter()
+        .map(|n| namespace(state, n))
+        .collect();
+    let (items, next) = page(&all, query, MAX_RESULTS)?;
+    Ok(ok(without_nulls(
+        json!({"channelNamespaces": items, "nextToken": next}),
+    )))
+}
+
+fn list_api_keys(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+    let all: Vec<Value> = state
+        .api
+        .config
+        .api_keys
+        .iter()
+        .map(|k| {
+            without_nulls(json!({"id": k.id, "description": k.description,
+                                 "expires": k.expires, "deletes": k.expires}))
+        })
+        .collect();
+    let (items, next) = page(&all, query, MAX_RESULTS)?;
+    Ok(ok(without_nulls(
+        json!({"apiKeys": items, "nextToken": next}),
+    )))
+}
+
+fn list_tags(state: &AdminState, arn: &str) -> Result<Response<Body>, AwsError> {
+    let api_arn = state.api_arn();
+    if arn == api_arn || arn.starts_with(&format!("{api_arn}/channelNamespace/")) {
+        Ok(ok(json!({"tags": {}})))
+    } else {
+        Err(AwsError::not_found(format!("Resource {arn} not found.")))
+    }
+}

@@ -1,0 +1,385 @@
+//! The admin listener: AWS's management APIs, signed with SigV4 (AWS's own
+//! signer, `aws-sigv4`), with AWS's shapes and exceptions; the AppSync reads
+//! over the configured API, then a client publishing and subscribing on the
+//! endpoints `GetApi` returned with a key `ListApiKeys` returned.
+
+mod common;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use common::*;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+const ADMIN_KEY: &str = "AKIAADMINADMINADMIN0";
+const ADMIN_SECRET: &str = "admin-secret-admin-secret-admin-secret-00";
+const USER_KEY: &str = "AKIAUSERUSERUSERUSER";
+const USER_SECRET: &str = "user-secret-user-secret-user-secret-00000";
+
+async fn server() -> (TestServer, SocketAddr) {
+    let server = start_with_toml(&format!(
+        r#"
+        name = "chat"
+        api_id = "chatapi0000000000000000000"
+        account_id = "123456789012"
+        aws_region = "eu-west-1"
+        [[iam_credentials]]
+        access_key_id = "{ADMIN_KEY}"
+        secret_access_key = "{ADMIN_SECRET}"
+        principal = "arn:aws:iam::123456789012:user/ops"
+        allow = [{{ actions = ["admin"] }}]
+        [[iam_credentials]]
+        access_key_id = "{USER_KEY}"
+        secret_access_key = "{USER_SECRET}"
+        principal = "arn:aws:iam::123456789012:user/app"
+        allow = [{{ actions = ["*"] }}]
+        [[api_keys]]
+        id = "{KEY}"
+        description = "web"
+        [[channel_namespaces]]
+        name = "default"
+        [[channel_namespaces]]
+        name = "chat"
+        subscribe_auth_modes = [{{ auth_type = "API_KEY" }}]
+        "#
+    ))
+    .await;
+    let admin = server
+        .running
+        .as_ref()
+        .unwrap()
+        .admin_addr
+        .expect("the admin listener is on by default");
+    (server, admin)
+}
+
+/// A request as botocore sends it: signed for `service` with `creds` at `time`.
+struct Call<'a> {
+    creds: (&'a str, &'a str),
+    service: &'a str,
+    method: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+    time: SystemTime,
+}
+
+impl<'a> Call<'a> {
+    /// An admin's signed `GET path` for AppSync.
+    fn get(path: &'a str) -> Call<'a> {
+        Call {
+            creds: (ADMIN_KEY, ADMIN_SECRET),
+            service: "appsync",
+            method: "GET",
+            path,
+            headers: &[],
+            body: b"",
+            time: SystemTime::now(),
+        }
+    }
+}
+
+async fn call(admin: SocketAddr, c: Call<'_>) -> HttpResponse {
+    let Call {
+        creds: (key, secret),
+        service,
+        method,
+        path: path_and_query,
+        headers: extra,
+        body,
+        time,
+    } = c;
+    let identity = Credentials::new(key, secret, None, None, "test").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("eu-west-1")
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://{admin}{path_and_query}");
+    let host = admin.to_string();
+    let mut headers: Vec<(&str, &str)> = vec![("host", &host)];
+    headers.extend_from_slice(extra);
+    let signable = SignableRequest::new(
+        method,
+        &url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let signed: Vec<(String, String)> = instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut all: Vec<(&str, &str)> = extra.to_vec();
+    all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    http_request(admin, method, path_and_query, body.to_vec(), &all).await
+}
+
+async fn get(admin: SocketAddr, path: &str) -> HttpResponse {
+    call(admin, Call::get(path)).await
+}
+
+fn error_type(r: &HttpResponse) -> String {
+    r.headers
+        .get("x-amzn-errortype")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn appsync_reads_with_aws_shapes() {
+    let (server, admin) = server().await;
+    let r = get(admin, "/v2/apis").await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let api = &r.body["apis"][0];
+    assert_eq!(r.body["apis"].as_array().unwrap().len(), 1);
+    assert_eq!(api["apiId"], "chatapi0000000000000000000");
+    assert_eq!(api["name"], "chat");
+    assert_eq!(
+        api["apiArn"],
+        "arn:aws:appsync:eu-west-1:123456789012:apis/chatapi0000000000000000000"
+    );
+    assert_eq!(
+        api["eventConfig"]["authProviders"],
+        json!([{"authType": "API_KEY"}])
+    );
+    assert_eq!(
+        api["eventConfig"]["connectionAuthModes"],
+        json!([{"authType": "API_KEY"}])
+    );
+    assert!(api["created"].as_f64().unwrap() > 1.7e9);
+    assert!(r.body.get("nextToken").is_none());
+
+    let r = get(admin, "/v2/apis/chatapi0000000000000000000").await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let dns = r.body["api"]["dns"].clone();
+    assert_eq!(dns["HTTP"], server.addr.to_string());
+    assert_eq!(dns["REALTIME"], server.addr.to_string());
+
+    let r = get(admin, "/v2/apis/nosuchapi").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_type(&r), "NotFoundException");
+    assert!(r.body["message"].as_str().unwrap().contains("nosuchapi"));
+
+    // Namespaces, with pagination.
+    let r = get(
+        admin,
+        "/v2/apis/chatapi0000000000000000000/channelNamespaces?maxResults=1",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["channelNamespaces"][0]["name"], "default");
+    let token = r.body["nextToken"].as_str().unwrap().to_string();
+    let r = get(
+        admin,
+        &format!(
+            "/v2/apis/chatapi0000000000000000000/channelNamespaces?maxResults=1&nextToken={token}"
+        ),
+    )
+    .await;
+    assert_eq!(r.body["channelNamespaces"][0]["name"], "chat");
+    assert!(r.body.get("nextToken").is_none());
+    let r = get(
+        admin,
+        "/v2/apis/chatapi0000000000000000000/channelNamespaces?maxResults=99",
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException")
+    );
+    let r = get(
+        admin,
+        "/v2/apis/chatapi0000000000000000000/channelNamespaces/chat",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ns = &r.body["channelNamespace"];
+    assert_eq!(ns["subscribeAuthModes"], json!([{"authType": "API_KEY"}]));
+    assert_eq!(
+        ns["channelNamespaceArn"],
+        "arn:aws:appsync:eu-west-1:123456789012:apis/chatapi0000000000000000000/channelNamespace/chat"
+    );
+    let r = get(
+        admin,
+        "/v2/apis/chatapi0000000000000000000/channelNamespaces/nope",
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
+
+    // Keys, and tags by ARN (signed with the path encoded twice, as SDKs do).
+    let r = get(admin, "/v1/apis/chatapi0000000000000000000/apikeys").await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let key = r.body["apiKeys"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["apiKeys"][0]["description"], "web");
+    let r = get(
+        admin,
+        "/v1/tags/arn%3Aaws%3Aappsync%3Aeu-west-1%3A123456789012%3Aapis%2Fchatapi0000000000000000000",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["tags"], json!({}));
+
+    // The endpoint and key the control plane gave work for a real client.
+    let http: SocketAddr = dns["HTTP"].as_str().unwrap().parse().unwrap();
+    let mut sub = WsClient::connect(http, Auth::Subprotocol(&key)).await;
+    sub.init().await;
+    sub.subscribe("s", "/chat/room").await;
+    let r = http_post(
+        http,
+        json!({"channel": "/chat/room", "events": ["{\"via\":\"getApi\"}"]})
+            .to_string()
+            .into_bytes(),
+        &[("x-api-key", &key)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(sub.data("s").await["via"], "getApi");
+}
+
+#[tokio::test]
+async fn writes_are_refused_while_the_api_lives_in_the_file() {
+    let (_server, admin) = server().await;
+    let body = json!({"name": "other", "eventConfig": {"authProviders": [{"authType": "API_KEY"}],
+        "connectionAuthModes": [{"authType": "API_KEY"}], "defaultPublishAuthModes": [{"authType": "API_KEY"}],
+        "defaultSubscribeAuthModes": [{"authType": "API_KEY"}]}})
+    .to_string();
+    let r = call(
+        admin,
+        Call {
+            method: "POST",
+            headers: &[("content-type", "application/json")],
+            body: body.as_bytes(),
+            ..Call::get("/v2/apis")
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException"),
+        "{}",
+        r.raw
+    );
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("configuration file"));
+}
+
+#[tokio::test]
+async fn unsigned_wrongly_signed_stale_and_unauthorized_requests_get_aws_errors() {
+    let (_server, admin) = server().await;
+    let r = http_request(admin, "GET", "/v2/apis", vec![], &[]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(error_type(&r), "MissingAuthenticationTokenException");
+    assert_eq!(r.body["message"], "Missing Authentication Token");
+
+    let apis = || Call::get("/v2/apis");
+    let wrong = Call {
+        creds: (ADMIN_KEY, "wrong-secret"),
+        ..apis()
+    };
+    let r = call(admin, wrong).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (403, "InvalidSignatureException"),
+        "{}",
+        r.raw
+    );
+
+    let stale = Call {
+        time: SystemTime::now() - Duration::from_secs(900),
+        ..apis()
+    };
+    let r = call(admin, stale).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (403, "InvalidSignatureException")
+    );
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Signature expired"),
+        "{}",
+        r.raw
+    );
+
+    let nobody = Call {
+        creds: ("AKIANOBODYNOBODY0000", "x"),
+        ..apis()
+    };
+    let r = call(admin, nobody).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (403, "UnrecognizedClientException")
+    );
+
+    // A valid signature from a principal without the admin grant.
+    let user = Call {
+        creds: (USER_KEY, USER_SECRET),
+        ..apis()
+    };
+    let r = call(admin, user).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (403, "AccessDeniedException")
+    );
+    assert!(r.body["message"].as_str().unwrap().contains("user/app"));
+
+    // Signed for a service Herald does not serve.
+    let r = call(
+        admin,
+        Call {
+            service: "s3",
+            ..apis()
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (403, "InvalidSignatureException")
+    );
+}
+
+#[tokio::test]
+async fn unknown_operations_get_aws_errors_not_hangs() {
+    let (_server, admin) = server().await;
+    let r = call(admin, Call::get("/v2/nothing/here")).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "UnknownOperationException")
+    );
+    // A JSON 1.1 request (EventBridge's shape) for an operation not served.
+    let target = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "AWSEvents.ListRules"),
+    ];
+    let r = call(
+        admin,
+        Call {
+            service: "events",
+            method: "POST",
+            headers: &target,
+            body: b"{}",
+            ..Call::get("/")
+        },
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.raw);
+    assert_eq!(r.body["__type"], "UnknownOperationException");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("AWSEvents.ListRules"));
+}
