@@ -8,9 +8,13 @@ Run by scripts/test (HERALD_BIN names the binary)."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import unittest
+import urllib.error
 import urllib.request
 
 import botocore.session
@@ -20,44 +24,80 @@ from botocore.exceptions import ClientError
 HERALD = os.environ.get("HERALD_BIN", "target/debug/herald")
 
 
+def start(data_dir):
+    """`herald serve` in its development mode; the banner's facts."""
+    proc = subprocess.Popen(
+        [HERALD, "serve", "--listen", "127.0.0.1:0", "--data", data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    banner = []
+    for line in proc.stdout:
+        banner.append(line.rstrip("\n"))
+        if line.startswith("Ready"):
+            break
+    text = "\n".join(banner)
+    exports = dict(re.findall(r"export (AWS_[A-Z_]+)=(\S+)", text))
+    return {
+        "proc": proc,
+        "public": re.search(r"^Herald listening on (\S+)$", text, re.M).group(1),
+        "admin": re.search(r"admin:\s+(http://\S+)", text).group(1),
+        "region": exports["AWS_REGION"],
+        "key_id": exports["AWS_ACCESS_KEY_ID"],
+        "secret": exports["AWS_SECRET_ACCESS_KEY"],
+        "api_key": re.search(r"API key \(generated\): (\S+)", text).group(1),
+    }
+
+
+def stop(server):
+    server["proc"].send_signal(signal.SIGTERM)
+    server["proc"].send_signal(signal.SIGTERM)
+    server["proc"].wait(timeout=20)
+    server["proc"].stdout.close()
+
+
+def make_client(server, service, secret=None):
+    return botocore.session.get_session().create_client(
+        service,
+        region_name=server["region"],
+        endpoint_url=server["admin"],
+        aws_access_key_id=server["key_id"],
+        aws_secret_access_key=secret or server["secret"],
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def publish(public, key):
+    body = json.dumps({"channel": "/default/botocore", "events": [json.dumps({"n": 1})]})
+    req = urllib.request.Request(
+        f"http://{public}/event",
+        data=body.encode(),
+        headers={"content-type": "application/json", "x-api-key": key},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
 class AdminApi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.proc = subprocess.Popen(
-            [HERALD, "serve", "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        banner = []
-        for line in cls.proc.stdout:
-            banner.append(line.rstrip("\n"))
-            if line.startswith("Ready"):
-                break
-        text = "\n".join(banner)
-        cls.public = re.search(r"^Herald listening on (\S+)$", text, re.M).group(1)
-        cls.admin = re.search(r"admin:\s+(http://\S+)", text).group(1)
-        exports = dict(re.findall(r"export (AWS_[A-Z_]+)=(\S+)", text))
-        cls.region = exports["AWS_REGION"]
-        cls.key_id = exports["AWS_ACCESS_KEY_ID"]
-        cls.secret = exports["AWS_SECRET_ACCESS_KEY"]
-        cls.api_key = re.search(r"API key \(generated\): (\S+)", text).group(1)
+        cls.data = tempfile.mkdtemp(prefix="herald-admin-")
+        cls.server = start(cls.data)
+        cls.public = cls.server["public"]
+        cls.region = cls.server["region"]
+        cls.api_key = cls.server["api_key"]
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.send_signal(signal.SIGTERM)
-        cls.proc.send_signal(signal.SIGTERM)
-        cls.proc.wait(timeout=20)
+        stop(cls.server)
+        shutil.rmtree(cls.data, ignore_errors=True)
 
     def client(self, service, secret=None):
-        return botocore.session.get_session().create_client(
-            service,
-            region_name=self.region,
-            endpoint_url=self.admin,
-            aws_access_key_id=self.key_id,
-            aws_secret_access_key=secret or self.secret,
-            config=Config(retries={"max_attempts": 1}),
-        )
+        return make_client(self.server, service, secret)
 
     def error_code(self, call):
         with self.assertRaises(ClientError) as caught:
@@ -85,15 +125,24 @@ class AdminApi(unittest.TestCase):
         )
 
         # Publish on the endpoint GetApi returned, with the key ListApiKeys returned.
-        body = json.dumps({"channel": "/default/botocore", "events": [json.dumps({"n": 1})]})
-        req = urllib.request.Request(
-            f"http://{api['dns']['HTTP']}/event",
-            data=body.encode(),
-            headers={"content-type": "application/json", "x-api-key": keys[0]["id"]},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            result = json.load(resp)
+        status, result = publish(api["dns"]["HTTP"], keys[0]["id"])
+        self.assertEqual(status, 200)
         self.assertEqual(len(result["successful"]), 1)
+
+    def test_keys_live(self):
+        appsync = self.client("appsync")
+        api_id = appsync.list_apis()["apis"][0]["apiId"]
+        created = appsync.create_api_key(apiId=api_id, description="from botocore")["apiKey"]
+        self.assertTrue(created["id"].startswith("da2-"))
+        self.assertEqual(publish(self.public, created["id"])[0], 200)
+        updated = appsync.update_api_key(apiId=api_id, id=created["id"], description="renamed")["apiKey"]
+        self.assertEqual(updated["description"], "renamed")
+        appsync.delete_api_key(apiId=api_id, id=created["id"])
+        self.assertEqual(publish(self.public, created["id"])[0], 401)
+        code, _ = self.error_code(lambda: appsync.delete_api_key(apiId=api_id, id=created["id"]))
+        self.assertEqual(code, "NotFoundException")
+        code, _ = self.error_code(lambda: appsync.create_api_key(apiId=api_id, expires=1))
+        self.assertEqual(code, "ApiKeyValidityOutOfBoundsException")
 
     def test_aws_exceptions(self):
         appsync = self.client("appsync")
@@ -119,6 +168,53 @@ class AdminApi(unittest.TestCase):
         # A JSON 1.1 service Herald does not serve yet.
         code, _ = self.error_code(lambda: self.client("events").list_rules())
         self.assertEqual(code, "UnknownOperationException")
+
+
+class KillNine(unittest.TestCase):
+    """kill -9 in the middle of a burst of CreateApiKey calls: after a restart
+    on the same data directory, every key whose creation was acknowledged is
+    listed and works."""
+
+    def test_acknowledged_keys_survive(self):
+        data = tempfile.mkdtemp(prefix="herald-kill9-")
+        try:
+            server = start(data)
+            appsync = make_client(server, "appsync")
+            api_id = appsync.list_apis()["apis"][0]["apiId"]
+            acknowledged = []
+            enough = threading.Event()
+
+            def burst():
+                for _ in range(200):
+                    try:
+                        key = appsync.create_api_key(apiId=api_id)["apiKey"]["id"]
+                    except Exception:
+                        return  # the server is gone
+                    acknowledged.append(key)
+                    if len(acknowledged) >= 10:
+                        enough.set()
+
+            worker = threading.Thread(target=burst)
+            worker.start()
+            self.assertTrue(enough.wait(timeout=60), "no CreateApiKey was acknowledged")
+            server["proc"].kill()  # SIGKILL, mid-burst
+            server["proc"].wait(timeout=20)
+            server["proc"].stdout.close()
+            worker.join(timeout=60)
+            self.assertGreaterEqual(len(acknowledged), 10)
+
+            restarted = start(data)
+            try:
+                appsync = make_client(restarted, "appsync")
+                listed = {k["id"] for k in appsync.list_api_keys(apiId=api_id)["apiKeys"]}
+                missing = [k for k in acknowledged if k not in listed]
+                self.assertEqual(missing, [], "acknowledged keys were lost")
+                for key in acknowledged:
+                    self.assertEqual(publish(restarted["public"], key)[0], 200)
+            finally:
+                stop(restarted)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

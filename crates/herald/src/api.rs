@@ -56,6 +56,12 @@ fn event_pattern(v: &Value) -> Result<herald_pattern::Pattern, herald_pattern::P
 /// One Event API instance.
 pub struct EventApi {
     pub config: ApiConfig,
+    /// Where the control plane keeps what it creates.
+    pub store: crate::store::Store,
+    /// Open WebSocket connections by the API key they connected with, so a
+    /// deleted key ends them. Entries of closed connections are dropped when
+    /// their key is deleted or the connection ends.
+    key_connections: std::sync::Mutex<HashMap<String, Vec<std::sync::Weak<crate::hub::Outbox>>>>,
     namespaces: HashMap<String, NamespaceConfig>,
     auth: Authorizer,
     pub hub: Hub,
@@ -67,8 +73,13 @@ pub struct EventApi {
 }
 
 impl EventApi {
-    /// Build the API; namespaces' handler code is loaded (and checked) here.
-    pub fn new(config: ApiConfig, hub: Hub) -> Result<EventApi, String> {
+    /// Build the API; namespaces' handler code is loaded (and checked) here,
+    /// and the keys the admin API created earlier are loaded from `store`.
+    pub fn new(
+        config: ApiConfig,
+        hub: Hub,
+        store: crate::store::Store,
+    ) -> Result<EventApi, String> {
         let code: HashMap<String, String> = config
             .namespaces
             .iter()
@@ -76,7 +87,24 @@ impl EventApi {
             .collect();
         // Always a pool, so a reload can add handlers to a namespace.
         let handlers = Some(HandlerPool::start(code, config.handlers)?);
+        let auth = Authorizer::new(&config);
+        for k in store.api_keys(&config.api_id)? {
+            // A key the file defines too keeps the file's settings.
+            if auth.api_keys().get(&k.id).is_none() {
+                auth.api_keys().insert(
+                    &k.id,
+                    crate::auth::KeyEntry {
+                        description: k.description,
+                        expires: Some(k.expires),
+                        deletes: Some(k.deletes),
+                        from_file: false,
+                    },
+                );
+            }
+        }
         Ok(EventApi {
+            store,
+            key_connections: Default::default(),
             handlers,
             http: HttpClient::new(None)?,
             namespaces: config
@@ -84,7 +112,7 @@ impl EventApi {
                 .iter()
                 .map(|n| (n.name.clone(), n.clone()))
                 .collect(),
-            auth: Authorizer::new(&config),
+            auth,
             metrics: {
                 let mut m = Metrics::new(config.namespaces.iter().map(|n| n.name.as_str()));
                 m.register_engine(&hub.engine_metrics);
@@ -94,6 +122,34 @@ impl EventApi {
             hub,
             started: Instant::now(),
         })
+    }
+
+    /// The API's keys (the admin API changes them live).
+    pub fn api_keys(&self) -> &crate::auth::ApiKeyStore {
+        self.auth.api_keys()
+    }
+
+    /// Remember that the connection behind `outbox` authenticated with `key`.
+    pub fn track_key_connection(&self, key: &str, outbox: &Arc<crate::hub::Outbox>) {
+        let mut map = self.key_connections.lock().unwrap();
+        let list = map.entry(key.to_string()).or_default();
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(outbox));
+    }
+
+    /// End every connection that authenticated with `key` (it was deleted):
+    /// each closes with 1008 "API key deleted". Returns how many.
+    pub fn revoke_key_connections(&self, key: &str) -> usize {
+        let list = self
+            .key_connections
+            .lock()
+            .unwrap()
+            .remove(key)
+            .unwrap_or_default();
+        list.iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|outbox| outbox.revoke())
+            .count()
     }
 
     /// Hot-reload the namespaces' handler code from `config` (same namespaces;

@@ -19,6 +19,7 @@ pub mod http_client;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+pub mod store;
 
 /// A random (v4) UUID from the thread-local RNG: request ids and event
 /// identifiers need uniqueness, not a `getrandom` system call each.

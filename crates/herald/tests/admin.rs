@@ -383,3 +383,203 @@ async fn unknown_operations_get_aws_errors_not_hangs() {
         .unwrap()
         .contains("AWSEvents.ListRules"));
 }
+
+async fn post(admin: SocketAddr, path: &str, body: &serde_json::Value) -> HttpResponse {
+    let text = body.to_string();
+    call(
+        admin,
+        Call {
+            method: "POST",
+            headers: &[("content-type", "application/json")],
+            body: text.as_bytes(),
+            ..Call::get(path)
+        },
+    )
+    .await
+}
+
+async fn delete(admin: SocketAddr, path: &str) -> HttpResponse {
+    call(
+        admin,
+        Call {
+            method: "DELETE",
+            ..Call::get(path)
+        },
+    )
+    .await
+}
+
+async fn publish_with(addr: SocketAddr, key: &str) -> u16 {
+    http_post(
+        addr,
+        json!({"channel": "/default/k", "events": ["1"]})
+            .to_string()
+            .into_bytes(),
+        &[("x-api-key", key)],
+    )
+    .await
+    .status
+}
+
+const KEYS: &str = "/v1/apis/chatapi0000000000000000000/apikeys";
+
+/// A created key works at once; a deleted one is refused from the next
+/// request on, and the WebSocket connections made with it are closed.
+#[tokio::test]
+async fn api_keys_are_created_and_deleted_live() {
+    let (server, admin) = server().await;
+    let r = post(admin, KEYS, &json!({"description": "mobile"})).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let created = r.body["apiKey"].clone();
+    let key = created["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with("da2-") && key.len() == 30, "{key}");
+    assert_eq!(created["description"], "mobile");
+    let expires = created["expires"].as_i64().unwrap();
+    assert_eq!(expires % 3600, 0, "rounded down to the hour");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now + 7 * 86400 - expires).abs() <= 3600,
+        "7 days by default"
+    );
+    assert_eq!(created["deletes"].as_i64().unwrap(), expires + 60 * 86400);
+
+    assert_eq!(publish_with(server.addr, &key).await, 200);
+    let mut ws = WsClient::connect(server.addr, Auth::Subprotocol(&key)).await;
+    ws.init().await;
+    let listed = get(admin, KEYS).await;
+    let ids: Vec<&str> = listed.body["apiKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [KEY, key.as_str()]);
+
+    let r = post(
+        admin,
+        &format!("{KEYS}/{key}"),
+        &json!({"description": "ios"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["apiKey"]["description"], "ios");
+    assert_eq!(r.body["apiKey"]["expires"], expires);
+
+    let r = delete(admin, &format!("{KEYS}/{key}")).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body, json!({}));
+    let (close, _) = ws.recv_until_close().await;
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "API key deleted");
+    assert_eq!(publish_with(server.addr, &key).await, 401);
+    assert_eq!(
+        publish_with(server.addr, KEY).await,
+        200,
+        "other keys still work"
+    );
+
+    let r = delete(admin, &format!("{KEYS}/{key}")).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
+    // The file's key is changed in the file, not here.
+    let r = delete(admin, &format!("{KEYS}/{KEY}")).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException")
+    );
+    assert!(!r.raw.contains(KEY), "the key is not echoed whole");
+}
+
+#[tokio::test]
+async fn api_key_input_is_checked_as_appsync_does() {
+    let (_server, admin) = server().await;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (body, status, kind) in [
+        (
+            json!({"expires": now + 3600}),
+            400,
+            "ApiKeyValidityOutOfBoundsException",
+        ),
+        (
+            json!({"expires": now + 400 * 86400}),
+            400,
+            "ApiKeyValidityOutOfBoundsException",
+        ),
+        (json!({"expires": "tomorrow"}), 400, "BadRequestException"),
+        (json!({"colour": "blue"}), 400, "BadRequestException"),
+        (
+            json!({"description": "x".repeat(2000)}),
+            400,
+            "BadRequestException",
+        ),
+    ] {
+        let r = post(admin, KEYS, &body).await;
+        assert_eq!(
+            (r.status, error_type(&r).as_str()),
+            (status, kind),
+            "{body}: {}",
+            r.raw
+        );
+    }
+    let r = post(admin, "/v1/apis/nosuchapi/apikeys", &json!({})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
+    // 50 keys per API, the file's included.
+    for _ in 0..49 {
+        assert_eq!(post(admin, KEYS, &json!({})).await.status, 200);
+    }
+    let r = post(admin, KEYS, &json!({})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "ApiKeyLimitExceededException")
+    );
+}
+
+/// A created key survives a restart: the store keeps it.
+#[tokio::test]
+async fn created_keys_survive_a_restart() {
+    let dir = temp_dir("admin-store");
+    let toml = format!(
+        "name = \"chat\"\napi_id = \"chatapi0000000000000000000\"\naws_region = \"eu-west-1\"\n\
+         [[iam_credentials]]\naccess_key_id = \"{ADMIN_KEY}\"\nsecret_access_key = \"{ADMIN_SECRET}\"\n\
+         principal = \"ops\"\nallow = [{{ actions = [\"admin\"] }}]\n[[api_keys]]\nid = \"{KEY}\"\n"
+    );
+    let config = || {
+        let mut c = herald::config::ApiConfig::resolve(
+            herald::config::ConfigFile::parse(&toml).unwrap(),
+            herald::config::Overrides {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                data_dir: Some(dir.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        c.drain = Duration::ZERO;
+        c
+    };
+    let mut first = TestServer::with_config(config()).await;
+    let admin = first.running.as_ref().unwrap().admin_addr.unwrap();
+    let r = post(admin, KEYS, &json!({"description": "kept"})).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+    first.shutdown().await;
+
+    let second = TestServer::with_config(config()).await;
+    let admin = second.running.as_ref().unwrap().admin_addr.unwrap();
+    assert_eq!(publish_with(second.addr, &key).await, 200);
+    let listed = get(admin, KEYS).await;
+    assert_eq!(listed.body["apiKeys"][1]["id"], key.as_str());
+    assert_eq!(listed.body["apiKeys"][1]["description"], "kept");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -201,13 +201,15 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
             "UnknownOperationException",
             format!("Herald does not serve the operation {t} (yet)"),
         )),
-        None => appsync::route(state, &method, &path, &query).unwrap_or_else(|| {
-            Err(AwsError::new(
-                StatusCode::NOT_FOUND,
-                "UnknownOperationException",
-                format!("No operation matches {method} {path}"),
-            ))
-        }),
+        None => appsync::route(state, &method, &path, &query, &body)
+            .await
+            .unwrap_or_else(|| {
+                Err(AwsError::new(
+                    StatusCode::NOT_FOUND,
+                    "UnknownOperationException",
+                    format!("No operation matches {method} {path}"),
+                ))
+            }),
     };
     match result {
         Ok(r) => {

@@ -22,7 +22,7 @@ mod jwt;
 mod lambda;
 pub mod sigv4;
 
-pub use api_key::ApiKeyStore;
+pub use api_key::{ApiKeyStore, KeyEntry};
 pub use headers::AuthHeaders;
 pub use identity::{IamIdentity, Identity, JwtIdentity};
 
@@ -101,6 +101,11 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
+    /// The API's keys (the admin API changes them live).
+    pub fn api_keys(&self) -> &ApiKeyStore {
+        &self.api_keys
+    }
+
     pub fn new(config: &ApiConfig) -> Authorizer {
         let http = HttpClient::new(None).expect("TLS roots load");
         let mut jwt = Vec::new();

@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// [default: the public address with the next port, 127.0.0.1:8081].
     #[arg(long, value_name = "ADDR", value_parser = crate::config::resolve_listen)]
     pub admin_listen: Option<SocketAddr>,
+    /// Data directory of the control plane's store [default: ./herald-data].
+    #[arg(long = "data", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// An API key to accept (repeatable); one is generated and printed if none is configured.
     #[arg(long = "api-key", value_name = "KEY")]
     pub api_keys: Vec<String>,

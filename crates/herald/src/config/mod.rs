@@ -242,6 +242,17 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
 
+/// `[store]`: where the control plane keeps what it creates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// The data directory (`herald.db` inside); default `./herald-data`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "herald-data";
+
 /// Herald's listener settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,6 +318,8 @@ pub struct ConfigFile {
     pub server: ServerFile,
     #[serde(default)]
     pub admin: AdminFile,
+    #[serde(default)]
+    pub store: StoreFile,
     #[serde(default)]
     pub event_config: EventConfigFile,
     #[serde(default)]
@@ -403,6 +416,8 @@ impl ConfigFile {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    /// `--data DIR`.
+    pub data_dir: Option<PathBuf>,
     /// The development mode: generate admin credentials when none exist.
     pub generate_admin_credentials: bool,
     pub api_keys: Vec<String>,
@@ -461,6 +476,8 @@ pub struct ApiConfig {
     pub drain: Duration,
     /// The admin listener's address; `None` when it is off.
     pub admin_listen: Option<SocketAddr>,
+    /// The store's directory; `None` keeps it in memory (tests).
+    pub data_dir: Option<PathBuf>,
     /// Admin credentials generated for the development mode (access key id,
     /// secret), to print.
     pub generated_admin: Option<(String, String)>,
@@ -948,6 +965,12 @@ impl ApiConfig {
             api_id,
             account_id,
             admin_listen,
+            data_dir: Some(
+                over.data_dir
+                    .clone()
+                    .or(file.store.data_dir.clone())
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            ),
             generated_admin,
             listen,
             tls,
@@ -1021,6 +1044,7 @@ impl ApiConfig {
         .expect("the test configuration is valid");
         config.drain = Duration::ZERO;
         config.admin_listen = None;
+        config.data_dir = None;
         config
     }
 }

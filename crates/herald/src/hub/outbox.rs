@@ -16,6 +16,7 @@
 //! pointer moves and never span an `.await`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -89,6 +90,9 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// The credentials the connection authenticated with were revoked. An
+    /// atomic, not in `state`: the connection reads it after every write.
+    revoked: AtomicBool,
     max_frames: usize,
     max_bytes: usize,
 }
@@ -107,6 +111,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            revoked: AtomicBool::new(false),
             max_frames,
             max_bytes,
         }
@@ -153,6 +158,17 @@ impl Outbox {
     /// happens before this is awaited is not missed: `Notify` keeps a permit.
     pub async fn notified(&self) {
         self.notify.notified().await
+    }
+
+    /// The connection's credentials were revoked: wake its task, which closes
+    /// it (see [`Outbox::is_revoked`]).
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
     }
 
     /// Refuse all further pushes (the connection is going away).

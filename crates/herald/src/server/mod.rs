@@ -94,8 +94,9 @@ impl Server {
             .local_addr()
             .map_err(|e| format!("cannot read the listener's address: {e}"))?;
         let admin_listen = config.admin_listen;
+        let store = crate::store::Store::open(config.data_dir.as_deref())?;
         let hub = Hub::from_config(&config).await?;
-        let api = Arc::new(EventApi::new(config, hub)?);
+        let api = Arc::new(EventApi::new(config, hub, store)?);
         let admin = match admin_listen {
             Some(addr) => Some(crate::admin::AdminServer::bind(addr, api.clone(), public).await?),
             None => None,

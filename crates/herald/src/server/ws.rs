@@ -260,6 +260,10 @@ impl Connection {
             http: None,
         }))
         .await;
+        // A connection made with an API key ends when the key is deleted.
+        if let (Ok(Identity::ApiKey), Some(key)) = (&self.connect, self.headers.get("x-api-key")) {
+            self.api.track_key_connection(key, &self.outbox);
+        }
         let limits = self.api.limits();
         let (max_duration, ka_interval) =
             (limits.max_connection_duration, limits.keepalive_interval);
@@ -371,6 +375,14 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Option<Exit> {
+        if self.outbox.is_revoked() {
+            tracing::info!("the connection's API key was deleted; closing");
+            return Some(Exit::Close(
+                close_code::POLICY,
+                "API key deleted",
+                "key_revoked",
+            ));
+        }
         match self.write_queued().await {
             Err(reason) => Some(Exit::Gone(reason)),
             Ok(true) => {

@@ -407,6 +407,13 @@ pub async fn start_with_toml(toml: &str) -> TestServer {
         },
     )
     .expect("test config is valid");
+    start_config(config).await
+}
+
+/// Start a server from a configuration, its store in memory (tests must not
+/// share a data directory).
+pub async fn start_config(mut config: herald::config::ApiConfig) -> TestServer {
+    config.data_dir = None;
     TestServer::with_config(config).await
 }
 

@@ -4,9 +4,14 @@
 //!
 //! Today the one API is the configuration file's, so the reads answer from it
 //! (`ListApis`, `GetApi`, `ListChannelNamespaces`, `GetChannelNamespace`,
-//! `ListApiKeys`, `ListTagsForResource`) and the writes (`CreateApi`,
-//! `UpdateApi`, `DeleteApi`, the namespace and key writes, tags) are refused
-//! with `BadRequestException` saying the API is defined in the file.
+//! `ListTagsForResource`). Its API keys are live: `CreateApiKey`,
+//! `UpdateApiKey` and `DeleteApiKey` change them while clients are served,
+//! kept in the store, and `ListApiKeys` lists the file's and the created ones.
+//! The other writes (`CreateApi`, `UpdateApi`, `DeleteApi`, namespace writes,
+//! tags) are refused with `BadRequestException` saying the API is defined in
+//! the file.
+
+mod keys;
 
 use super::aws::{json_response, page, percent_decode, AwsError, Body};
 use super::AdminState;
@@ -19,11 +24,12 @@ const MAX_RESULTS: usize = 25;
 
 /// Route a REST request; `None` when no AppSync operation has this method
 /// and path.
-pub fn route(
+pub async fn route(
     state: &AdminState,
     method: &Method,
     path: &str,
     query: &str,
+    body: &[u8],
 ) -> Option<Result<Response<Body>, AwsError>> {
     let segments: Vec<String> = path
         .trim_matches('/')
@@ -46,6 +52,20 @@ pub fn route(
             .api_by_id(id)
             .and_then(|_| list_api_keys(state, query)),
         ["v1", "tags", arn] if read => list_tags(state, arn),
+        ["v1", "apis", id, "apikeys"] if method == Method::POST => match state.api_by_id(id) {
+            Ok(()) => keys::create(state, body).await,
+            Err(e) => Err(e),
+        },
+        ["v1", "apis", id, "apikeys", key] if method == Method::POST => match state.api_by_id(id) {
+            Ok(()) => keys::update(state, key, body).await,
+            Err(e) => Err(e),
+        },
+        ["v1", "apis", id, "apikeys", key] if method == Method::DELETE => {
+            match state.api_by_id(id) {
+                Ok(()) => keys::delete(state, key).await,
+                Err(e) => Err(e),
+            }
+        }
         ["v2", "apis"]
         | ["v2", "apis", _]
         | ["v2", "apis", _, "channelNamespaces"]
@@ -203,13 +223,10 @@ fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Body>, Aw
 fn list_api_keys(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
     let all: Vec<Value> = state
         .api
-        .config
-        .api_keys
-        .iter()
-        .map(|k| {
-            without_nulls(json!({"id": k.id, "description": k.description,
-                                 "expires": k.expires, "deletes": k.expires}))
-        })
+        .api_keys()
+        .list()
+        .into_iter()
+        .map(|(id, k)| keys::shape(&id, &k))
         .collect();
     let (items, next) = page(&all, query, MAX_RESULTS)?;
     Ok(ok(without_nulls(

@@ -1,0 +1,222 @@
+//! The store: what the control plane creates, kept so a restart loses
+//! nothing that was acknowledged.
+//!
+//! One SQLite database, `herald.db` in the data directory (`--data DIR`,
+//! `./herald-data` by default), in WAL mode with `synchronous = FULL`: a
+//! change is on disk when the admin API answers. Schema migrations are
+//! numbered and applied in order at start, each in its own transaction, and
+//! the database records the version it reached. (PostgreSQL for clusters is
+//! the next step; this module is the one place that will learn it.)
+//!
+//! SQLite calls block, so callers run them on the blocking pool
+//! ([`Store::run`]); the connection's lock is only held inside such a call,
+//! never across an `.await`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The migrations, in order; the database's `user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: API keys created through the admin API.
+    "CREATE TABLE api_keys (
+        api_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        description TEXT,
+        expires INTEGER NOT NULL,
+        deletes INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (api_id, id)
+    );",
+];
+
+/// An API key as stored (AppSync's `ApiKey`; times in epoch seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub id: String,
+    pub description: Option<String>,
+    pub expires: i64,
+    pub deletes: i64,
+}
+
+/// The database, shared by everything that changes resources.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Open (creating it and the directory if needed) `herald.db` in `dir`, or
+    /// an in-memory database when `dir` is `None` (tests).
+    pub fn open(dir: Option<&Path>) -> Result<Store, String> {
+        let conn = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!("cannot create the data directory {}: {e}", dir.display())
+                })?;
+                let path = dir.join("herald.db");
+                let conn = Connection::open(&path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                conn.pragma_update(None, "journal_mode", "WAL")
+                    .map_err(|e| format!("{}: cannot enable WAL: {e}", path.display()))?;
+                conn
+            }
+            None => Connection::open_in_memory().map_err(|e| e.to_string())?,
+        };
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| e.to_string())?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        let mut store = Store {
+            conn: Arc::new(Mutex::new(conn)),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), String> {
+        let mut conn = self.conn.lock().unwrap();
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map_err(|e| e.to_string())? as usize;
+        if version > MIGRATIONS.len() {
+            return Err(format!(
+                "the data directory's schema is version {version}, newer than this Herald's {}: use a newer Herald",
+                MIGRATIONS.len()
+            ));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(|e| e.to_string())?;
+            tx.execute_batch(sql)
+                .and_then(|()| tx.pragma_update(None, "user_version", (i + 1) as i64))
+                .and_then(|()| tx.commit())
+                .map_err(|e| format!("schema migration {} failed: {e}", i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Run `f` with the connection on the blocking pool.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap()))
+            .await
+            .map_err(|e| format!("the store task failed: {e}"))?
+            .map_err(|e| format!("the store failed: {e}"))
+    }
+
+    /// The stored keys of an API (synchronously: used at start).
+    pub fn api_keys(&self, api_id: &str) -> Result<Vec<StoredKey>, String> {
+        list_keys(&self.conn.lock().unwrap(), api_id).map_err(|e| e.to_string())
+    }
+
+    pub async fn insert_key(&self, api_id: &str, key: StoredKey) -> Result<(), String> {
+        let api_id = api_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO api_keys (api_id, id, description, expires, deletes, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, unixepoch())",
+                params![api_id, key.id, key.description, key.expires, key.deletes],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Change a key; `false` when there is no such key.
+    pub async fn update_key(&self, api_id: &str, key: StoredKey) -> Result<bool, String> {
+        let api_id = api_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE api_keys SET description = ?3, expires = ?4, deletes = ?5
+                 WHERE api_id = ?1 AND id = ?2",
+                params![api_id, key.id, key.description, key.expires, key.deletes],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Delete a key; `false` when there was no such key.
+    pub async fn delete_key(&self, api_id: &str, id: &str) -> Result<bool, String> {
+        let (api_id, id) = (api_id.to_string(), id.to_string());
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM api_keys WHERE api_id = ?1 AND id = ?2",
+                params![api_id, id],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    pub async fn get_key(&self, api_id: &str, id: &str) -> Result<Option<StoredKey>, String> {
+        let (api_id, id) = (api_id.to_string(), id.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "SELECT id, description, expires, deletes FROM api_keys WHERE api_id = ?1 AND id = ?2",
+                params![api_id, id],
+                row_key,
+            )
+            .optional()
+        })
+        .await
+    }
+}
+
+fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
+    Ok(StoredKey {
+        id: r.get(0)?,
+        description: r.get(1)?,
+        expires: r.get(2)?,
+        deletes: r.get(3)?,
+    })
+}
+
+fn list_keys(c: &Connection, api_id: &str) -> rusqlite::Result<Vec<StoredKey>> {
+    let mut stmt = c.prepare(
+        "SELECT id, description, expires, deletes FROM api_keys WHERE api_id = ?1 ORDER BY created, id",
+    )?;
+    let rows = stmt.query_map(params![api_id], row_key)?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_survive_a_reopen_and_migrations_run_once() {
+        let dir = std::env::temp_dir().join(format!("herald-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = |id: &str| StoredKey {
+            id: id.into(),
+            description: Some("d".into()),
+            expires: 2_000_000_000,
+            deletes: 2_005_184_000,
+        };
+        {
+            let s = Store::open(Some(&dir)).unwrap();
+            s.insert_key("api", key("k1")).await.unwrap();
+            s.insert_key("api", key("k2")).await.unwrap();
+            s.insert_key("other", key("k3")).await.unwrap();
+            assert!(
+                s.insert_key("api", key("k1")).await.is_err(),
+                "ids are unique per API"
+            );
+            assert!(s.delete_key("api", "k2").await.unwrap());
+            assert!(!s.delete_key("api", "k2").await.unwrap());
+        }
+        let s = Store::open(Some(&dir)).unwrap();
+        let keys = s.api_keys("api").unwrap();
+        assert_eq!(keys, vec![key("k1")]);
+        let mut changed = key("k1");
+        changed.description = None;
+        assert!(s.update_key("api", changed.clone()).await.unwrap());
+        assert_eq!(s.get_key("api", "k1").await.unwrap(), Some(changed));
+        assert_eq!(s.get_key("api", "zz").await.unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
