@@ -7,178 +7,35 @@
 //! checks consistency, so the server only ever sees a valid configuration.
 
 mod admin;
+mod auth;
+mod engine;
+mod namespace;
+#[cfg(test)]
+mod tests;
 
 pub use admin::{generate_credentials, AdminFile};
+pub use auth::{
+    AuthMode, AuthProviderFile, AuthType, CognitoConfig, IamCredential, IamGrant, LambdaConfig,
+    OidcConfig, ProviderConfig,
+};
+pub use engine::{EngineSetting, NatsConfig, RedisConfig};
+pub use namespace::{
+    DataSourceFile, DirectConfig, HandlerConfigFile, HandlerConfigsFile, IntegrationFile,
+    LambdaInvokeFile, NamespaceFile,
+};
+
+use auth::all_namespaces;
+use engine::{default_nats_url, default_redis_url};
 
 use herald_core::channel::MAX_SEGMENT_LEN;
 use herald_core::Limits;
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// An AppSync auth type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AuthType {
-    ApiKey,
-    AwsIam,
-    AmazonCognitoUserPools,
-    OpenidConnect,
-    AwsLambda,
-}
-
-impl AuthType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthType::ApiKey => "API_KEY",
-            AuthType::AwsIam => "AWS_IAM",
-            AuthType::AmazonCognitoUserPools => "AMAZON_COGNITO_USER_POOLS",
-            AuthType::OpenidConnect => "OPENID_CONNECT",
-            AuthType::AwsLambda => "AWS_LAMBDA",
-        }
-    }
-}
-
-/// `{ auth_type = "API_KEY" }`, as in AppSync's `AuthMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthMode {
-    pub auth_type: AuthType,
-}
-
-/// An entry of `event_config.auth_providers` (AppSync's `AuthProvider`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthProviderFile {
-    pub auth_type: AuthType,
-    pub cognito_config: Option<CognitoConfig>,
-    pub open_id_connect_config: Option<OidcConfig>,
-    pub lambda_authorizer_config: Option<LambdaConfig>,
-}
-
-/// AppSync's `CognitoConfig`, plus Herald's optional overrides for
-/// Cognito-compatible servers (and tests): `issuer`, `jwks_url`, `jwks_file`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CognitoConfig {
-    pub user_pool_id: String,
-    pub aws_region: String,
-    pub app_id_client_regex: Option<String>,
-    pub issuer: Option<String>,
-    pub jwks_url: Option<String>,
-    pub jwks_file: Option<PathBuf>,
-}
-
-/// AppSync's `OpenIDConnectConfig` (TTLs in milliseconds), plus Herald's optional
-/// `jwks_url` / `jwks_file` instead of OIDC discovery.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    pub issuer: String,
-    pub client_id: Option<String>,
-    pub iat_ttl: Option<u64>,
-    pub auth_ttl: Option<u64>,
-    pub jwks_url: Option<String>,
-    pub jwks_file: Option<PathBuf>,
-}
-
-/// AppSync's `LambdaAuthorizerConfig`; `authorizer_uri` is an HTTP(S) URL that
-/// receives the Lambda authorizer request as a JSON POST. `timeout_ms` is Herald's.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LambdaConfig {
-    pub authorizer_uri: String,
-    pub authorizer_result_ttl_in_seconds: Option<u64>,
-    pub identity_validation_expression: Option<String>,
-    pub timeout_ms: Option<u64>,
-}
-
-/// One IAM principal Herald accepts SigV4 signatures from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IamCredential {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    /// When set, requests must carry this `x-amz-security-token`.
-    pub session_token: Option<String>,
-    /// The principal's ARN or name (`ctx.identity.userArn` / `username`).
-    pub principal: String,
-    pub account_id: Option<String>,
-    /// What the principal may do; nothing when empty.
-    #[serde(default)]
-    pub allow: Vec<IamGrant>,
-}
-
-/// `actions` among `connect`, `publish`, `subscribe` (or `*` for the three) on
-/// `namespaces` (names, or `*`): the analogue of
-/// `appsync:EventConnect|EventPublish|EventSubscribe`. `admin` (never implied
-/// by `*`) allows every management API on the admin listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IamGrant {
-    pub actions: Vec<String>,
-    #[serde(default = "all_namespaces")]
-    pub namespaces: Vec<String>,
-}
-
-fn all_namespaces() -> Vec<String> {
-    vec!["*".into()]
-}
-
-/// `[nats]`: the NATS engine's connection.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsConfig {
-    /// One URL or several, comma-separated (`nats://`, `tls://`).
-    #[serde(default = "default_nats_url")]
-    pub url: String,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub token: Option<String>,
-    /// Extra CA certificate (PEM) for the server's TLS certificate.
-    pub tls_ca: Option<PathBuf>,
-    pub tls_required: Option<bool>,
-}
-
-fn default_nats_url() -> String {
-    "nats://127.0.0.1:4222".into()
-}
-
-/// `[redis]`: the Redis engine's connection.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
-    #[serde(default = "default_redis_url")]
-    pub url: String,
-}
-
-fn default_redis_url() -> String {
-    "redis://127.0.0.1:6379".into()
-}
-
-/// Which distribution engine connects the nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EngineSetting {
-    Memory,
-    Nats(NatsConfig),
-    Redis(RedisConfig),
-}
-
-/// A resolved auth provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderConfig {
-    ApiKey,
-    Iam,
-    Cognito(CognitoConfig),
-    Oidc(OidcConfig),
-    Lambda(LambdaConfig),
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,21 +54,6 @@ pub struct EventConfigFile {
     pub default_publish_auth_modes: Option<Vec<AuthMode>>,
     pub default_subscribe_auth_modes: Option<Vec<AuthMode>>,
     pub log_config: Option<LogConfigFile>,
-}
-
-/// AppSync's `ChannelNamespace`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamespaceFile {
-    pub name: String,
-    pub publish_auth_modes: Option<Vec<AuthMode>>,
-    pub subscribe_auth_modes: Option<Vec<AuthMode>>,
-    /// The handler module's source (AppSync's `codeHandlers`).
-    pub code_handlers: Option<String>,
-    /// Herald: read `code_handlers` from this file instead.
-    pub code_handlers_file: Option<PathBuf>,
-    pub handler_configs: Option<HandlerConfigsFile>,
-    pub tags: Option<toml::Table>,
 }
 
 /// An API key, as AppSync's `ApiKey`: `expires` in epoch seconds.
@@ -332,57 +174,6 @@ pub struct ConfigFile {
     pub handlers: HandlersFile,
     #[serde(default)]
     pub data_sources: Vec<DataSourceFile>,
-}
-
-/// `[[data_sources]]`: a Lambda-style function reached over HTTP, for DIRECT
-/// handlers (AppSync's `AWS_LAMBDA` data source; Herald calls an endpoint).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSourceFile {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The function's HTTP(S) URL; it receives the handler payload as a JSON POST.
-    pub endpoint: String,
-    pub timeout_ms: Option<u64>,
-}
-
-/// `handler_configs` (AppSync's `HandlerConfigs`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HandlerConfigsFile {
-    pub on_publish: Option<HandlerConfigFile>,
-    pub on_subscribe: Option<HandlerConfigFile>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HandlerConfigFile {
-    /// `CODE` or `DIRECT`.
-    pub behavior: String,
-    pub integration: IntegrationFile,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntegrationFile {
-    pub data_source_name: String,
-    pub lambda_config: Option<LambdaInvokeFile>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LambdaInvokeFile {
-    /// `REQUEST_RESPONSE` (default) or `EVENT`.
-    pub invoke_type: Option<String>,
-}
-
-/// A resolved DIRECT handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectConfig {
-    pub endpoint: String,
-    pub event: bool,
-    pub timeout: Duration,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -508,12 +299,12 @@ pub struct ApiConfig {
     pub handlers: crate::handlers::HandlerSettings,
 }
 
-fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
+pub(super) fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
     list.as_ref()
         .map(|l| l.iter().map(|m| m.auth_type).collect())
 }
 
-fn valid_namespace_name(name: &str) -> bool {
+pub(super) fn valid_namespace_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_SEGMENT_LEN
@@ -559,77 +350,7 @@ impl ApiConfig {
     /// Apply defaults and overrides to a file and check the result.
     pub fn resolve(file: ConfigFile, over: Overrides) -> Result<ApiConfig, String> {
         let ev = &file.event_config;
-        let mut providers: Vec<AuthType> = ev.auth_providers.iter().map(|p| p.auth_type).collect();
-        if providers.is_empty() {
-            providers.push(AuthType::ApiKey);
-        }
-        let mut seen = HashSet::new();
-        let mut resolved = Vec::new();
-        if ev.auth_providers.is_empty() {
-            resolved.push(ProviderConfig::ApiKey);
-        }
-        for p in &ev.auth_providers {
-            let single = matches!(
-                p.auth_type,
-                AuthType::AwsLambda | AuthType::ApiKey | AuthType::AwsIam
-            );
-            if single && !seen.insert(p.auth_type) {
-                return Err(format!(
-                    "only one {} auth provider is allowed per API",
-                    p.auth_type.as_str()
-                ));
-            }
-            let stray = |what: &str| {
-                format!(
-                    "auth provider {}: {what} does not belong to this auth type",
-                    p.auth_type.as_str()
-                )
-            };
-            let has = (
-                p.cognito_config.is_some(),
-                p.open_id_connect_config.is_some(),
-                p.lambda_authorizer_config.is_some(),
-            );
-            resolved.push(match (p.auth_type, has) {
-                (AuthType::ApiKey, (false, false, false)) => ProviderConfig::ApiKey,
-                (AuthType::AwsIam, (false, false, false)) => ProviderConfig::Iam,
-                (AuthType::AmazonCognitoUserPools, (true, false, false)) => {
-                    let c = p.cognito_config.clone().unwrap();
-                    if let Some(re) = &c.app_id_client_regex {
-                        regex_lite::Regex::new(re).map_err(|e| format!("cognito_config.app_id_client_regex: {e}"))?;
-                    }
-                    ProviderConfig::Cognito(c)
-                }
-                (AuthType::OpenidConnect, (false, true, false)) => {
-                    let c = p.open_id_connect_config.clone().unwrap();
-                    if let Some(re) = &c.client_id {
-                        regex_lite::Regex::new(re).map_err(|e| format!("open_id_connect_config.client_id: {e}"))?;
-                    }
-                    if !(c.issuer.starts_with("https://") || c.issuer.starts_with("http://")) {
-                        return Err(format!("open_id_connect_config.issuer '{}' must be an http(s) URL", c.issuer));
-                    }
-                    ProviderConfig::Oidc(c)
-                }
-                (AuthType::AwsLambda, (false, false, true)) => {
-                    let c = p.lambda_authorizer_config.clone().unwrap();
-                    if let Some(re) = &c.identity_validation_expression {
-                        regex_lite::Regex::new(re).map_err(|e| format!("lambda_authorizer_config.identity_validation_expression: {e}"))?;
-                    }
-                    if !(c.authorizer_uri.starts_with("https://") || c.authorizer_uri.starts_with("http://")) {
-                        return Err(format!("lambda_authorizer_config.authorizer_uri '{}' must be an http(s) URL", c.authorizer_uri));
-                    }
-                    if c.authorizer_result_ttl_in_seconds.is_some_and(|t| t > 3600) {
-                        return Err("lambda_authorizer_config.authorizer_result_ttl_in_seconds is at most 3600".into());
-                    }
-                    ProviderConfig::Lambda(c)
-                }
-                (AuthType::AmazonCognitoUserPools, _) => return Err("an AMAZON_COGNITO_USER_POOLS provider needs cognito_config (and nothing else)".into()),
-                (AuthType::OpenidConnect, _) => return Err("an OPENID_CONNECT provider needs open_id_connect_config (and nothing else)".into()),
-                (AuthType::AwsLambda, _) => return Err("an AWS_LAMBDA provider needs lambda_authorizer_config (and nothing else)".into()),
-                (_, _) => return Err(stray("cognito_config/open_id_connect_config/lambda_authorizer_config")),
-            });
-        }
-        providers.dedup();
+        let (providers, resolved) = auth::resolve_providers(ev)?;
         if providers.contains(&AuthType::AwsIam) && file.iam_credentials.is_empty() {
             return Err(
                 "the AWS_IAM auth provider needs at least one [[iam_credentials]] entry".into(),
@@ -699,134 +420,13 @@ impl ApiConfig {
             }
         }
 
-        let mut namespaces = Vec::new();
-        let mut names = HashSet::new();
-        for ns in &file.channel_namespaces {
-            if !valid_namespace_name(&ns.name) {
-                return Err(format!(
-                    "namespace name '{}' is invalid: 1-50 letters, digits or '-', not starting or ending with '-'",
-                    ns.name
-                ));
-            }
-            if !names.insert(ns.name.clone()) {
-                return Err(format!("namespace '{}' is defined twice", ns.name));
-            }
-            let direct = |h: &Option<HandlerConfigFile>,
-                          which: &str|
-             -> Result<Option<DirectConfig>, String> {
-                let Some(h) = h else { return Ok(None) };
-                let what = format!("namespace '{}' handler_configs.{which}", ns.name);
-                if h.behavior != "DIRECT" {
-                    return Err(format!(
-                        "{what}: behavior '{}' is not supported (DIRECT only; CODE handlers go in code_handlers)",
-                        h.behavior
-                    ));
-                }
-                let ds = file
-                    .data_sources
-                    .iter()
-                    .find(|d| d.name == h.integration.data_source_name)
-                    .ok_or_else(|| {
-                        format!(
-                            "{what}: no data source named '{}'",
-                            h.integration.data_source_name
-                        )
-                    })?;
-                let event = match h
-                    .integration
-                    .lambda_config
-                    .as_ref()
-                    .and_then(|l| l.invoke_type.as_deref())
-                {
-                    None | Some("REQUEST_RESPONSE") => false,
-                    Some("EVENT") => true,
-                    Some(other) => {
-                        return Err(format!(
-                            "{what}: invoke_type '{other}' is not REQUEST_RESPONSE or EVENT"
-                        ))
-                    }
-                };
-                Ok(Some(DirectConfig {
-                    endpoint: ds.endpoint.clone(),
-                    event,
-                    timeout: Duration::from_millis(ds.timeout_ms.unwrap_or(30_000)),
-                }))
-            };
-            let hc = ns.handler_configs.clone().unwrap_or_default();
-            let direct_on_publish = direct(&hc.on_publish, "on_publish")?;
-            let direct_on_subscribe = direct(&hc.on_subscribe, "on_subscribe")?;
-            let code_handlers = match (&ns.code_handlers, &ns.code_handlers_file) {
-                (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "namespace '{}': use code_handlers or code_handlers_file, not both",
-                        ns.name
-                    ))
-                }
-                (Some(code), None) => Some(code.clone()),
-                (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "namespace '{}': cannot read {}: {e}",
-                        ns.name,
-                        path.display()
-                    )
-                })?),
-                (None, None) => None,
-            };
-            if code_handlers.is_some()
-                && (direct_on_publish.is_some() || direct_on_subscribe.is_some())
-            {
-                return Err(format!(
-                    "namespace '{}': use code_handlers or DIRECT handler_configs, not both",
-                    ns.name
-                ));
-            }
-            let publish = modes(&ns.publish_auth_modes).unwrap_or_else(|| default_publish.clone());
-            let subscribe =
-                modes(&ns.subscribe_auth_modes).unwrap_or_else(|| default_subscribe.clone());
-            check(
-                &format!("namespace '{}' publish_auth_modes", ns.name),
-                &publish,
-            )?;
-            check(
-                &format!("namespace '{}' subscribe_auth_modes", ns.name),
-                &subscribe,
-            )?;
-            namespaces.push(NamespaceConfig {
-                name: ns.name.clone(),
-                publish_auth_modes: publish,
-                subscribe_auth_modes: subscribe,
-                code_handlers,
-                direct_on_publish,
-                direct_on_subscribe,
-            });
-        }
-        for name in &over.namespaces {
-            if !valid_namespace_name(name) {
-                return Err(format!(
-                    "--namespace '{name}' is not a valid namespace name"
-                ));
-            }
-            if names.insert(name.clone()) {
-                namespaces.push(NamespaceConfig {
-                    name: name.clone(),
-                    publish_auth_modes: default_publish.clone(),
-                    subscribe_auth_modes: default_subscribe.clone(),
-                    code_handlers: None,
-                    direct_on_publish: None,
-                    direct_on_subscribe: None,
-                });
-            }
-        }
-        if namespaces.is_empty() {
-            namespaces.push(NamespaceConfig {
-                name: "default".into(),
-                publish_auth_modes: default_publish.clone(),
-                subscribe_auth_modes: default_subscribe.clone(),
-                code_handlers: None,
-                direct_on_publish: None,
-                direct_on_subscribe: None,
-            });
-        }
+        let namespaces = namespace::resolve_namespaces(
+            &file,
+            &over.namespaces,
+            &default_publish,
+            &default_subscribe,
+            &check,
+        )?;
 
         let mut api_keys: Vec<ApiKey> = file
             .api_keys
@@ -1046,111 +646,5 @@ impl ApiConfig {
         config.admin_listen = None;
         config.data_dir = None;
         config
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_file_gives_default_namespace_and_generated_key() {
-        let c = ApiConfig::resolve(ConfigFile::default(), Overrides::default()).unwrap();
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.namespaces.len(), 1);
-        assert_eq!(c.namespaces[0].name, "default");
-        assert!(c.generated_api_key);
-        assert!(c.api_keys[0].id.starts_with("da2-"));
-        assert_eq!(c.api_keys[0].id.len(), 30);
-        assert_eq!(c.tls, TlsSetting::None);
-    }
-
-    #[test]
-    fn file_and_flags() {
-        let file = ConfigFile::parse(
-            r#"
-            name = "chat"
-            [server]
-            listen = "127.0.0.1:9000"
-            [event_config]
-            auth_providers = [{ auth_type = "API_KEY" }]
-            connection_auth_modes = [{ auth_type = "API_KEY" }]
-            [[api_keys]]
-            id = "da2-fromfile000000000000000000"
-            expires = 1700000000
-            [[channel_namespaces]]
-            name = "chat"
-            [limits]
-            max_subscriptions_per_connection = 500
-            "#,
-        )
-        .unwrap();
-        let c = ApiConfig::resolve(
-            file,
-            Overrides {
-                listen: Some("127.0.0.1:9001".parse().unwrap()),
-                namespaces: vec!["chat".into(), "extra".into()],
-                api_keys: vec!["cli-key-123".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(c.listen.port(), 9001);
-        assert_eq!(
-            c.namespaces
-                .iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>(),
-            ["chat", "extra"]
-        );
-        assert_eq!(c.api_keys.len(), 2);
-        assert!(!c.generated_api_key);
-        assert_eq!(c.limits.max_subscriptions_per_connection, 500);
-    }
-
-    #[test]
-    fn listen_takes_host_names() {
-        assert_eq!(resolve_listen("localhost:9002").unwrap().port(), 9002);
-        assert!(resolve_listen("localhost:9002").unwrap().ip().is_loopback());
-        assert_eq!(
-            resolve_listen("127.0.0.1:80").unwrap(),
-            "127.0.0.1:80".parse().unwrap()
-        );
-        assert!(resolve_listen("localhost")
-            .unwrap_err()
-            .contains("HOST:PORT"));
-        let file = ConfigFile::parse("[server]\nlisten = \"localhost:9003\"").unwrap();
-        let c = ApiConfig::resolve(file, Overrides::default()).unwrap();
-        assert_eq!(c.listen.port(), 9003);
-    }
-
-    #[test]
-    fn refusals_are_clear() {
-        let err = |text: &str| {
-            ApiConfig::resolve(ConfigFile::parse(text).unwrap(), Overrides::default()).unwrap_err()
-        };
-        assert!(err("[[channel_namespaces]]\nname = \"-bad\"").contains("invalid"));
-        assert!(
-            err("[[channel_namespaces]]\nname = \"a\"\n[[channel_namespaces]]\nname = \"a\"")
-                .contains("twice")
-        );
-        assert!(
-            err("[event_config]\nauth_providers = [{ auth_type = \"AWS_IAM\" }]")
-                .contains("iam_credentials")
-        );
-        assert!(
-            err("[event_config]\nauth_providers = [{ auth_type = \"OPENID_CONNECT\" }]")
-                .contains("needs open_id_connect_config")
-        );
-        assert!(err("[event_config]\nauth_providers = [{ auth_type = \"AWS_LAMBDA\", lambda_authorizer_config = { authorizer_uri = \"http://x\", identity_validation_expression = \"(\" } }]")
-            .contains("identity_validation_expression"));
-        assert!(ConfigFile::parse("bogus = 1").is_err());
-        assert!(err(
-            "[[channel_namespaces]]\nname = \"a\"\nhandler_configs = { on_publish = { behavior = \"DIRECT\", integration = { data_source_name = \"x\" } } }"
-        )
-        .contains("no data source named 'x'"));
-        assert!(err("[event_config]\nconnection_auth_modes = []").contains("empty"));
-        assert!(err("account_id = \"12345\"").contains("12 digits"));
-        assert!(err("api_id = \"no/slash\"").contains("api_id"));
     }
 }
