@@ -165,6 +165,8 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let headers = AuthHeaders::from_http(req.headers());
+    // API keys travel in paths (`/v1/apis/{apiId}/apikeys/{id}`): never log them.
+    let shown = loggable_path(&path);
     // JSON 1.x requests name their operation and protocol in headers.
     let target = headers.get("x-amz-target").map(str::to_string);
     let json_type = match headers.get("content-type") {
@@ -192,7 +194,7 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
         body: &body,
     };
     if let Err(e) = authorize(state, &headers, &signed) {
-        tracing::info!(%method, %path, reason = %e.message, "admin request refused");
+        tracing::info!(%method, path = %shown, reason = %e.message, "admin request refused");
         return answer(e);
     }
     let result = match &target {
@@ -207,19 +209,27 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
                 Err(AwsError::new(
                     StatusCode::NOT_FOUND,
                     "UnknownOperationException",
-                    format!("No operation matches {method} {path}"),
+                    format!("No operation matches {method} {shown}"),
                 ))
             }),
     };
     match result {
         Ok(r) => {
-            tracing::debug!(%method, %path, "admin request");
+            tracing::debug!(%method, path = %shown, "admin request");
             r
         }
         Err(e) => {
-            tracing::info!(%method, %path, error = e.kind, message = %e.message, "admin request failed");
+            tracing::info!(%method, path = %shown, error = e.kind, message = %e.message, "admin request failed");
             answer(e)
         }
+    }
+}
+
+/// A request path for the log: an API key in it is cut off.
+fn loggable_path(path: &str) -> String {
+    match path.find("/apikeys/") {
+        Some(i) => format!("{}…", &path[..i + "/apikeys/".len()]),
+        None => path.to_string(),
     }
 }
 
@@ -272,5 +282,17 @@ fn authorize(
                 cred.principal
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_keys_in_paths_are_not_logged() {
+        assert_eq!(
+            super::loggable_path("/v1/apis/abc/apikeys/da2-secretsecretsecret0000000"),
+            "/v1/apis/abc/apikeys/…"
+        );
+        assert_eq!(super::loggable_path("/v2/apis/abc"), "/v2/apis/abc");
     }
 }
