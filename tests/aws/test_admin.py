@@ -69,7 +69,11 @@ def make_client(server, service, secret=None):
 
 
 def publish(public, key):
-    body = json.dumps({"channel": "/default/botocore", "events": [json.dumps({"n": 1})]})
+    return publish_to(public, key, "/default/botocore")
+
+
+def publish_to(public, key, channel):
+    body = json.dumps({"channel": channel, "events": [json.dumps({"n": 1})]})
     req = urllib.request.Request(
         f"http://{public}/event",
         data=body.encode(),
@@ -143,6 +147,30 @@ class AdminApi(unittest.TestCase):
         self.assertEqual(code, "NotFoundException")
         code, _ = self.error_code(lambda: appsync.create_api_key(apiId=api_id, expires=1))
         self.assertEqual(code, "ApiKeyValidityOutOfBoundsException")
+
+    def test_namespaces_live(self):
+        appsync = self.client("appsync")
+        api_id = appsync.list_apis()["apis"][0]["apiId"]
+        ns = appsync.create_channel_namespace(
+            apiId=api_id,
+            name="fromboto",
+            codeHandlers="export function onPublish(ctx) { return ctx.events }",
+        )["channelNamespace"]
+        self.assertEqual(ns["name"], "fromboto")
+        self.assertEqual(ns["publishAuthModes"], [{"authType": "API_KEY"}])
+        status, result = publish_to(self.public, self.api_key, "/fromboto/a")
+        self.assertEqual(status, 200)
+        code, _ = self.error_code(
+            lambda: appsync.create_channel_namespace(apiId=api_id, name="fromboto")
+        )
+        self.assertEqual(code, "ConflictException")
+        appsync.update_channel_namespace(
+            apiId=api_id, name="fromboto", subscribeAuthModes=[{"authType": "API_KEY"}]
+        )
+        appsync.delete_channel_namespace(apiId=api_id, name="fromboto")
+        self.assertEqual(publish_to(self.public, self.api_key, "/fromboto/a")[0], 400)
+        code, _ = self.error_code(lambda: appsync.get_channel_namespace(apiId=api_id, name="fromboto"))
+        self.assertEqual(code, "NotFoundException")
 
     def test_aws_exceptions(self):
         appsync = self.client("appsync")

@@ -89,6 +89,28 @@ impl<T> SubscriptionIndex<T> {
         }
     }
 
+    /// Remove every subscription in namespace `ns` (exact channels and
+    /// wildcard prefixes alike): each as (pattern path, is a wildcard, key,
+    /// value).
+    pub fn drain_namespace(&mut self, ns: &str) -> Vec<(String, bool, SubKey, T)> {
+        let in_ns = |path: &str| {
+            path.strip_prefix('/')
+                .and_then(|p| p.strip_prefix(ns))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let mut out = Vec::new();
+        for (map, wildcard) in [(&mut self.exact, false), (&mut self.prefix, true)] {
+            let paths: Vec<Box<str>> = map.keys().filter(|p| in_ns(p)).cloned().collect();
+            for path in paths {
+                for (key, value) in map.remove(&path).unwrap_or_default() {
+                    out.push((path.to_string(), wildcard, key, value));
+                }
+            }
+        }
+        self.len -= out.len();
+        out
+    }
+
     /// Number of subscriptions.
     pub fn len(&self) -> usize {
         self.len
@@ -135,6 +157,26 @@ mod tests {
         assert_eq!(idx.remove(&p("/ns/a"), 1), Some("exact-a"));
         assert_eq!(idx.pattern_count(), 3);
         assert_eq!(idx.len(), 3);
+    }
+
+    #[test]
+    fn drain_a_namespace() {
+        let mut idx = SubscriptionIndex::new();
+        let p = |s| ChannelPattern::parse(s).unwrap();
+        idx.insert(&p("/ns/a"), 1, "a");
+        idx.insert(&p("/ns/*"), 2, "star");
+        idx.insert(&p("/nsx/a"), 3, "other");
+        let mut gone: Vec<(String, bool, SubKey, &str)> = idx.drain_namespace("ns");
+        gone.sort_by_key(|g| g.2);
+        assert_eq!(
+            gone,
+            vec![
+                ("/ns/a".into(), false, 1, "a"),
+                ("/ns".into(), true, 2, "star")
+            ]
+        );
+        assert_eq!(idx.len(), 1);
+        assert_eq!(matches(&idx, "/nsx/a"), ["other"]);
     }
 
     #[test]

@@ -85,7 +85,9 @@ struct AuthLabels {
 /// Every metric Herald exports.
 pub struct Metrics {
     registry: Registry,
-    namespaces: HashSet<String>,
+    /// The namespaces that get their own label value (bounded: the
+    /// configured ones and those created through the admin API).
+    namespaces: std::sync::RwLock<HashSet<String>>,
     /// Open WebSocket connections.
     pub connections: Gauge,
     connections_opened: Counter,
@@ -132,7 +134,9 @@ impl Metrics {
     pub fn new<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("herald"),
-            namespaces: namespaces.into_iter().map(str::to_string).collect(),
+            namespaces: std::sync::RwLock::new(
+                namespaces.into_iter().map(str::to_string).collect(),
+            ),
             connections: Gauge::default(),
             connections_opened: Counter::default(),
             connections_closed: Family::default(),
@@ -270,9 +274,14 @@ impl Metrics {
 
     fn ns(&self, namespace: Option<&str>) -> String {
         match namespace {
-            Some(n) if self.namespaces.contains(n) => n.to_string(),
+            Some(n) if self.namespaces.read().unwrap().contains(n) => n.to_string(),
             _ => INVALID_NAMESPACE.to_string(),
         }
+    }
+
+    /// A namespace created while serving gets its own label value.
+    pub fn add_namespace(&self, name: &str) {
+        self.namespaces.write().unwrap().insert(name.to_string());
     }
 
     pub fn connection_opened(&self) {

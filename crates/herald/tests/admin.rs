@@ -546,7 +546,7 @@ async fn api_key_input_is_checked_as_appsync_does() {
     );
 }
 
-/// A created key survives a restart: the store keeps it.
+/// A created key and namespace survive a restart: the store keeps them.
 #[tokio::test]
 async fn created_keys_survive_a_restart() {
     let dir = temp_dir("admin-store");
@@ -573,6 +573,8 @@ async fn created_keys_survive_a_restart() {
     let r = post(admin, KEYS, &json!({"description": "kept"})).await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+    let r = post(admin, NAMESPACES, &json!({"name": "kept"})).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
     first.shutdown().await;
 
     let second = TestServer::with_config(config()).await;
@@ -581,5 +583,175 @@ async fn created_keys_survive_a_restart() {
     let listed = get(admin, KEYS).await;
     assert_eq!(listed.body["apiKeys"][1]["id"], key.as_str());
     assert_eq!(listed.body["apiKeys"][1]["description"], "kept");
+    // And so does a created namespace.
+    let r = get(admin, &format!("{NAMESPACES}/kept")).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = http_post(
+        second.addr,
+        json!({"channel": "/kept/a", "events": ["1"]})
+            .to_string()
+            .into_bytes(),
+        &[("x-api-key", KEY)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+const NAMESPACES: &str = "/v2/apis/chatapi0000000000000000000/channelNamespaces";
+
+/// A created namespace serves at once; a changed one runs its new code on the
+/// next publish without touching connections; a deleted one refuses new
+/// operations and ends its subscriptions with a subscribe_error.
+#[tokio::test]
+async fn channel_namespaces_are_created_changed_and_deleted_live() {
+    let (server, admin) = server().await;
+    let upper = "export function onPublish(ctx) { return ctx.events.map((e) => ({ id: e.id, payload: { v: String(e.payload.v).toUpperCase() } })) }";
+    let r = post(
+        admin,
+        NAMESPACES,
+        &json!({"name": "live", "publishAuthModes": [{"authType": "API_KEY"}], "codeHandlers": upper}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ns = &r.body["channelNamespace"];
+    assert_eq!(ns["name"], "live");
+    assert_eq!(ns["codeHandlers"], upper);
+    assert_eq!(
+        ns["subscribeAuthModes"],
+        json!([{"authType": "API_KEY"}]),
+        "the API's defaults"
+    );
+
+    let mut sub = server.ws().await;
+    sub.init().await;
+    sub.subscribe("s", "/live/*").await;
+    let publish = |v: &'static str| {
+        http_post(
+            server.addr,
+            json!({"channel": "/live/room", "events": [json!({"v": v}).to_string()]})
+                .to_string()
+                .into_bytes(),
+            &[("x-api-key", KEY)],
+        )
+    };
+    assert_eq!(publish("hello").await.status, 200);
+    assert_eq!(sub.data("s").await["v"], "HELLO");
+
+    // New code applies to the next publish; the subscription is untouched.
+    let reverse = "export function onPublish(ctx) { return ctx.events.map((e) => ({ id: e.id, payload: { v: String(e.payload.v).split('').reverse().join('') } })) }";
+    let r = post(
+        admin,
+        &format!("{NAMESPACES}/live"),
+        &json!({"codeHandlers": reverse}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        r.body["channelNamespace"]["publishAuthModes"],
+        json!([{"authType": "API_KEY"}])
+    );
+    assert_eq!(publish("abc").await.status, 200);
+    assert_eq!(sub.data("s").await["v"], "cba");
+
+    let listed = get(admin, NAMESPACES).await;
+    let names: Vec<&str> = listed.body["channelNamespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "chat", "live"]);
+
+    let r = delete(admin, &format!("{NAMESPACES}/live")).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ended = sub.recv().await;
+    assert_eq!(ended["type"], "subscribe_error", "{ended}");
+    assert_eq!(ended["id"], "s");
+    assert!(ended["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("'live' was deleted"));
+    let r = publish("gone").await;
+    assert_http_error(&r, 400, "BadRequestException", "does not exist");
+    let r = delete(admin, &format!("{NAMESPACES}/live")).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
+    let r = delete(admin, &format!("{NAMESPACES}/default")).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException")
+    );
+    // The connection lives on.
+    sub.subscribe("d", "/default/x").await;
+}
+
+#[tokio::test]
+async fn channel_namespace_input_is_checked() {
+    let (_server, admin) = server().await;
+    for (body, status, kind, part) in [
+        (
+            json!({"name": "chat"}),
+            409,
+            "ConflictException",
+            "already exists",
+        ),
+        (
+            json!({"name": "-bad"}),
+            400,
+            "BadRequestException",
+            "invalid",
+        ),
+        (json!({}), 400, "BadRequestException", "name is required"),
+        (
+            json!({"name": "x", "publishAuthModes": [{"authType": "AWS_IAM"}]}),
+            400,
+            "BadRequestException",
+            "AWS_IAM",
+        ),
+        (
+            json!({"name": "x", "publishAuthModes": []}),
+            400,
+            "BadRequestException",
+            "empty",
+        ),
+        (
+            json!({"name": "x", "codeHandlers": "export function onPublish( {"}),
+            400,
+            "BadRequestException",
+            "do not load",
+        ),
+        (
+            json!({"name": "x", "colour": 1}),
+            400,
+            "BadRequestException",
+            "colour",
+        ),
+        (
+            json!({"name": "x", "tags": {"a": "b"}}),
+            400,
+            "BadRequestException",
+            "Tags",
+        ),
+    ] {
+        let r = post(admin, NAMESPACES, &body).await;
+        assert_eq!(
+            (r.status, error_type(&r).as_str()),
+            (status, kind),
+            "{body}: {}",
+            r.raw
+        );
+        assert!(
+            r.body["message"].as_str().unwrap().contains(part),
+            "{body}: {}",
+            r.raw
+        );
+    }
+    let r = post(admin, &format!("{NAMESPACES}/nope"), &json!({})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
 }

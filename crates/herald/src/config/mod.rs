@@ -304,7 +304,7 @@ pub(super) fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
         .map(|l| l.iter().map(|m| m.auth_type).collect())
 }
 
-pub(super) fn valid_namespace_name(name: &str) -> bool {
+pub fn valid_namespace_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_SEGMENT_LEN

@@ -120,6 +120,12 @@ pub struct HandlerPool {
     settings: HandlerSettings,
 }
 
+/// Check that `source` loads as a handler module for `ns` (for callers that
+/// must know before they commit to a change).
+pub fn check_code(ns: &str, source: &str, settings: &HandlerSettings) -> Result<(), String> {
+    check(ns, source, settings)
+}
+
 /// Check that `source` loads as a handler module for `ns`.
 fn check(ns: &str, source: &str, settings: &HandlerSettings) -> Result<(), String> {
     if source.chars().count() > MAX_CODE_CHARS {
@@ -224,6 +230,35 @@ impl HandlerPool {
         }
         *self.code.write().unwrap() = next;
         errors
+    }
+
+    /// Set (or with `None` remove) one namespace's code, leaving the others
+    /// alone: new code is checked first and refused code changes nothing.
+    pub fn set(&self, namespace: &str, source: Option<&str>) -> Result<(), String> {
+        let Some(source) = source else {
+            self.code.write().unwrap().remove(namespace);
+            return Ok(());
+        };
+        if self
+            .code
+            .read()
+            .unwrap()
+            .get(namespace)
+            .is_some_and(|c| *c.source == *source)
+        {
+            return Ok(());
+        }
+        check(namespace, source, &self.settings)?;
+        let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+        self.code.write().unwrap().insert(
+            namespace.to_string(),
+            Arc::new(Code {
+                namespace: namespace.into(),
+                source: source.into(),
+                version,
+            }),
+        );
+        Ok(())
     }
 
     /// Whether `namespace` has code handlers.

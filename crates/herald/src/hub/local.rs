@@ -62,6 +62,20 @@ impl LocalFanout {
         key
     }
 
+    /// Remove every subscription in namespace `ns`: (pattern, subscriber).
+    pub fn drain_namespace(&self, ns: &str) -> Vec<(ChannelPattern, Subscriber)> {
+        self.index
+            .write()
+            .unwrap()
+            .drain_namespace(ns)
+            .into_iter()
+            .filter_map(|(path, wildcard, _, sub)| {
+                let text = if wildcard { format!("{path}/*") } else { path };
+                ChannelPattern::parse(&text).ok().map(|p| (p, sub))
+            })
+            .collect()
+    }
+
     /// Remove a subscription; whether it was there.
     pub fn unsubscribe(&self, pattern: &ChannelPattern, key: SubKey) -> bool {
         self.index.write().unwrap().remove(pattern, key).is_some()

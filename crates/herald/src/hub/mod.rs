@@ -140,6 +140,24 @@ impl Hub {
         }
     }
 
+    /// Remove every subscription of namespace `ns` on this node (it was
+    /// deleted), releasing the engine's interest in their patterns; the
+    /// subscribers, for the caller to tell.
+    pub fn remove_namespace(&self, ns: &str) -> Vec<Subscriber> {
+        let removed = self.local.drain_namespace(ns);
+        let mut map = self.interest.lock().unwrap();
+        for (pattern, _) in &removed {
+            if let Some((n, _)) = map.get_mut(pattern) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(pattern);
+                    self.engine.remove_interest(pattern);
+                }
+            }
+        }
+        removed.into_iter().map(|(_, sub)| sub).collect()
+    }
+
     /// Deliver to this node's subscribers, then hand the batch to the engine.
     /// The delivery happens whatever the engine says.
     pub async fn publish(&self, batch: &Batch) -> (Delivery, Result<(), EngineError>) {

@@ -28,7 +28,27 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL,
         PRIMARY KEY (api_id, id)
     );",
+    // 2: channel namespaces created through the admin API.
+    "CREATE TABLE channel_namespaces (
+        api_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        publish_auth_modes TEXT NOT NULL,
+        subscribe_auth_modes TEXT NOT NULL,
+        code_handlers TEXT,
+        created INTEGER NOT NULL,
+        last_modified INTEGER NOT NULL,
+        PRIMARY KEY (api_id, name)
+    );",
 ];
+
+/// A channel namespace as stored: auth modes as AppSync's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredNamespace {
+    pub name: String,
+    pub publish_auth_modes: Vec<String>,
+    pub subscribe_auth_modes: Vec<String>,
+    pub code_handlers: Option<String>,
+}
 
 /// An API key as stored (AppSync's `ApiKey`; times in epoch seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +181,76 @@ impl Store {
                 row_key,
             )
             .optional()
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// The stored namespaces of an API (synchronously: used at start).
+    pub fn namespaces(&self, api_id: &str) -> Result<Vec<StoredNamespace>, String> {
+        let c = self.conn.lock().unwrap();
+        let mut stmt = c
+            .prepare(
+                "SELECT name, publish_auth_modes, subscribe_auth_modes, code_handlers
+                 FROM channel_namespaces WHERE api_id = ?1 ORDER BY created, name",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![api_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, publish, subscribe, code_handlers) = row.map_err(|e| e.to_string())?;
+            let modes = |t: &str| serde_json::from_str::<Vec<String>>(t).map_err(|e| e.to_string());
+            out.push(StoredNamespace {
+                name,
+                publish_auth_modes: modes(&publish)?,
+                subscribe_auth_modes: modes(&subscribe)?,
+                code_handlers,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Insert or replace a namespace (`created` is kept on replace).
+    pub async fn put_namespace(&self, api_id: &str, ns: StoredNamespace) -> Result<(), String> {
+        let api_id = api_id.to_string();
+        let publish = serde_json::to_string(&ns.publish_auth_modes).unwrap();
+        let subscribe = serde_json::to_string(&ns.subscribe_auth_modes).unwrap();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO channel_namespaces
+                   (api_id, name, publish_auth_modes, subscribe_auth_modes, code_handlers, created, last_modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, unixepoch(), unixepoch())
+                 ON CONFLICT (api_id, name) DO UPDATE SET
+                   publish_auth_modes = excluded.publish_auth_modes,
+                   subscribe_auth_modes = excluded.subscribe_auth_modes,
+                   code_handlers = excluded.code_handlers,
+                   last_modified = unixepoch()",
+                params![api_id, ns.name, publish, subscribe, ns.code_handlers],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Delete a namespace; `false` when there was none.
+    pub async fn delete_namespace(&self, api_id: &str, name: &str) -> Result<bool, String> {
+        let (api_id, name) = (api_id.to_string(), name.to_string());
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM channel_namespaces WHERE api_id = ?1 AND name = ?2",
+                params![api_id, name],
+            )
+            .map(|n| n > 0)
         })
         .await
     }

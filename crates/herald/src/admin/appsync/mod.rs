@@ -3,21 +3,21 @@
 //! exceptions, over the API Herald serves.
 //!
 //! Today the one API is the configuration file's, so the reads answer from it
-//! (`ListApis`, `GetApi`, `ListChannelNamespaces`, `GetChannelNamespace`,
-//! `ListTagsForResource`). Its API keys are live: `CreateApiKey`,
-//! `UpdateApiKey` and `DeleteApiKey` change them while clients are served,
-//! kept in the store, and `ListApiKeys` lists the file's and the created ones.
-//! The other writes (`CreateApi`, `UpdateApi`, `DeleteApi`, namespace writes,
-//! tags) are refused with `BadRequestException` saying the API is defined in
-//! the file.
+//! (`ListApis`, `GetApi`, `ListTagsForResource`). Its API keys ([`keys`]) and
+//! channel namespaces ([`namespaces`]) are live: created, changed and deleted
+//! while clients are served, kept in the store, listed with the file's. The
+//! other writes (`CreateApi`, `UpdateApi`, `DeleteApi`, tags) are refused
+//! with `BadRequestException` saying the API is defined in the file.
 
 mod keys;
+mod namespaces;
 
 use super::aws::{json_response, page, percent_decode, AwsError, Body};
 use super::AdminState;
 use crate::config::{AuthType, NamespaceConfig, ProviderConfig};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// AppSync's page size limit for list operations.
 const MAX_RESULTS: usize = 25;
@@ -44,10 +44,28 @@ pub async fn route(
         ["v2", "apis", id, "channelNamespaces"] if read => state
             .api_by_id(id)
             .and_then(|_| list_namespaces(state, query)),
+        ["v2", "apis", id, "channelNamespaces"] if method == Method::POST => {
+            match state.api_by_id(id) {
+                Ok(()) => namespaces::create(state, body).await,
+                Err(e) => Err(e),
+            }
+        }
+        ["v2", "apis", id, "channelNamespaces", name] if method == Method::POST => {
+            match state.api_by_id(id) {
+                Ok(()) => namespaces::update(state, name, body).await,
+                Err(e) => Err(e),
+            }
+        }
+        ["v2", "apis", id, "channelNamespaces", name] if method == Method::DELETE => {
+            match state.api_by_id(id) {
+                Ok(()) => namespaces::delete(state, name).await,
+                Err(e) => Err(e),
+            }
+        }
         ["v2", "apis", id, "channelNamespaces", name] if read => state
             .api_by_id(id)
             .and_then(|_| namespace_by_name(state, name))
-            .map(|ns| ok(json!({"channelNamespace": namespace(state, ns)}))),
+            .map(|ns| ok(json!({"channelNamespace": namespace(state, &ns)}))),
         ["v1", "apis", id, "apikeys"] if read => state
             .api_by_id(id)
             .and_then(|_| list_api_keys(state, query)),
@@ -77,7 +95,7 @@ pub async fn route(
     })
 }
 
-fn ok(body: Value) -> Response<Body> {
+pub(super) fn ok(body: Value) -> Response<Body> {
     json_response(StatusCode::OK, &body)
 }
 
@@ -107,7 +125,7 @@ impl AdminState {
     }
 }
 
-fn modes(list: &[AuthType]) -> Value {
+pub(super) fn modes(list: &[AuthType]) -> Value {
     Value::Array(
         list.iter()
             .map(|m| json!({"authType": m.as_str()}))
@@ -177,21 +195,15 @@ fn list_apis(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError
     Ok(ok(without_nulls(json!({"apis": apis, "nextToken": next}))))
 }
 
-fn namespace_by_name<'a>(
-    state: &'a AdminState,
-    name: &str,
-) -> Result<&'a NamespaceConfig, AwsError> {
+fn namespace_by_name(state: &AdminState, name: &str) -> Result<Arc<NamespaceConfig>, AwsError> {
     state
         .api
-        .config
-        .namespaces
-        .iter()
-        .find(|n| n.name == name)
+        .find_namespace(name)
         .ok_or_else(|| AwsError::not_found(format!("Channel namespace {name} not found.")))
 }
 
 /// AppSync's `ChannelNamespace` shape.
-fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
+pub(super) fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
     let c = &state.api.config;
     without_nulls(json!({
         "apiId": c.api_id,
@@ -209,8 +221,7 @@ fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
 fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
     let all: Vec<Value> = state
         .api
-        .config
-        .namespaces
+        .namespace_list()
         .iter()
         .map(|n| namespace(state, n))
         .collect();

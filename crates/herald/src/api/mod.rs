@@ -5,6 +5,8 @@
 //! namespace's modes, then the request's own limits. Metrics are counted here,
 //! once per operation, whatever the transport.
 
+mod namespaces;
+
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
 use crate::handlers::{DirectHandler, Failure, HandlerPool, InvokeType, Kind, Outcome};
@@ -62,7 +64,8 @@ pub struct EventApi {
     /// deleted key ends them. Entries of closed connections are dropped when
     /// their key is deleted or the connection ends.
     key_connections: std::sync::Mutex<HashMap<String, Vec<std::sync::Weak<crate::hub::Outbox>>>>,
-    namespaces: HashMap<String, NamespaceConfig>,
+    /// The namespaces: the file's, and those the admin API creates.
+    namespaces: std::sync::RwLock<namespaces::Namespaces>,
     auth: Authorizer,
     pub hub: Hub,
     pub metrics: Metrics,
@@ -102,16 +105,12 @@ impl EventApi {
                 );
             }
         }
-        Ok(EventApi {
+        EventApi {
             store,
             key_connections: Default::default(),
             handlers,
             http: HttpClient::new(None)?,
-            namespaces: config
-                .namespaces
-                .iter()
-                .map(|n| (n.name.clone(), n.clone()))
-                .collect(),
+            namespaces: std::sync::RwLock::new(namespaces::Namespaces::new(&config.namespaces)),
             auth,
             metrics: {
                 let mut m = Metrics::new(config.namespaces.iter().map(|n| n.name.as_str()));
@@ -121,7 +120,40 @@ impl EventApi {
             config,
             hub,
             started: Instant::now(),
-        })
+        }
+        .with_stored_namespaces()
+    }
+
+    /// Serve the namespaces the admin API created earlier (a file namespace of
+    /// the same name wins). Stored code that no longer loads stops the start:
+    /// nothing is dropped silently.
+    fn with_stored_namespaces(self) -> Result<EventApi, String> {
+        for stored in self.store.namespaces(&self.config.api_id)? {
+            if self.namespace_from_file(&stored.name) {
+                continue;
+            }
+            let modes = |names: &[String]| -> Result<Vec<AuthType>, String> {
+                names
+                    .iter()
+                    .map(|n| {
+                        serde_json::from_value(Value::String(n.clone())).map_err(|_| {
+                            format!("stored namespace '{}': unknown auth mode {n}", stored.name)
+                        })
+                    })
+                    .collect()
+            };
+            let ns = NamespaceConfig {
+                name: stored.name.clone(),
+                publish_auth_modes: modes(&stored.publish_auth_modes)?,
+                subscribe_auth_modes: modes(&stored.subscribe_auth_modes)?,
+                code_handlers: stored.code_handlers.clone(),
+                direct_on_publish: None,
+                direct_on_subscribe: None,
+            };
+            self.put_namespace(ns)
+                .map_err(|e| format!("stored namespace '{}': {e}", stored.name))?;
+        }
+        Ok(self)
     }
 
     /// The API's keys (the admin API changes them live).
@@ -158,7 +190,7 @@ impl EventApi {
         let code: HashMap<String, String> = config
             .namespaces
             .iter()
-            .filter(|n| self.namespaces.contains_key(&n.name))
+            .filter(|n| self.namespace(&n.name).is_ok())
             .filter_map(|n| Some((n.name.clone(), n.code_handlers.clone()?)))
             .collect();
         match &self.handlers {
@@ -261,8 +293,8 @@ impl EventApi {
         &self.config.limits
     }
 
-    fn namespace(&self, name: &str) -> Result<&NamespaceConfig, OpError> {
-        self.namespaces.get(name).ok_or_else(|| {
+    fn namespace(&self, name: &str) -> Result<Arc<NamespaceConfig>, OpError> {
+        self.namespaces.read().unwrap().get(name).ok_or_else(|| {
             OpError::bad_request(format!("Channel namespace '{name}' does not exist"))
         })
     }
@@ -361,7 +393,7 @@ impl EventApi {
                         .map_err(|e| OpError::bad_request(format!("Invalid filter: {e}")))?,
                 );
             }
-            if self.has_handler(ns, Kind::OnSubscribe) {
+            if self.has_handler(&ns, Kind::OnSubscribe) {
                 let path = pattern.to_string();
                 let ctx = Self::handler_ctx(
                     &identity,
@@ -371,7 +403,7 @@ impl EventApi {
                     "SUBSCRIBE",
                     Value::Null,
                 );
-                match self.run_handler(ns, Kind::OnSubscribe, &ctx).await {
+                match self.run_handler(&ns, Kind::OnSubscribe, &ctx).await {
                     Ok(Outcome::Absent | Outcome::Returned(_)) => {}
                     Ok(Outcome::SubscriptionFilter(f)) => {
                         patterns.push(event_pattern(&f).map_err(|e| {
@@ -474,7 +506,7 @@ impl EventApi {
             .map(|_| crate::new_uuid().to_string())
             .collect();
         let (send, failed) = self
-            .on_publish(ns, &identity, caller.headers, &channel, &ids, texts)
+            .on_publish(&ns, &identity, caller.headers, &channel, &ids, texts)
             .await?;
         let mut result = PublishResult::default();
         for (index, identifier) in ids.iter().enumerate() {

@@ -1,0 +1,239 @@
+//! `CreateChannelNamespace`, `UpdateChannelNamespace`,
+//! `DeleteChannelNamespace`: live namespaces on the configured API.
+//!
+//! A change is checked (name, auth modes among the API's providers, handler
+//! code that loads), written to the store, then applied: a created namespace
+//! serves the next operation, a changed one applies its new auth modes and
+//! code to the next operation without touching connections, and a deleted one
+//! refuses new operations and ends its subscriptions with a `subscribe_error`.
+//! Namespaces the configuration file defines are changed in the file.
+
+use super::super::aws::{AwsError, Body};
+use super::super::AdminState;
+use super::{namespace, ok};
+use crate::config::{valid_namespace_name, AuthType, NamespaceConfig};
+use crate::store::StoredNamespace;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+/// AppSync's quota of channel namespaces per API.
+const MAX_NAMESPACES: usize = 50;
+
+/// The fields of a create or update request.
+#[derive(Default)]
+struct Fields {
+    name: Option<String>,
+    publish: Option<Vec<AuthType>>,
+    subscribe: Option<Vec<AuthType>>,
+    code: Option<String>,
+}
+
+fn auth_modes(field: &str, v: Value, state: &AdminState) -> Result<Vec<AuthType>, AwsError> {
+    let bad = |m: String| AwsError::bad_request(m);
+    let Value::Array(items) = v else {
+        return Err(bad(format!(
+            "{field} must be a list of {{\"authType\": ...}}"
+        )));
+    };
+    if items.is_empty() {
+        return Err(bad(format!(
+            "{field} is empty: list at least one auth mode"
+        )));
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            let t = item
+                .get("authType")
+                .cloned()
+                .and_then(|t| serde_json::from_value::<AuthType>(t).ok())
+                .ok_or_else(|| bad(format!("{field}: {item} is not an auth mode")))?;
+            if !state.api.config.auth_providers.contains(&t) {
+                return Err(bad(format!(
+                    "{field} names {} but the API has no such auth provider",
+                    t.as_str()
+                )));
+            }
+            Ok(t)
+        })
+        .collect()
+}
+
+fn fields(body: &[u8], state: &AdminState) -> Result<Fields, AwsError> {
+    let obj = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => o,
+        _ => {
+            return Err(AwsError::bad_request(
+                "The request body must be a JSON object",
+            ))
+        }
+    };
+    let mut f = Fields::default();
+    for (k, v) in obj {
+        match k.as_str() {
+            "name" => {
+                f.name = Some(
+                    v.as_str()
+                        .ok_or_else(|| AwsError::bad_request("name must be a string"))?
+                        .to_string(),
+                )
+            }
+            "publishAuthModes" => f.publish = Some(auth_modes(&k, v, state)?),
+            "subscribeAuthModes" => f.subscribe = Some(auth_modes(&k, v, state)?),
+            "codeHandlers" => match v {
+                Value::String(code) => f.code = Some(code),
+                Value::Null => {}
+                _ => return Err(AwsError::bad_request("codeHandlers must be a string")),
+            },
+            "tags" if v.as_object().is_some_and(Map::is_empty) => {}
+            "tags" => {
+                return Err(AwsError::bad_request(
+                    "Tags on namespaces are not stored yet: send none",
+                ))
+            }
+            "handlerConfigs" => {
+                return Err(AwsError::bad_request(
+                    "handlerConfigs (DIRECT handlers) are set in the configuration file for now; use codeHandlers",
+                ))
+            }
+            other => {
+                return Err(AwsError::bad_request(format!(
+                    "Unknown field '{other}'"
+                )))
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn stored(ns: &NamespaceConfig) -> StoredNamespace {
+    let names = |l: &[AuthType]| l.iter().map(|t| t.as_str().to_string()).collect();
+    StoredNamespace {
+        name: ns.name.clone(),
+        publish_auth_modes: names(&ns.publish_auth_modes),
+        subscribe_auth_modes: names(&ns.subscribe_auth_modes),
+        code_handlers: ns.code_handlers.clone(),
+    }
+}
+
+fn store_failed(e: String) -> AwsError {
+    tracing::error!(error = %e, "the store failed");
+    AwsError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalFailureException",
+        "The change could not be stored; nothing changed",
+    )
+}
+
+fn file_namespace(name: &str) -> AwsError {
+    AwsError::bad_request(format!(
+        "The channel namespace {name} is defined in Herald's configuration file: change it there"
+    ))
+}
+
+/// Check the namespace's code, store it, then serve it.
+async fn apply(state: &AdminState, ns: NamespaceConfig) -> Result<(), AwsError> {
+    if let Some(code) = &ns.code_handlers {
+        // Checked before anything is stored: refused code changes nothing.
+        crate::handlers::check_code(&ns.name, code, &state.api.config.handlers)
+            .map_err(AwsError::bad_request)?;
+    }
+    state
+        .api
+        .store
+        .put_namespace(&state.api.config.api_id, stored(&ns))
+        .await
+        .map_err(store_failed)?;
+    state.api.put_namespace(ns).map_err(AwsError::bad_request)
+}
+
+pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, AwsError> {
+    let f = fields(body, state)?;
+    let name = f
+        .name
+        .ok_or_else(|| AwsError::bad_request("name is required"))?;
+    if !valid_namespace_name(&name) {
+        return Err(AwsError::bad_request(format!(
+            "name '{name}' is invalid: 1-50 letters, digits or '-', not starting or ending with '-'"
+        )));
+    }
+    if state.api.find_namespace(&name).is_some() {
+        return Err(AwsError::new(
+            StatusCode::CONFLICT,
+            "ConflictException",
+            format!("Channel namespace {name} already exists."),
+        ));
+    }
+    if state.api.namespace_list().len() >= MAX_NAMESPACES {
+        return Err(AwsError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "ServiceQuotaExceededException",
+            format!("An API can have at most {MAX_NAMESPACES} channel namespaces."),
+        ));
+    }
+    let c = &state.api.config;
+    let ns = NamespaceConfig {
+        name,
+        publish_auth_modes: f
+            .publish
+            .unwrap_or_else(|| c.default_publish_auth_modes.clone()),
+        subscribe_auth_modes: f
+            .subscribe
+            .unwrap_or_else(|| c.default_subscribe_auth_modes.clone()),
+        code_handlers: f.code,
+        direct_on_publish: None,
+        direct_on_subscribe: None,
+    };
+    apply(state, ns.clone()).await?;
+    tracing::info!(namespace = %ns.name, "channel namespace created");
+    Ok(ok(json!({"channelNamespace": namespace(state, &ns)})))
+}
+
+pub async fn update(
+    state: &AdminState,
+    name: &str,
+    body: &[u8],
+) -> Result<Response<Body>, AwsError> {
+    let f = fields(body, state)?;
+    let current = state
+        .api
+        .find_namespace(name)
+        .ok_or_else(|| AwsError::not_found(format!("Channel namespace {name} not found.")))?;
+    if state.api.namespace_from_file(name) {
+        return Err(file_namespace(name));
+    }
+    if f.name.as_deref().is_some_and(|n| n != name) {
+        return Err(AwsError::bad_request("A namespace cannot be renamed"));
+    }
+    let ns = NamespaceConfig {
+        name: name.to_string(),
+        publish_auth_modes: f.publish.unwrap_or(current.publish_auth_modes.clone()),
+        subscribe_auth_modes: f.subscribe.unwrap_or(current.subscribe_auth_modes.clone()),
+        code_handlers: f.code.or(current.code_handlers.clone()),
+        direct_on_publish: None,
+        direct_on_subscribe: None,
+    };
+    apply(state, ns.clone()).await?;
+    tracing::info!(namespace = %name, "channel namespace updated");
+    Ok(ok(json!({"channelNamespace": namespace(state, &ns)})))
+}
+
+pub async fn delete(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
+    if state.api.find_namespace(name).is_none() {
+        return Err(AwsError::not_found(format!(
+            "Channel namespace {name} not found."
+        )));
+    }
+    if state.api.namespace_from_file(name) {
+        return Err(file_namespace(name));
+    }
+    state
+        .api
+        .store
+        .delete_namespace(&state.api.config.api_id, name)
+        .await
+        .map_err(store_failed)?;
+    let ended = state.api.remove_namespace(name);
+    tracing::info!(namespace = %name, subscriptions_ended = ended, "channel namespace deleted");
+    Ok(ok(json!({})))
+}
