@@ -730,10 +730,10 @@ async fn channel_namespace_input_is_checked() {
             "colour",
         ),
         (
-            json!({"name": "x", "tags": {"a": "b"}}),
+            json!({"name": "x", "tags": {"aws:a": "b"}}),
             400,
             "BadRequestException",
-            "Tags",
+            "aws:",
         ),
     ] {
         let r = post(admin, NAMESPACES, &body).await;
@@ -750,6 +750,92 @@ async fn channel_namespace_input_is_checked() {
         );
     }
     let r = post(admin, &format!("{NAMESPACES}/nope"), &json!({})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
+}
+
+#[tokio::test]
+async fn tags_are_kept_per_resource() {
+    let (_server, admin) = server().await;
+    let arn = "arn:aws:appsync:eu-west-1:123456789012:apis/chatapi0000000000000000000";
+    let path = |arn: &str| format!("/v1/tags/{}", arn.replace(':', "%3A").replace('/', "%2F"));
+    let r = post(
+        admin,
+        &path(arn),
+        &json!({"tags": {"team": "chat", "env": "dev"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = get(admin, &path(arn)).await;
+    assert_eq!(r.body["tags"], json!({"team": "chat", "env": "dev"}));
+    let r = get(admin, "/v2/apis/chatapi0000000000000000000").await;
+    assert_eq!(r.body["api"]["tags"], json!({"team": "chat", "env": "dev"}));
+    let r = call(
+        admin,
+        Call {
+            method: "DELETE",
+            ..Call::get(&format!("{}?tagKeys=env&tagKeys=nope", path(arn)))
+        },
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        get(admin, &path(arn)).await.body["tags"],
+        json!({"team": "chat"})
+    );
+
+    // A namespace created with tags has them; its ARN is a resource too.
+    let r = post(
+        admin,
+        NAMESPACES,
+        &json!({"name": "tagged", "tags": {"a": "1"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["channelNamespace"]["tags"], json!({"a": "1"}));
+    let ns_arn = r.body["channelNamespace"]["channelNamespaceArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get(admin, &path(&ns_arn)).await.body["tags"],
+        json!({"a": "1"})
+    );
+
+    for (body, part) in [
+        (json!({"tags": {"aws:x": "1"}}), "aws:"),
+        (json!({"tags": {}}), "at least one"),
+        (json!({"tags": {"k": 1}}), "string value"),
+        (json!({"tags": {"k": "v".repeat(300)}}), "256"),
+    ] {
+        let r = post(admin, &path(arn), &body).await;
+        assert_eq!(
+            (r.status, error_type(&r).as_str()),
+            (400, "BadRequestException"),
+            "{body}"
+        );
+        assert!(
+            r.body["message"].as_str().unwrap().contains(part),
+            "{body}: {}",
+            r.raw
+        );
+    }
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = post(admin, &path(arn), &json!({"tags": many})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException"),
+        "51 tags: {}",
+        r.raw
+    );
+    let r = get(
+        admin,
+        &path("arn:aws:appsync:eu-west-1:123456789012:apis/other"),
+    )
+    .await;
     assert_eq!(
         (r.status, error_type(&r).as_str()),
         (404, "NotFoundException")

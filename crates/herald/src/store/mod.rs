@@ -39,6 +39,13 @@ const MIGRATIONS: &[&str] = &[
         last_modified INTEGER NOT NULL,
         PRIMARY KEY (api_id, name)
     );",
+    // 3: tags by resource ARN.
+    "CREATE TABLE tags (
+        arn TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (arn, key)
+    );",
 ];
 
 /// A channel namespace as stored: auth modes as AppSync's names.
@@ -251,6 +258,76 @@ impl Store {
                 params![api_id, name],
             )
             .map(|n| n > 0)
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// A resource's tags.
+    pub async fn tags(
+        &self,
+        arn: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let arn = arn.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare("SELECT key, value FROM tags WHERE arn = ?1")?;
+            let rows = stmt.query_map(params![arn], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Add or replace tags; `limit` is checked against the result inside the
+    /// same transaction (`Ok(false)`: over the limit, nothing changed).
+    pub async fn put_tags(
+        &self,
+        arn: &str,
+        tags: Vec<(String, String)>,
+        limit: usize,
+    ) -> Result<bool, String> {
+        let arn = arn.to_string();
+        self.run(move |c| {
+            let tx = c.unchecked_transaction()?;
+            for (k, v) in &tags {
+                tx.execute(
+                    "INSERT INTO tags (arn, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
+                    params![arn, k, v],
+                )?;
+            }
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM tags WHERE arn = ?1",
+                params![arn],
+                |r| r.get(0),
+            )?;
+            if n as usize > limit {
+                return Ok(false); // dropped: rolled back
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Remove tags by key (absent keys are no error); with `None`, all of them.
+    pub async fn remove_tags(&self, arn: &str, keys: Option<Vec<String>>) -> Result<(), String> {
+        let arn = arn.to_string();
+        self.run(move |c| {
+            match keys {
+                None => {
+                    c.execute("DELETE FROM tags WHERE arn = ?1", params![arn])?;
+                }
+                Some(keys) => {
+                    for k in keys {
+                        c.execute(
+                            "DELETE FROM tags WHERE arn = ?1 AND key = ?2",
+                            params![arn, k],
+                        )?;
+                    }
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -2,15 +2,16 @@
 //! `/v1/apis/{apiId}/apikeys...`), with AWS's shapes, status codes and
 //! exceptions, over the API Herald serves.
 //!
-//! Today the one API is the configuration file's, so the reads answer from it
-//! (`ListApis`, `GetApi`, `ListTagsForResource`). Its API keys ([`keys`]) and
-//! channel namespaces ([`namespaces`]) are live: created, changed and deleted
+//! Today the one API is the configuration file's, so `ListApis` and `GetApi`
+//! answer from it. Its API keys ([`keys`]), channel namespaces
+//! ([`namespaces`]) and tags ([`tags`]) are live: created, changed and deleted
 //! while clients are served, kept in the store, listed with the file's. The
-//! other writes (`CreateApi`, `UpdateApi`, `DeleteApi`, tags) are refused
-//! with `BadRequestException` saying the API is defined in the file.
+//! other writes (`CreateApi`, `UpdateApi`, `DeleteApi`) are refused with
+//! `BadRequestException` saying the API is defined in the file.
 
 mod keys;
 mod namespaces;
+mod tags;
 
 use super::aws::{json_response, page, percent_decode, AwsError, Body};
 use super::AdminState;
@@ -39,11 +40,15 @@ pub async fn route(
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read = method == Method::GET;
     Some(match seg.as_slice() {
-        ["v2", "apis"] if read => list_apis(state, query),
-        ["v2", "apis", id] if read => state.api_by_id(id).map(|_| ok(json!({"api": api(state)}))),
-        ["v2", "apis", id, "channelNamespaces"] if read => state
-            .api_by_id(id)
-            .and_then(|_| list_namespaces(state, query)),
+        ["v2", "apis"] if read => list_apis(state, query).await,
+        ["v2", "apis", id] if read => match state.api_by_id(id) {
+            Ok(()) => Ok(ok(json!({"api": api_shape(state).await}))),
+            Err(e) => Err(e),
+        },
+        ["v2", "apis", id, "channelNamespaces"] if read => match state.api_by_id(id) {
+            Ok(()) => list_namespaces(state, query).await,
+            Err(e) => Err(e),
+        },
         ["v2", "apis", id, "channelNamespaces"] if method == Method::POST => {
             match state.api_by_id(id) {
                 Ok(()) => namespaces::create(state, body).await,
@@ -62,14 +67,23 @@ pub async fn route(
                 Err(e) => Err(e),
             }
         }
-        ["v2", "apis", id, "channelNamespaces", name] if read => state
-            .api_by_id(id)
-            .and_then(|_| namespace_by_name(state, name))
-            .map(|ns| ok(json!({"channelNamespace": namespace(state, &ns)}))),
+        ["v2", "apis", id, "channelNamespaces", name] if read => {
+            match state
+                .api_by_id(id)
+                .and_then(|_| namespace_by_name(state, name))
+            {
+                Ok(ns) => Ok(ok(
+                    json!({"channelNamespace": namespace_shape(state, &ns).await}),
+                )),
+                Err(e) => Err(e),
+            }
+        }
         ["v1", "apis", id, "apikeys"] if read => state
             .api_by_id(id)
             .and_then(|_| list_api_keys(state, query)),
-        ["v1", "tags", arn] if read => list_tags(state, arn),
+        ["v1", "tags", arn] if read => tags::list(state, arn).await,
+        ["v1", "tags", arn] if method == Method::POST => tags::tag(state, arn, body).await,
+        ["v1", "tags", arn] if method == Method::DELETE => tags::untag(state, arn, query).await,
         ["v1", "apis", id, "apikeys"] if method == Method::POST => match state.api_by_id(id) {
             Ok(()) => keys::create(state, body).await,
             Err(e) => Err(e),
@@ -89,8 +103,7 @@ pub async fn route(
         | ["v2", "apis", _, "channelNamespaces"]
         | ["v2", "apis", _, "channelNamespaces", _]
         | ["v1", "apis", _, "apikeys"]
-        | ["v1", "apis", _, "apikeys", _]
-        | ["v1", "tags", _] => Err(read_only(state)),
+        | ["v1", "apis", _, "apikeys", _] => Err(read_only(state)),
         _ => return None,
     })
 }
@@ -131,6 +144,24 @@ pub(super) fn modes(list: &[AuthType]) -> Value {
             .map(|m| json!({"authType": m.as_str()}))
             .collect(),
     )
+}
+
+/// The API's shape with its stored tags.
+async fn api_shape(state: &AdminState) -> Value {
+    let mut v = api(state);
+    v["tags"] = tags::of(state, &state.api_arn()).await;
+    v
+}
+
+/// A namespace's shape with its stored tags.
+pub(super) async fn namespace_shape(state: &AdminState, ns: &NamespaceConfig) -> Value {
+    let mut v = namespace(state, ns);
+    v["tags"] = tags::of(state, &namespace_arn(state, &ns.name)).await;
+    v
+}
+
+pub(super) fn namespace_arn(state: &AdminState, name: &str) -> String {
+    format!("{}/channelNamespace/{name}", state.api_arn())
 }
 
 /// AppSync's `Api` shape for the configured API.
@@ -190,8 +221,8 @@ fn without_nulls(v: Value) -> Value {
     }
 }
 
-fn list_apis(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
-    let (apis, next) = page(&[api(state)], query, MAX_RESULTS)?;
+async fn list_apis(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+    let (apis, next) = page(&[api_shape(state).await], query, MAX_RESULTS)?;
     Ok(ok(without_nulls(json!({"apis": apis, "nextToken": next}))))
 }
 
@@ -203,7 +234,7 @@ fn namespace_by_name(state: &AdminState, name: &str) -> Result<Arc<NamespaceConf
 }
 
 /// AppSync's `ChannelNamespace` shape.
-pub(super) fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
+fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
     let c = &state.api.config;
     without_nulls(json!({
         "apiId": c.api_id,
@@ -212,19 +243,17 @@ pub(super) fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
         "publishAuthModes": modes(&ns.publish_auth_modes),
         "codeHandlers": ns.code_handlers,
         "tags": {},
-        "channelNamespaceArn": format!("{}/channelNamespace/{}", state.api_arn(), ns.name),
+        "channelNamespaceArn": namespace_arn(state, &ns.name),
         "created": state.created,
         "lastModified": state.created,
     }))
 }
 
-fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
-    let all: Vec<Value> = state
-        .api
-        .namespace_list()
-        .iter()
-        .map(|n| namespace(state, n))
-        .collect();
+async fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+    let mut all = Vec::new();
+    for ns in state.api.namespace_list() {
+        all.push(namespace_shape(state, &ns).await);
+    }
     let (items, next) = page(&all, query, MAX_RESULTS)?;
     Ok(ok(without_nulls(
         json!({"channelNamespaces": items, "nextToken": next}),
@@ -243,13 +272,4 @@ fn list_api_keys(state: &AdminState, query: &str) -> Result<Response<Body>, AwsE
     Ok(ok(without_nulls(
         json!({"apiKeys": items, "nextToken": next}),
     )))
-}
-
-fn list_tags(state: &AdminState, arn: &str) -> Result<Response<Body>, AwsError> {
-    let api_arn = state.api_arn();
-    if arn == api_arn || arn.starts_with(&format!("{api_arn}/channelNamespace/")) {
-        Ok(ok(json!({"tags": {}})))
-    } else {
-        Err(AwsError::not_found(format!("Resource {arn} not found.")))
-    }
 }

@@ -10,11 +10,11 @@
 
 use super::super::aws::{AwsError, Body};
 use super::super::AdminState;
-use super::{namespace, ok};
+use super::{namespace_arn, namespace_shape, ok, tags};
 use crate::config::{valid_namespace_name, AuthType, NamespaceConfig};
 use crate::store::StoredNamespace;
 use hyper::{Response, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// AppSync's quota of channel namespaces per API.
 const MAX_NAMESPACES: usize = 50;
@@ -26,6 +26,7 @@ struct Fields {
     publish: Option<Vec<AuthType>>,
     subscribe: Option<Vec<AuthType>>,
     code: Option<String>,
+    tags: Vec<(String, String)>,
 }
 
 fn auth_modes(field: &str, v: Value, state: &AdminState) -> Result<Vec<AuthType>, AwsError> {
@@ -85,12 +86,10 @@ fn fields(body: &[u8], state: &AdminState) -> Result<Fields, AwsError> {
                 Value::Null => {}
                 _ => return Err(AwsError::bad_request("codeHandlers must be a string")),
             },
-            "tags" if v.as_object().is_some_and(Map::is_empty) => {}
-            "tags" => {
-                return Err(AwsError::bad_request(
-                    "Tags on namespaces are not stored yet: send none",
-                ))
-            }
+            "tags" => match v {
+                Value::Object(t) => f.tags = tags::check(&t)?,
+                _ => return Err(AwsError::bad_request("tags must be a map")),
+            },
             "handlerConfigs" => {
                 return Err(AwsError::bad_request(
                     "handlerConfigs (DIRECT handlers) are set in the configuration file for now; use codeHandlers",
@@ -185,8 +184,11 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
         direct_on_subscribe: None,
     };
     apply(state, ns.clone()).await?;
+    tags::put(state, &namespace_arn(state, &ns.name), f.tags).await?;
     tracing::info!(namespace = %ns.name, "channel namespace created");
-    Ok(ok(json!({"channelNamespace": namespace(state, &ns)})))
+    Ok(ok(
+        json!({"channelNamespace": namespace_shape(state, &ns).await}),
+    ))
 }
 
 pub async fn update(
@@ -213,9 +215,16 @@ pub async fn update(
         direct_on_publish: None,
         direct_on_subscribe: None,
     };
+    if !f.tags.is_empty() {
+        return Err(AwsError::bad_request(
+            "UpdateChannelNamespace does not take tags: use TagResource",
+        ));
+    }
     apply(state, ns.clone()).await?;
     tracing::info!(namespace = %name, "channel namespace updated");
-    Ok(ok(json!({"channelNamespace": namespace(state, &ns)})))
+    Ok(ok(
+        json!({"channelNamespace": namespace_shape(state, &ns).await}),
+    ))
 }
 
 pub async fn delete(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
@@ -234,6 +243,12 @@ pub async fn delete(state: &AdminState, name: &str) -> Result<Response<Body>, Aw
         .await
         .map_err(store_failed)?;
     let ended = state.api.remove_namespace(name);
+    // Its tags go with it (a failure here leaves only orphaned tags behind).
+    let _ = state
+        .api
+        .store
+        .remove_tags(&namespace_arn(state, name), None)
+        .await;
     tracing::info!(namespace = %name, subscriptions_ended = ended, "channel namespace deleted");
     Ok(ok(json!({})))
 }
