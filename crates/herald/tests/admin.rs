@@ -841,3 +841,21 @@ async fn tags_are_kept_per_resource() {
         (404, "NotFoundException")
     );
 }
+
+#[tokio::test]
+async fn an_oversize_body_is_refused_with_aws_error() {
+    let (_server, admin) = server().await;
+    // 71 MiB, past the admin listener's 70 MiB: refused before it is read whole.
+    let big = vec![b'x'; 71 << 20];
+    let r = call(
+        admin,
+        Call {
+            method: "POST",
+            body: &big,
+            ..Call::get(KEYS)
+        },
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.raw);
+    assert_eq!(error_type(&r), "RequestEntityTooLargeException");
+}

@@ -84,6 +84,10 @@ impl Store {
                 let path = dir.join("herald.db");
                 let conn = Connection::open(&path)
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                // Before anything that locks: several processes may open one
+                // data directory at once (nodes starting together, tests).
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?;
                 conn.pragma_update(None, "journal_mode", "WAL")
                     .map_err(|e| format!("{}: cannot enable WAL: {e}", path.display()))?;
                 conn
@@ -92,8 +96,6 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| e.to_string())?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
         let mut store = Store {
             conn: Arc::new(Mutex::new(conn)),
         };
@@ -101,9 +103,16 @@ impl Store {
         Ok(store)
     }
 
+    /// Apply the pending migrations. The version is read and the migrations
+    /// applied in one write transaction (`BEGIN IMMEDIATE`), so when several
+    /// processes start on one data directory, one migrates and the others
+    /// wait for it and find nothing left to do.
     fn migrate(&mut self) -> Result<(), String> {
         let mut conn = self.conn.lock().unwrap();
-        let version: usize = conn
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| format!("cannot lock the store for its migrations: {e}"))?;
+        let version = tx
             .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
             .map_err(|e| e.to_string())? as usize;
         if version > MIGRATIONS.len() {
@@ -113,13 +122,12 @@ impl Store {
             ));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = conn.transaction().map_err(|e| e.to_string())?;
             tx.execute_batch(sql)
                 .and_then(|()| tx.pragma_update(None, "user_version", (i + 1) as i64))
-                .and_then(|()| tx.commit())
                 .map_err(|e| format!("schema migration {} failed: {e}", i + 1))?;
         }
-        Ok(())
+        tx.commit()
+            .map_err(|e| format!("schema migrations failed: {e}"))
     }
 
     /// Run `f` with the connection on the blocking pool.
@@ -384,6 +392,25 @@ mod tests {
         assert!(s.update_key("api", changed.clone()).await.unwrap());
         assert_eq!(s.get_key("api", "k1").await.unwrap(), Some(changed));
         assert_eq!(s.get_key("api", "zz").await.unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Processes (here threads) opening one new data directory at once: one
+    /// migrates, the others wait and find the schema in place.
+    #[test]
+    fn concurrent_opens_migrate_once() {
+        let dir = std::env::temp_dir().join(format!("herald-store-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let opened: Vec<Result<Store, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Store::open(Some(&dir))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for o in &opened {
+            assert!(o.is_ok(), "{:?}", o.as_ref().err());
+        }
+        assert_eq!(opened[0].as_ref().unwrap().api_keys("x").unwrap(), vec![]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
