@@ -245,6 +245,27 @@ async fn appsync_reads_with_aws_shapes() {
     .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(sub.data("s").await["via"], "getApi");
+
+    // The same API by path: /apis/<apiId>/event and /event/realtime.
+    let base = "/apis/chatapi0000000000000000000";
+    let mut by_path = WsClient::connect_path(http, &format!("{base}/event/realtime"), &key).await;
+    by_path.init().await;
+    by_path.subscribe("p", "/chat/room").await;
+    let r = http_request(
+        http,
+        "POST",
+        &format!("{base}/event"),
+        json!({"channel": "/chat/room", "events": ["{\"via\":\"path\"}"]})
+            .to_string()
+            .into_bytes(),
+        &[("x-api-key", &key), ("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(by_path.data("p").await["via"], "path");
+    assert_eq!(sub.data("s").await["via"], "path");
+    let r = http_request(http, "POST", "/apis/otherapi/event", b"{}".to_vec(), &[]).await;
+    assert_eq!(r.status, 404, "{}", r.raw);
 }
 
 #[tokio::test]

@@ -39,7 +39,27 @@ async fn route(
     request_id: String,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
-    let mut resp = match (path.as_str(), req.method()) {
+    // Every API is also reachable by path, `/apis/<apiId>/event[/realtime]`
+    // (the form clients use behind a shared domain); today that is the one
+    // API this server runs.
+    let by_path = path.strip_prefix("/apis/").map(|rest| {
+        let (id, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
+        (id == ctx.api.config.api_id, format!("/{endpoint}"))
+    });
+    let path = match by_path {
+        Some((true, endpoint)) if endpoint.starts_with("/event") => endpoint,
+        Some(_) => {
+            let r = error(
+                StatusCode::NOT_FOUND,
+                &OpError::bad_request(
+                    "Not found: this server's API is at /apis/<its apiId>/event and /event",
+                ),
+            );
+            return Ok(finish(r, &request_id));
+        }
+        None => path,
+    };
+    let resp = match (path.as_str(), req.method()) {
         ("/event", &Method::POST) => publish(req, &ctx).await,
         ("/health", &Method::GET) => json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()),
         ("/ready", &Method::GET) => ready(&ctx),
@@ -74,11 +94,17 @@ async fn route(
             ),
         ),
     };
+    Ok(finish(resp, &request_id))
+}
+
+/// The headers every answer carries: the request id, and CORS on anything but
+/// an upgrade.
+fn finish(mut resp: Response<Body>, request_id: &str) -> Response<Body> {
     let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(
         "x-amzn-requestid",
-        HeaderValue::from_str(&request_id).unwrap(),
+        HeaderValue::from_str(request_id).unwrap(),
     );
     if !upgraded {
         h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
@@ -87,7 +113,7 @@ async fn route(
             HeaderValue::from_static("x-amzn-ErrorType, x-amzn-RequestId"),
         );
     }
-    Ok(resp)
+    resp
 }
 
 pub fn json_response(status: StatusCode, body: String) -> Response<Body> {

@@ -418,6 +418,21 @@ pub async fn start_config(mut config: herald::config::ApiConfig) -> TestServer {
 }
 
 impl WsClient {
+    /// Connect with an API key to the WebSocket endpoint at `path`.
+    pub async fn connect_path(addr: SocketAddr, path: &str, key: &str) -> WsClient {
+        let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!(
+                "aws-appsync-event-ws, {}",
+                auth_header_subprotocol(&addr.to_string(), key)
+            )
+            .parse()
+            .unwrap(),
+        );
+        Self::open(req).await
+    }
+
     /// Connect with an arbitrary auth object in the `header-` subprotocol.
     pub async fn connect_with_auth(addr: SocketAddr, auth: &Value) -> WsClient {
         let mut req = format!("ws://{addr}/event/realtime")
