@@ -18,7 +18,7 @@
 mod appsync;
 mod aws;
 
-use crate::api::EventApi;
+use crate::api::{EventApi, Registry};
 use crate::auth::sigv4::{IamVerifier, SigError};
 use crate::auth::{AuthHeaders, Signed};
 use aws::{AwsError, Body};
@@ -40,19 +40,40 @@ const SERVICES: &[&str] = &["appsync", "lambda", "events", "states"];
 /// Largest request body (Lambda's zip uploads will need this much).
 const MAX_BODY: usize = 70 << 20;
 
-/// What every admin request handler sees.
+/// What every admin request sees.
 pub struct AdminState {
-    pub api: Arc<EventApi>,
+    pub apis: Arc<Registry>,
     verifier: IamVerifier,
     /// The public listener, for the endpoints `GetApi` returns.
     public: SocketAddr,
-    /// When the API came to be (epoch seconds): the server's start.
-    created: f64,
+}
+
+/// One API, as the operations on it see it.
+pub struct Scope {
+    pub api: Arc<EventApi>,
+    /// `host:port` of the public listener as clients should use it.
+    public: String,
+    /// When the API was created (epoch seconds).
+    pub created: f64,
+}
+
+impl Scope {
+    fn public_authority(&self) -> String {
+        self.public.clone()
+    }
 }
 
 impl AdminState {
-    /// `host:port` of the public listener as clients should use it.
-    fn public_authority(&self) -> String {
+    /// The API with this id, or AppSync's `NotFoundException`.
+    fn scope(&self, id: &str) -> Result<Scope, AwsError> {
+        let api = self
+            .apis
+            .get(id)
+            .ok_or_else(|| AwsError::not_found(format!("GraphQL API {id} not found.")))?;
+        Ok(self.scope_of(api))
+    }
+
+    fn scope_of(&self, api: Arc<EventApi>) -> Scope {
         let ip = self.public.ip();
         let host = if ip.is_unspecified() {
             "127.0.0.1".to_string()
@@ -61,7 +82,11 @@ impl AdminState {
         } else {
             ip.to_string()
         };
-        format!("{host}:{}", self.public.port())
+        Scope {
+            created: api.created,
+            api,
+            public: format!("{host}:{}", self.public.port()),
+        }
     }
 }
 
@@ -74,9 +99,10 @@ pub struct AdminServer {
 impl AdminServer {
     pub async fn bind(
         addr: SocketAddr,
-        api: Arc<EventApi>,
+        apis: Arc<Registry>,
         public: SocketAddr,
     ) -> Result<AdminServer, String> {
+        let api = apis.default_api().clone();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
@@ -91,17 +117,12 @@ impl AdminServer {
                 "the admin listener is on, but no [[iam_credentials]] entry has the admin grant: every admin request will be refused"
             );
         }
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64().floor())
-            .unwrap_or(0.0);
         Ok(AdminServer {
             listener,
             state: Arc::new(AdminState {
-                api,
+                apis,
                 verifier,
                 public,
-                created,
             }),
         })
     }

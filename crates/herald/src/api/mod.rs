@@ -6,6 +6,9 @@
 //! once per operation, whatever the transport.
 
 mod namespaces;
+pub mod registry;
+
+pub use registry::Registry;
 
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
@@ -70,6 +73,9 @@ pub struct EventApi {
     pub hub: Hub,
     pub metrics: Metrics,
     pub started: Instant,
+    /// When the API was created (epoch seconds): the server's start for the
+    /// file's API, the `CreateApi` call for the others.
+    pub created: f64,
     handlers: Option<HandlerPool>,
     /// For DIRECT handlers.
     http: HttpClient,
@@ -120,6 +126,10 @@ impl EventApi {
             config,
             hub,
             started: Instant::now(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64().floor())
+                .unwrap_or(0.0),
         }
         .with_stored_namespaces()
     }

@@ -44,15 +44,19 @@ async fn route(
     // API this server runs.
     let by_path = path.strip_prefix("/apis/").map(|rest| {
         let (id, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
-        (id == ctx.api.config.api_id, format!("/{endpoint}"))
+        (ctx.apis.get(id), format!("/{endpoint}"))
     });
+    let mut ctx = ctx;
     let path = match by_path {
-        Some((true, endpoint)) if endpoint.starts_with("/event") => endpoint,
+        Some((Some(api), endpoint)) if endpoint.starts_with("/event") => {
+            ctx.api = api;
+            endpoint
+        }
         Some(_) => {
             let r = error(
                 StatusCode::NOT_FOUND,
                 &OpError::bad_request(
-                    "Not found: this server's API is at /apis/<its apiId>/event and /event",
+                    "Not found: no API with that id on this server (/apis/<apiId>/event)",
                 ),
             );
             return Ok(finish(r, &request_id));

@@ -14,7 +14,7 @@ pub mod tls;
 mod ws;
 mod ws_socket;
 
-use crate::api::EventApi;
+use crate::api::{EventApi, Registry};
 use crate::config::{ApiConfig, TlsSetting};
 use crate::hub::Hub;
 use hyper::server::conn::http1;
@@ -33,7 +33,11 @@ use tokio_rustls::TlsAcceptor;
 /// What every connection task gets.
 #[derive(Clone)]
 pub struct ConnContext {
+    /// The API this connection's requests go to (the default one, unless a
+    /// request names another by path).
     pub api: Arc<EventApi>,
+    /// Every API this server runs.
+    pub apis: Arc<Registry>,
     pub peer: SocketAddr,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
@@ -47,6 +51,7 @@ pub struct ConnContext {
 pub struct Server {
     listener: TcpListener,
     admin: Option<crate::admin::AdminServer>,
+    apis: Arc<Registry>,
     tls: Option<TlsAcceptor>,
     api: Arc<EventApi>,
     /// The certificate clients should trust, in self-signed mode.
@@ -97,13 +102,15 @@ impl Server {
         let store = crate::store::Store::open(config.data_dir.as_deref())?;
         let hub = Hub::from_config(&config).await?;
         let api = Arc::new(EventApi::new(config, hub, store)?);
+        let apis = Arc::new(Registry::new(api.clone()));
         let admin = match admin_listen {
-            Some(addr) => Some(crate::admin::AdminServer::bind(addr, api.clone(), public).await?),
+            Some(addr) => Some(crate::admin::AdminServer::bind(addr, apis.clone(), public).await?),
             None => None,
         };
         Ok(Server {
             listener,
             admin,
+            apis,
             tls: tls.map(TlsAcceptor::from),
             api,
             self_signed_cert,
@@ -174,6 +181,7 @@ impl Server {
         let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
             let ctx = ConnContext {
                 api: self.api.clone(),
+                apis: self.apis.clone(),
                 peer: SocketAddr::from(([0, 0, 0, 0], 0)),
                 shutdown: shutdown_rx.clone(),
                 draining: draining.clone(),

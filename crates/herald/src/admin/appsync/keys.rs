@@ -12,7 +12,7 @@
 //! it expires (`deletes`); at most 50 keys per API.
 
 use super::super::aws::{json_response, AwsError, Body};
-use super::super::AdminState;
+use super::super::Scope;
 use crate::auth::KeyEntry;
 use crate::store::StoredKey;
 use hyper::{Response, StatusCode};
@@ -135,7 +135,7 @@ fn redact(id: &str) -> String {
     format!("{}…", id.chars().take(8).collect::<String>())
 }
 
-pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, AwsError> {
+pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsError> {
     let (description, expires) = fields(body)?;
     let expires = validity(expires)?;
     let keys = state.api.api_keys();
@@ -172,7 +172,7 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
     ))
 }
 
-pub async fn update(state: &AdminState, id: &str, body: &[u8]) -> Result<Response<Body>, AwsError> {
+pub async fn update(state: &Scope, id: &str, body: &[u8]) -> Result<Response<Body>, AwsError> {
     let (description, expires) = fields(body)?;
     let keys = state.api.api_keys();
     let current = keys
@@ -213,7 +213,7 @@ pub async fn update(state: &AdminState, id: &str, body: &[u8]) -> Result<Respons
     ))
 }
 
-pub async fn delete(state: &AdminState, id: &str) -> Result<Response<Body>, AwsError> {
+pub async fn delete(state: &Scope, id: &str) -> Result<Response<Body>, AwsError> {
     let keys = state.api.api_keys();
     match keys.get(id) {
         None => return Err(AwsError::not_found("API key not found.")),

@@ -14,7 +14,7 @@ mod namespaces;
 mod tags;
 
 use super::aws::{json_response, page, percent_decode, AwsError, Body};
-use super::AdminState;
+use super::{AdminState, Scope};
 use crate::config::{AuthType, NamespaceConfig, ProviderConfig};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -41,69 +41,71 @@ pub async fn route(
     let read = method == Method::GET;
     Some(match seg.as_slice() {
         ["v2", "apis"] if read => list_apis(state, query).await,
-        ["v2", "apis", id] if read => match state.api_by_id(id) {
-            Ok(()) => Ok(ok(json!({"api": api_shape(state).await}))),
+        ["v2", "apis", id] if read => match state.scope(id) {
+            Ok(s) => Ok(ok(json!({"api": api_shape(&s).await}))),
             Err(e) => Err(e),
         },
-        ["v2", "apis", id, "channelNamespaces"] if read => match state.api_by_id(id) {
-            Ok(()) => list_namespaces(state, query).await,
+        ["v2", "apis", id, "channelNamespaces"] if read => match state.scope(id) {
+            Ok(s) => list_namespaces(&s, query).await,
             Err(e) => Err(e),
         },
         ["v2", "apis", id, "channelNamespaces"] if method == Method::POST => {
-            match state.api_by_id(id) {
-                Ok(()) => namespaces::create(state, body).await,
+            match state.scope(id) {
+                Ok(s) => namespaces::create(&s, body).await,
                 Err(e) => Err(e),
             }
         }
         ["v2", "apis", id, "channelNamespaces", name] if method == Method::POST => {
-            match state.api_by_id(id) {
-                Ok(()) => namespaces::update(state, name, body).await,
+            match state.scope(id) {
+                Ok(s) => namespaces::update(&s, name, body).await,
                 Err(e) => Err(e),
             }
         }
         ["v2", "apis", id, "channelNamespaces", name] if method == Method::DELETE => {
-            match state.api_by_id(id) {
-                Ok(()) => namespaces::delete(state, name).await,
+            match state.scope(id) {
+                Ok(s) => namespaces::delete(&s, name).await,
                 Err(e) => Err(e),
             }
         }
         ["v2", "apis", id, "channelNamespaces", name] if read => {
             match state
-                .api_by_id(id)
-                .and_then(|_| namespace_by_name(state, name))
+                .scope(id)
+                .and_then(|s| namespace_by_name(&s, name).map(|ns| (s, ns)))
             {
-                Ok(ns) => Ok(ok(
-                    json!({"channelNamespace": namespace_shape(state, &ns).await}),
+                Ok((s, ns)) => Ok(ok(
+                    json!({"channelNamespace": namespace_shape(&s, &ns).await}),
                 )),
                 Err(e) => Err(e),
             }
         }
-        ["v1", "apis", id, "apikeys"] if read => state
-            .api_by_id(id)
-            .and_then(|_| list_api_keys(state, query)),
-        ["v1", "tags", arn] if read => tags::list(state, arn).await,
-        ["v1", "tags", arn] if method == Method::POST => tags::tag(state, arn, body).await,
-        ["v1", "tags", arn] if method == Method::DELETE => tags::untag(state, arn, query).await,
-        ["v1", "apis", id, "apikeys"] if method == Method::POST => match state.api_by_id(id) {
-            Ok(()) => keys::create(state, body).await,
-            Err(e) => Err(e),
-        },
-        ["v1", "apis", id, "apikeys", key] if method == Method::POST => match state.api_by_id(id) {
-            Ok(()) => keys::update(state, key, body).await,
-            Err(e) => Err(e),
-        },
-        ["v1", "apis", id, "apikeys", key] if method == Method::DELETE => {
-            match state.api_by_id(id) {
-                Ok(()) => keys::delete(state, key).await,
-                Err(e) => Err(e),
-            }
+        ["v1", "apis", id, "apikeys"] if read => {
+            state.scope(id).and_then(|s| list_api_keys(&s, query))
         }
+        ["v1", "tags", arn] => match tags::scope(state, arn) {
+            Err(e) => Err(e),
+            Ok(s) if read => tags::list(&s, arn).await,
+            Ok(s) if method == Method::POST => tags::tag(&s, arn, body).await,
+            Ok(s) if method == Method::DELETE => tags::untag(&s, arn, query).await,
+            Ok(_) => return None,
+        },
+        ["v1", "apis", id, "apikeys"] if method == Method::POST => match state.scope(id) {
+            Ok(s) => keys::create(&s, body).await,
+            Err(e) => Err(e),
+        },
+        ["v1", "apis", id, "apikeys", key] if method == Method::POST => match state.scope(id) {
+            Ok(s) => keys::update(&s, key, body).await,
+            Err(e) => Err(e),
+        },
+        ["v1", "apis", id, "apikeys", key] if method == Method::DELETE => match state.scope(id) {
+            Ok(s) => keys::delete(&s, key).await,
+            Err(e) => Err(e),
+        },
         ["v2", "apis"]
         | ["v2", "apis", _]
         | ["v2", "apis", _, "channelNamespaces"]
         | ["v2", "apis", _, "channelNamespaces", _]
         | ["v1", "apis", _, "apikeys"]
-        | ["v1", "apis", _, "apikeys", _] => Err(read_only(state)),
+        | ["v1", "apis", _, "apikeys", _] => Err(read_only()),
         _ => return None,
     })
 }
@@ -112,23 +114,13 @@ pub(super) fn ok(body: Value) -> Response<Body> {
     json_response(StatusCode::OK, &body)
 }
 
-fn read_only(state: &AdminState) -> AwsError {
-    AwsError::bad_request(format!(
-        "The API '{}' is defined in Herald's configuration file: change it there and restart \
-         (creating and changing APIs, namespaces and keys through this API is not available yet)",
-        state.api.config.api_id
-    ))
+fn read_only() -> AwsError {
+    AwsError::bad_request(
+        "The API is defined in Herald's configuration file: change it there and restart",
+    )
 }
 
-impl AdminState {
-    fn api_by_id(&self, id: &str) -> Result<(), AwsError> {
-        if id == self.api.config.api_id {
-            Ok(())
-        } else {
-            Err(AwsError::not_found(format!("GraphQL API {id} not found.")))
-        }
-    }
-
+impl Scope {
     fn api_arn(&self) -> String {
         let c = &self.api.config;
         format!(
@@ -147,25 +139,25 @@ pub(super) fn modes(list: &[AuthType]) -> Value {
 }
 
 /// The API's shape with its stored tags.
-async fn api_shape(state: &AdminState) -> Value {
+async fn api_shape(state: &Scope) -> Value {
     let mut v = api(state);
     v["tags"] = tags::of(state, &state.api_arn()).await;
     v
 }
 
 /// A namespace's shape with its stored tags.
-pub(super) async fn namespace_shape(state: &AdminState, ns: &NamespaceConfig) -> Value {
+pub(super) async fn namespace_shape(state: &Scope, ns: &NamespaceConfig) -> Value {
     let mut v = namespace(state, ns);
     v["tags"] = tags::of(state, &namespace_arn(state, &ns.name)).await;
     v
 }
 
-pub(super) fn namespace_arn(state: &AdminState, name: &str) -> String {
+pub(super) fn namespace_arn(state: &Scope, name: &str) -> String {
     format!("{}/channelNamespace/{name}", state.api_arn())
 }
 
 /// AppSync's `Api` shape for the configured API.
-fn api(state: &AdminState) -> Value {
+fn api(state: &Scope) -> Value {
     let c = &state.api.config;
     let providers: Vec<Value> = c
         .providers
@@ -222,11 +214,15 @@ fn without_nulls(v: Value) -> Value {
 }
 
 async fn list_apis(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
-    let (apis, next) = page(&[api_shape(state).await], query, MAX_RESULTS)?;
+    let mut all = Vec::new();
+    for api in state.apis.all() {
+        all.push(api_shape(&state.scope_of(api)).await);
+    }
+    let (apis, next) = page(&all, query, MAX_RESULTS)?;
     Ok(ok(without_nulls(json!({"apis": apis, "nextToken": next}))))
 }
 
-fn namespace_by_name(state: &AdminState, name: &str) -> Result<Arc<NamespaceConfig>, AwsError> {
+fn namespace_by_name(state: &Scope, name: &str) -> Result<Arc<NamespaceConfig>, AwsError> {
     state
         .api
         .find_namespace(name)
@@ -234,7 +230,7 @@ fn namespace_by_name(state: &AdminState, name: &str) -> Result<Arc<NamespaceConf
 }
 
 /// AppSync's `ChannelNamespace` shape.
-fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
+fn namespace(state: &Scope, ns: &NamespaceConfig) -> Value {
     let c = &state.api.config;
     without_nulls(json!({
         "apiId": c.api_id,
@@ -249,7 +245,7 @@ fn namespace(state: &AdminState, ns: &NamespaceConfig) -> Value {
     }))
 }
 
-async fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+async fn list_namespaces(state: &Scope, query: &str) -> Result<Response<Body>, AwsError> {
     let mut all = Vec::new();
     for ns in state.api.namespace_list() {
         all.push(namespace_shape(state, &ns).await);
@@ -260,7 +256,7 @@ async fn list_namespaces(state: &AdminState, query: &str) -> Result<Response<Bod
     )))
 }
 
-fn list_api_keys(state: &AdminState, query: &str) -> Result<Response<Body>, AwsError> {
+fn list_api_keys(state: &Scope, query: &str) -> Result<Response<Body>, AwsError> {
     let all: Vec<Value> = state
         .api
         .api_keys()

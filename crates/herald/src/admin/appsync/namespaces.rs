@@ -9,7 +9,7 @@
 //! Namespaces the configuration file defines are changed in the file.
 
 use super::super::aws::{AwsError, Body};
-use super::super::AdminState;
+use super::super::Scope;
 use super::{namespace_arn, namespace_shape, ok, tags};
 use crate::config::{valid_namespace_name, AuthType, NamespaceConfig};
 use crate::store::StoredNamespace;
@@ -29,7 +29,7 @@ struct Fields {
     tags: Vec<(String, String)>,
 }
 
-fn auth_modes(field: &str, v: Value, state: &AdminState) -> Result<Vec<AuthType>, AwsError> {
+fn auth_modes(field: &str, v: Value, state: &Scope) -> Result<Vec<AuthType>, AwsError> {
     let bad = |m: String| AwsError::bad_request(m);
     let Value::Array(items) = v else {
         return Err(bad(format!(
@@ -60,7 +60,7 @@ fn auth_modes(field: &str, v: Value, state: &AdminState) -> Result<Vec<AuthType>
         .collect()
 }
 
-fn fields(body: &[u8], state: &AdminState) -> Result<Fields, AwsError> {
+fn fields(body: &[u8], state: &Scope) -> Result<Fields, AwsError> {
     let obj = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => o,
         _ => {
@@ -131,7 +131,7 @@ fn file_namespace(name: &str) -> AwsError {
 }
 
 /// Check the namespace's code, store it, then serve it.
-async fn apply(state: &AdminState, ns: NamespaceConfig) -> Result<(), AwsError> {
+async fn apply(state: &Scope, ns: NamespaceConfig) -> Result<(), AwsError> {
     if let Some(code) = &ns.code_handlers {
         // Checked before anything is stored: refused code changes nothing.
         crate::handlers::check_code(&ns.name, code, &state.api.config.handlers)
@@ -146,7 +146,7 @@ async fn apply(state: &AdminState, ns: NamespaceConfig) -> Result<(), AwsError> 
     state.api.put_namespace(ns).map_err(AwsError::bad_request)
 }
 
-pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, AwsError> {
+pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsError> {
     let f = fields(body, state)?;
     let name = f
         .name
@@ -191,11 +191,7 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
     ))
 }
 
-pub async fn update(
-    state: &AdminState,
-    name: &str,
-    body: &[u8],
-) -> Result<Response<Body>, AwsError> {
+pub async fn update(state: &Scope, name: &str, body: &[u8]) -> Result<Response<Body>, AwsError> {
     let f = fields(body, state)?;
     let current = state
         .api
@@ -227,7 +223,7 @@ pub async fn update(
     ))
 }
 
-pub async fn delete(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
+pub async fn delete(state: &Scope, name: &str) -> Result<Response<Body>, AwsError> {
     if state.api.find_namespace(name).is_none() {
         return Err(AwsError::not_found(format!(
             "Channel namespace {name} not found."

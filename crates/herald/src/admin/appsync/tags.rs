@@ -4,15 +4,24 @@
 //! tags per resource.
 
 use super::super::aws::{percent_decode, AwsError, Body};
-use super::super::AdminState;
+use super::super::{AdminState, Scope};
 use super::ok;
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 
 const MAX_TAGS: usize = 50;
 
+/// The API an ARN belongs to (`arn:aws:appsync:<region>:<account>:apis/<id>...`).
+pub fn scope(state: &AdminState, arn: &str) -> Result<Scope, AwsError> {
+    let id = arn
+        .split_once(":apis/")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .ok_or_else(|| not_found(arn))?;
+    state.scope(id).map_err(|_| not_found(arn))
+}
+
 /// Whether `arn` names the API or one of its namespaces.
-fn known(state: &AdminState, arn: &str) -> bool {
+fn known(state: &Scope, arn: &str) -> bool {
     let api = state.api_arn();
     arn == api
         || arn
@@ -35,7 +44,7 @@ fn store_failed(e: String) -> AwsError {
 
 /// A resource's tags as AppSync's `tags` map (empty when the store fails:
 /// reads degrade, they do not fail).
-pub async fn of(state: &AdminState, arn: &str) -> Value {
+pub async fn of(state: &Scope, arn: &str) -> Value {
     let tags = state.api.store.tags(arn).await.unwrap_or_default();
     Value::Object(
         tags.into_iter()
@@ -72,11 +81,7 @@ pub fn check(tags: &Map<String, Value>) -> Result<Vec<(String, String)>, AwsErro
 }
 
 /// Store checked tags on a resource, within the per-resource limit.
-pub async fn put(
-    state: &AdminState,
-    arn: &str,
-    tags: Vec<(String, String)>,
-) -> Result<(), AwsError> {
+pub async fn put(state: &Scope, arn: &str, tags: Vec<(String, String)>) -> Result<(), AwsError> {
     if tags.is_empty() {
         return Ok(());
     }
@@ -95,14 +100,14 @@ pub async fn put(
     }
 }
 
-pub async fn list(state: &AdminState, arn: &str) -> Result<Response<Body>, AwsError> {
+pub async fn list(state: &Scope, arn: &str) -> Result<Response<Body>, AwsError> {
     if !known(state, arn) {
         return Err(not_found(arn));
     }
     Ok(ok(json!({"tags": of(state, arn).await})))
 }
 
-pub async fn tag(state: &AdminState, arn: &str, body: &[u8]) -> Result<Response<Body>, AwsError> {
+pub async fn tag(state: &Scope, arn: &str, body: &[u8]) -> Result<Response<Body>, AwsError> {
     if !known(state, arn) {
         return Err(not_found(arn));
     }
@@ -125,7 +130,7 @@ pub async fn tag(state: &AdminState, arn: &str, body: &[u8]) -> Result<Response<
     Ok(ok(json!({})))
 }
 
-pub async fn untag(state: &AdminState, arn: &str, query: &str) -> Result<Response<Body>, AwsError> {
+pub async fn untag(state: &Scope, arn: &str, query: &str) -> Result<Response<Body>, AwsError> {
     if !known(state, arn) {
         return Err(not_found(arn));
     }
