@@ -268,33 +268,178 @@ async fn appsync_reads_with_aws_shapes() {
     assert_eq!(r.status, 404, "{}", r.raw);
 }
 
+/// A second API on the same server: its own keys and namespaces (the same
+/// names as the first's), its own endpoints by path; nothing crosses. Deleting
+/// it closes its connections; the file's API is changed in the file.
 #[tokio::test]
-async fn writes_are_refused_while_the_api_lives_in_the_file() {
-    let (_server, admin) = server().await;
-    let body = json!({"name": "other", "eventConfig": {"authProviders": [{"authType": "API_KEY"}],
+async fn several_apis_on_one_server_share_nothing() {
+    let (server, admin) = server().await;
+    let event_config = json!({"authProviders": [{"authType": "API_KEY"}],
         "connectionAuthModes": [{"authType": "API_KEY"}], "defaultPublishAuthModes": [{"authType": "API_KEY"}],
-        "defaultSubscribeAuthModes": [{"authType": "API_KEY"}]}})
-    .to_string();
-    let r = call(
+        "defaultSubscribeAuthModes": [{"authType": "API_KEY"}]});
+    let r = post(
         admin,
-        Call {
-            method: "POST",
-            headers: &[("content-type", "application/json")],
-            body: body.as_bytes(),
-            ..Call::get("/v2/apis")
-        },
+        "/v2/apis",
+        &json!({"name": "second api", "ownerContact": "ops", "eventConfig": event_config}),
     )
     .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let id = r.body["api"]["apiId"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 26);
+    assert_eq!(r.body["api"]["name"], "second api");
+    assert_eq!(r.body["api"]["ownerContact"], "ops");
+    assert_eq!(
+        get(admin, "/v2/apis").await.body["apis"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // It starts empty: a namespace and a key are created next.
+    let r = get(admin, &format!("/v2/apis/{id}/channelNamespaces")).await;
+    assert_eq!(r.body["channelNamespaces"], json!([]));
+    let r = post(
+        admin,
+        &format!("/v2/apis/{id}/channelNamespaces"),
+        &json!({"name": "default"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = post(admin, &format!("/v1/apis/{id}/apikeys"), &json!({})).await;
+    let key2 = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+
+    let base = format!("/apis/{id}");
+    let mut sub2 =
+        WsClient::connect_path(server.addr, &format!("{base}/event/realtime"), &key2).await;
+    sub2.init().await;
+    sub2.send(
+        json!({"type": "subscribe", "id": "s", "channel": "/default/room",
+                     "authorization": {"x-api-key": key2}}),
+    )
+    .await;
+    assert_eq!(sub2.recv().await["type"], "subscribe_success");
+    let mut sub1 = server.ws().await;
+    sub1.init().await;
+    sub1.subscribe("s", "/default/room").await;
+    let publish = |path: String, key: String, v: &'static str| async move {
+        http_request(
+            server.addr,
+            "POST",
+            &path,
+            json!({"channel": "/default/room", "events": [json!({"v": v}).to_string()]})
+                .to_string()
+                .into_bytes(),
+            &[("x-api-key", &key), ("content-type", "application/json")],
+        )
+        .await
+    };
+    assert_eq!(
+        publish(format!("{base}/event"), key2.clone(), "two")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        publish("/event".into(), KEY.into(), "one").await.status,
+        200
+    );
+    assert_eq!(sub2.data("s").await["v"], "two");
+    assert_eq!(
+        sub1.data("s").await["v"],
+        "one",
+        "nothing crossed from the second API"
+    );
+    // Keys do not cross either.
+    assert_eq!(
+        publish(format!("{base}/event"), KEY.into(), "x")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        publish("/event".into(), key2.clone(), "x").await.status,
+        401
+    );
+
+    // The file's API is changed in the file.
+    let file_api = "/v2/apis/chatapi0000000000000000000";
+    let r = delete(admin, file_api).await;
     assert_eq!(
         (r.status, error_type(&r).as_str()),
-        (400, "BadRequestException"),
-        "{}",
-        r.raw
+        (400, "BadRequestException")
     );
     assert!(r.body["message"]
         .as_str()
         .unwrap()
         .contains("configuration file"));
+    let r = post(admin, file_api, &json!({"name": "renamed"})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException")
+    );
+
+    let r = delete(admin, &format!("/v2/apis/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let (close, _) = sub2.recv_until_close().await;
+    let close = close.expect("a close frame");
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1008, "API deleted")
+    );
+    assert_eq!(
+        publish(format!("{base}/event"), key2, "gone").await.status,
+        404
+    );
+    let r = get(admin, &format!("/v2/apis/{id}")).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException")
+    );
+    assert_eq!(
+        publish("/event".into(), KEY.into(), "still").await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn create_api_input_is_checked() {
+    let (_server, admin) = server().await;
+    let ok_config = json!({"authProviders": [{"authType": "API_KEY"}]});
+    for (body, part) in [
+        (json!({"eventConfig": ok_config}), "name is required"),
+        (
+            json!({"name": "bad/name", "eventConfig": ok_config}),
+            "invalid",
+        ),
+        (json!({"name": "x"}), "eventConfig is required"),
+        (
+            json!({"name": "x", "eventConfig": {"authProviders": [{"authType": "NOPE"}]}}),
+            "eventConfig",
+        ),
+        (
+            json!({"name": "x", "eventConfig": {"authProviders": [{"authType": "API_KEY"}],
+            "connectionAuthModes": [{"authType": "AWS_LAMBDA"}]}}),
+            "AWS_LAMBDA",
+        ),
+        (
+            json!({"name": "x", "eventConfig": ok_config, "colour": 1}),
+            "colour",
+        ),
+    ] {
+        let r = post(admin, "/v2/apis", &body).await;
+        assert_eq!(
+            (r.status, error_type(&r).as_str()),
+            (400, "BadRequestException"),
+            "{body}: {}",
+            r.raw
+        );
+        assert!(
+            r.body["message"].as_str().unwrap().contains(part),
+            "{body}: {}",
+            r.raw
+        );
+    }
 }
 
 #[tokio::test]
@@ -596,6 +741,21 @@ async fn created_keys_survive_a_restart() {
     let key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
     let r = post(admin, NAMESPACES, &json!({"name": "kept"})).await;
     assert_eq!(r.status, 200, "{}", r.raw);
+    let r = post(
+        admin,
+        "/v2/apis",
+        &json!({"name": "kept api", "eventConfig": {"authProviders": [{"authType": "API_KEY"}]}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let kept_api = r.body["api"]["apiId"].as_str().unwrap().to_string();
+    let r = post(
+        admin,
+        &format!("/v2/apis/{kept_api}/channelNamespaces"),
+        &json!({"name": "k"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
     first.shutdown().await;
 
     let second = TestServer::with_config(config()).await;
@@ -604,6 +764,13 @@ async fn created_keys_survive_a_restart() {
     let listed = get(admin, KEYS).await;
     assert_eq!(listed.body["apiKeys"][1]["id"], key.as_str());
     assert_eq!(listed.body["apiKeys"][1]["description"], "kept");
+    // And a created API with its namespace.
+    let r = get(admin, &format!("/v2/apis/{kept_api}/channelNamespaces/k")).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        get(admin, "/v2/apis").await.body["apis"][1]["name"],
+        "kept api"
+    );
     // And so does a created namespace.
     let r = get(admin, &format!("{NAMESPACES}/kept")).await;
     assert_eq!(r.status, 200, "{}", r.raw);

@@ -67,6 +67,8 @@ pub struct EventApi {
     /// deleted key ends them. Entries of closed connections are dropped when
     /// their key is deleted or the connection ends.
     key_connections: std::sync::Mutex<HashMap<String, Vec<std::sync::Weak<crate::hub::Outbox>>>>,
+    /// Every open WebSocket connection, so deleting the API ends them.
+    connections: std::sync::Mutex<Vec<std::sync::Weak<crate::hub::Outbox>>>,
     /// The namespaces: the file's, and those the admin API creates.
     namespaces: std::sync::RwLock<namespaces::Namespaces>,
     auth: Authorizer,
@@ -114,6 +116,7 @@ impl EventApi {
         EventApi {
             store,
             key_connections: Default::default(),
+            connections: Default::default(),
             handlers,
             http: HttpClient::new(None)?,
             namespaces: std::sync::RwLock::new(namespaces::Namespaces::new(&config.namespaces)),
@@ -132,6 +135,26 @@ impl EventApi {
                 .unwrap_or(0.0),
         }
         .with_stored_namespaces()
+    }
+
+    /// Build a created API (`CreateApi`, or one stored earlier) on top of the
+    /// server's configuration `base`: its own hub, auth, handlers.
+    pub async fn create(
+        base: &ApiConfig,
+        stored: &crate::store::StoredApi,
+        store: crate::store::Store,
+    ) -> Result<Arc<EventApi>, String> {
+        let config = ApiConfig::derived(
+            base,
+            &stored.api_id,
+            &stored.name,
+            stored.owner_contact.clone(),
+            &stored.event_config,
+        )?;
+        let hub = Hub::from_config(&config).await?;
+        let mut api = EventApi::new(config, hub, store)?;
+        api.created = stored.created;
+        Ok(Arc::new(api))
     }
 
     /// Serve the namespaces the admin API created earlier (a file namespace of
@@ -190,7 +213,26 @@ impl EventApi {
             .unwrap_or_default();
         list.iter()
             .filter_map(std::sync::Weak::upgrade)
-            .map(|outbox| outbox.revoke())
+            .map(|outbox| outbox.revoke(crate::hub::Revoked::KeyDeleted))
+            .count()
+    }
+
+    /// Remember an open WebSocket connection (dropped entries are pruned as
+    /// new ones come).
+    pub fn track_connection(&self, outbox: &Arc<crate::hub::Outbox>) {
+        let mut list = self.connections.lock().unwrap();
+        if list.len() >= 64 && list.len().is_power_of_two() {
+            list.retain(|w| w.strong_count() > 0);
+        }
+        list.push(Arc::downgrade(outbox));
+    }
+
+    /// The API was deleted: end every connection (1008 "API deleted").
+    pub fn revoke_all_connections(&self) -> usize {
+        let list = std::mem::take(&mut *self.connections.lock().unwrap());
+        list.iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|outbox| outbox.revoke(crate::hub::Revoked::ApiDeleted))
             .count()
     }
 

@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod derived;
 mod engine;
 mod namespace;
 #[cfg(test)]
@@ -256,6 +257,11 @@ pub struct NamespaceConfig {
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub name: String,
+    /// The name in broker subjects and channels: the name for the file's API
+    /// (nodes of a cluster share it by name), the id for created APIs.
+    pub wire_name: String,
+    /// AppSync's `ownerContact`.
+    pub owner_contact: Option<String>,
     /// AppSync's `apiId`: 26 lowercase letters and digits unless configured.
     pub api_id: String,
     /// The 12-digit account id.
@@ -561,6 +567,8 @@ impl ApiConfig {
             generated_admin = Some((id, secret));
         }
         Ok(ApiConfig {
+            wire_name: name.clone(),
+            owner_contact: file.owner_contact.clone(),
             name,
             api_id,
             account_id,

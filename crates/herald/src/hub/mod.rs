@@ -17,7 +17,7 @@ pub mod wire;
 pub use engine::{Batch, Engine, EngineError, EngineMetrics, MemoryEngine};
 pub use filter::EventFilter;
 pub use local::{Delivery, LocalFanout, Subscriber};
-pub use outbox::{Outbound, Outbox, Pushed};
+pub use outbox::{Outbound, Outbox, Pushed, Revoked};
 
 use crate::config::{ApiConfig, EngineSetting};
 use herald_core::index::SubKey;
@@ -75,12 +75,18 @@ impl Hub {
         let engine: Box<dyn Engine> = match &config.engine {
             EngineSetting::Memory => return Ok(Hub::memory()),
             EngineSetting::Nats(c) => Box::new(
-                nats::NatsEngine::connect(c, &config.name, &node, local.clone(), metrics.clone())
-                    .await?,
+                nats::NatsEngine::connect(
+                    c,
+                    &config.wire_name,
+                    &node,
+                    local.clone(),
+                    metrics.clone(),
+                )
+                .await?,
             ),
             EngineSetting::Redis(c) => Box::new(redis::RedisEngine::start(
                 c,
-                &config.name,
+                &config.wire_name,
                 &node,
                 local.clone(),
                 metrics.clone(),

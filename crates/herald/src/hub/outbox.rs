@@ -16,7 +16,7 @@
 //! pointer moves and never span an `.await`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -37,6 +37,15 @@ impl SharedEvents {
         let bytes = literals.iter().map(|l| l.len()).sum();
         SharedEvents { literals, bytes }
     }
+}
+
+/// Why a connection was ended from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// The API key it connected with was deleted.
+    KeyDeleted = 1,
+    /// Its API was deleted.
+    ApiDeleted = 2,
 }
 
 /// One queue entry.
@@ -90,9 +99,9 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
-    /// The credentials the connection authenticated with were revoked. An
-    /// atomic, not in `state`: the connection reads it after every write.
-    revoked: AtomicBool,
+    /// Why the connection must end (a [`Revoked`] as a number, 0 for none).
+    /// An atomic, not in `state`: the connection reads it after every write.
+    revoked: AtomicU8,
     max_frames: usize,
     max_bytes: usize,
 }
@@ -111,7 +120,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
-            revoked: AtomicBool::new(false),
+            revoked: AtomicU8::new(0),
             max_frames,
             max_bytes,
         }
@@ -162,13 +171,18 @@ impl Outbox {
 
     /// The connection's credentials were revoked: wake its task, which closes
     /// it (see [`Outbox::is_revoked`]).
-    pub fn revoke(&self) {
-        self.revoked.store(true, Ordering::Release);
+    pub fn revoke(&self, why: Revoked) {
+        self.revoked.store(why as u8, Ordering::Release);
         self.notify.notify_one();
     }
 
-    pub fn is_revoked(&self) -> bool {
-        self.revoked.load(Ordering::Acquire)
+    /// Whether (and why) the connection was revoked.
+    pub fn revoked(&self) -> Option<Revoked> {
+        match self.revoked.load(Ordering::Acquire) {
+            1 => Some(Revoked::KeyDeleted),
+            2 => Some(Revoked::ApiDeleted),
+            _ => None,
+        }
     }
 
     /// Refuse all further pushes (the connection is going away).

@@ -101,8 +101,15 @@ impl Server {
         let admin_listen = config.admin_listen;
         let store = crate::store::Store::open(config.data_dir.as_deref())?;
         let hub = Hub::from_config(&config).await?;
-        let api = Arc::new(EventApi::new(config, hub, store)?);
+        let api = Arc::new(EventApi::new(config, hub, store.clone())?);
         let apis = Arc::new(Registry::new(api.clone()));
+        // The APIs created through the admin API earlier.
+        for stored in store.apis()? {
+            let created = EventApi::create(&api.config, &stored, store.clone())
+                .await
+                .map_err(|e| format!("stored API {}: {e}", stored.api_id))?;
+            apis.insert(created);
+        }
         let admin = match admin_listen {
             Some(addr) => Some(crate::admin::AdminServer::bind(addr, apis.clone(), public).await?),
             None => None,

@@ -260,6 +260,7 @@ impl Connection {
             http: None,
         }))
         .await;
+        self.api.track_connection(&self.outbox);
         // A connection made with an API key ends when the key is deleted.
         if let (Ok(Identity::ApiKey), Some(key)) = (&self.connect, self.headers.get("x-api-key")) {
             self.api.track_key_connection(key, &self.outbox);
@@ -375,13 +376,24 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Option<Exit> {
-        if self.outbox.is_revoked() {
-            tracing::info!("the connection's API key was deleted; closing");
-            return Some(Exit::Close(
-                close_code::POLICY,
-                "API key deleted",
-                "key_revoked",
-            ));
+        match self.outbox.revoked() {
+            Some(crate::hub::Revoked::KeyDeleted) => {
+                tracing::info!("the connection's API key was deleted; closing");
+                return Some(Exit::Close(
+                    close_code::POLICY,
+                    "API key deleted",
+                    "key_revoked",
+                ));
+            }
+            Some(crate::hub::Revoked::ApiDeleted) => {
+                tracing::info!("the connection's API was deleted; closing");
+                return Some(Exit::Close(
+                    close_code::POLICY,
+                    "API deleted",
+                    "api_deleted",
+                ));
+            }
+            None => {}
         }
         match self.write_queued().await {
             Err(reason) => Some(Exit::Gone(reason)),

@@ -46,7 +46,27 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (arn, key)
     );",
+    // 4: APIs created through the admin API.
+    "CREATE TABLE apis (
+        api_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_contact TEXT,
+        event_config TEXT NOT NULL,
+        created REAL NOT NULL
+    );",
 ];
+
+/// An API as stored: AppSync's `CreateApi` fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredApi {
+    pub api_id: String,
+    pub name: String,
+    pub owner_contact: Option<String>,
+    /// `eventConfig` as AWS's JSON.
+    pub event_config: serde_json::Value,
+    /// Epoch seconds.
+    pub created: f64,
+}
 
 /// A channel namespace as stored: auth modes as AppSync's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,6 +356,73 @@ impl Store {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// The created APIs, oldest first (synchronously: used at start).
+    pub fn apis(&self) -> Result<Vec<StoredApi>, String> {
+        let c = self.conn.lock().unwrap();
+        let mut stmt = c
+            .prepare("SELECT api_id, name, owner_contact, event_config, created FROM apis ORDER BY created, api_id")
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (api_id, name, owner_contact, event_config, created) =
+                row.map_err(|e| e.to_string())?;
+            out.push(StoredApi {
+                api_id,
+                name,
+                owner_contact,
+                event_config: serde_json::from_str(&event_config).map_err(|e| e.to_string())?,
+                created,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn insert_api(&self, api: StoredApi) -> Result<(), String> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO apis (api_id, name, owner_contact, event_config, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![api.api_id, api.name, api.owner_contact, api.event_config.to_string(), api.created],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Delete an API and everything it owns (keys, namespaces, tags), in one
+    /// transaction; `false` when there was no such API.
+    pub async fn delete_api(&self, api_id: &str, arn: &str) -> Result<bool, String> {
+        let (api_id, arn) = (api_id.to_string(), arn.to_string());
+        self.run(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let n = tx.execute("DELETE FROM apis WHERE api_id = ?1", params![api_id])?;
+            tx.execute("DELETE FROM api_keys WHERE api_id = ?1", params![api_id])?;
+            tx.execute(
+                "DELETE FROM channel_namespaces WHERE api_id = ?1",
+                params![api_id],
+            )?;
+            tx.execute(
+                "DELETE FROM tags WHERE arn = ?1 OR arn LIKE ?2",
+                params![arn, format!("{arn}/%")],
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
         })
         .await
     }

@@ -2,13 +2,13 @@
 //! `/v1/apis/{apiId}/apikeys...`), with AWS's shapes, status codes and
 //! exceptions, over the API Herald serves.
 //!
-//! Today the one API is the configuration file's, so `ListApis` and `GetApi`
-//! answer from it. Its API keys ([`keys`]), channel namespaces
-//! ([`namespaces`]) and tags ([`tags`]) are live: created, changed and deleted
-//! while clients are served, kept in the store, listed with the file's. The
-//! other writes (`CreateApi`, `UpdateApi`, `DeleteApi`) are refused with
-//! `BadRequestException` saying the API is defined in the file.
+//! The configuration file's API, and those `CreateApi` adds ([`apis`]); for
+//! each, API keys ([`keys`]), channel namespaces ([`namespaces`]) and tags
+//! ([`tags`]) are live: created, changed and deleted while clients are
+//! served, kept in the store, listed with the file's. The file's own
+//! resources are changed in the file; `UpdateApi` is not available yet.
 
+mod apis;
 mod keys;
 mod namespaces;
 mod tags;
@@ -41,6 +41,14 @@ pub async fn route(
     let read = method == Method::GET;
     Some(match seg.as_slice() {
         ["v2", "apis"] if read => list_apis(state, query).await,
+        ["v2", "apis"] if method == Method::POST => apis::create(state, body).await,
+        ["v2", "apis", id] if method == Method::DELETE => apis::delete(state, id).await,
+        ["v2", "apis", id] if method == Method::POST => match state.scope(id) {
+            Ok(_) => Err(AwsError::bad_request(
+                "UpdateApi is not available yet: create a new API and delete the old one",
+            )),
+            Err(e) => Err(e),
+        },
         ["v2", "apis", id] if read => match state.scope(id) {
             Ok(s) => Ok(ok(json!({"api": api_shape(&s).await}))),
             Err(e) => Err(e),
@@ -121,7 +129,7 @@ fn read_only() -> AwsError {
 }
 
 impl Scope {
-    fn api_arn(&self) -> String {
+    pub(super) fn api_arn(&self) -> String {
         let c = &self.api.config;
         format!(
             "arn:aws:appsync:{}:{}:apis/{}",
@@ -139,7 +147,7 @@ pub(super) fn modes(list: &[AuthType]) -> Value {
 }
 
 /// The API's shape with its stored tags.
-async fn api_shape(state: &Scope) -> Value {
+pub(super) async fn api_shape(state: &Scope) -> Value {
     let mut v = api(state);
     v["tags"] = tags::of(state, &state.api_arn()).await;
     v
@@ -190,6 +198,7 @@ fn api(state: &Scope) -> Value {
     without_nulls(json!({
         "apiId": c.api_id,
         "name": c.name,
+        "ownerContact": c.owner_contact,
         "tags": {},
         "dns": {"HTTP": host, "REALTIME": host},
         "apiArn": state.api_arn(),

@@ -1,0 +1,131 @@
+//! `CreateApi` and `DeleteApi`: more Event APIs on one server.
+//!
+//! A created API gets a fresh id (26 lowercase letters and digits, AppSync's
+//! shape) and its own namespaces, keys, auth and hub: nothing crosses between
+//! APIs. It serves at `/apis/<apiId>/event` and `/event/realtime` as soon as
+//! the answer is sent, and starts with no namespace and no key (as on AWS:
+//! create them next). It is kept in the store and served again after a
+//! restart. Deleting it removes what it owns and closes its WebSocket
+//! connections with 1008 "API deleted". The configuration file's API is
+//! changed in the file.
+
+use super::super::aws::{AwsError, Body};
+use super::super::AdminState;
+use super::{api_shape, ok, tags};
+use crate::store::StoredApi;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+/// AppSync's quota of Event APIs per account and region.
+const MAX_APIS: usize = 50;
+
+fn store_failed(e: String) -> AwsError {
+    tracing::error!(error = %e, "the store failed");
+    AwsError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalFailureException",
+        "The change could not be stored; nothing changed",
+    )
+}
+
+fn new_api_id() -> String {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..26)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, AwsError> {
+    let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
+        return Err(AwsError::bad_request(
+            "The request body must be a JSON object",
+        ));
+    };
+    let name = match obj.remove("name") {
+        Some(Value::String(n)) => n,
+        _ => return Err(AwsError::bad_request("name is required (a string)")),
+    };
+    if name.is_empty()
+        || name.chars().count() > 50
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
+    {
+        return Err(AwsError::bad_request(format!(
+            "name '{name}' is invalid: 1-50 letters, digits, '_', '-' or spaces"
+        )));
+    }
+    let event_config = match obj.remove("eventConfig") {
+        Some(v @ Value::Object(_)) => v,
+        _ => return Err(AwsError::bad_request("eventConfig is required (an object)")),
+    };
+    let owner_contact = match obj.remove("ownerContact") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(AwsError::bad_request("ownerContact must be a string")),
+    };
+    let tag_list = match obj.remove("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(t)) => tags::check(&t)?,
+        Some(_) => return Err(AwsError::bad_request("tags must be a map")),
+    };
+    if let Some(other) = obj.keys().next() {
+        return Err(AwsError::bad_request(format!("Unknown field '{other}'")));
+    }
+    if state.apis.all().len() >= MAX_APIS {
+        return Err(AwsError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "ServiceQuotaExceededException",
+            format!("A server can run at most {MAX_APIS} APIs."),
+        ));
+    }
+    let default = state.apis.default_api().clone();
+    let stored = StoredApi {
+        api_id: new_api_id(),
+        name,
+        owner_contact,
+        event_config,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64().floor())
+            .unwrap_or(0.0),
+    };
+    // Built (and so checked) before anything is stored.
+    let api = crate::api::EventApi::create(&default.config, &stored, default.store.clone())
+        .await
+        .map_err(AwsError::bad_request)?;
+    default
+        .store
+        .insert_api(stored.clone())
+        .await
+        .map_err(store_failed)?;
+    state.apis.insert(api.clone());
+    let scope = state.scope_of(api);
+    tags::put(&scope, &scope.api_arn(), tag_list).await?;
+    tracing::info!(api = %stored.api_id, name = %stored.name, "API created");
+    Ok(ok(json!({"api": api_shape(&scope).await})))
+}
+
+pub async fn delete(state: &AdminState, id: &str) -> Result<Response<Body>, AwsError> {
+    let scope = state.scope(id)?;
+    if id == state.apis.default_api().config.api_id {
+        return Err(AwsError::bad_request(
+            "The API is defined in Herald's configuration file: change it there",
+        ));
+    }
+    let found = scope
+        .api
+        .store
+        .delete_api(id, &scope.api_arn())
+        .await
+        .map_err(store_failed)?;
+    if !found {
+        return Err(AwsError::not_found(format!("GraphQL API {id} not found.")));
+    }
+    state.apis.remove(id);
+    let closed = scope.api.revoke_all_connections();
+    tracing::info!(api = %id, closed, "API deleted");
+    Ok(ok(json!({})))
+}
