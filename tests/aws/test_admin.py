@@ -181,10 +181,12 @@ class AdminApi(unittest.TestCase):
             "defaultSubscribeAuthModes": [{"authType": "API_KEY"}],
         })["api"]
         api_id = api["apiId"]
-        self.assertEqual(appsync.get_api(apiId=api_id)["api"]["name"], "second")
+        got = appsync.get_api(apiId=api_id)["api"]
+        self.assertEqual(got["name"], "second")
+        self.assertEqual(got["dns"]["HTTP"], f"{self.public}/apis/{api_id}")
         appsync.create_channel_namespace(apiId=api_id, name="default")
         key = appsync.create_api_key(apiId=api_id)["apiKey"]["id"]
-        self.assertEqual(publish_to(self.public + f"/apis/{api_id}", key, "/default/a")[0], 200)
+        self.assertEqual(publish_to(got["dns"]["HTTP"], key, "/default/a")[0], 200)
         # The first API's key is not the second's.
         self.assertEqual(publish_to(self.public + f"/apis/{api_id}", self.api_key, "/default/a")[0], 401)
         appsync.delete_api(apiId=api_id)

@@ -286,6 +286,11 @@ async fn several_apis_on_one_server_share_nothing() {
     assert_eq!(r.status, 200, "{}", r.raw);
     let id = r.body["api"]["apiId"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 26);
+    // Clients append /event to dns.HTTP: a created API is reached by path.
+    assert_eq!(
+        r.body["api"]["dns"]["HTTP"],
+        format!("{}/apis/{id}", server.addr)
+    );
     assert_eq!(r.body["api"]["name"], "second api");
     assert_eq!(r.body["api"]["ownerContact"], "ops");
     assert_eq!(

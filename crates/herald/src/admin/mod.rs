@@ -51,7 +51,8 @@ pub struct AdminState {
 /// One API, as the operations on it see it.
 pub struct Scope {
     pub api: Arc<EventApi>,
-    /// `host:port` of the public listener as clients should use it.
+    /// Where clients reach this API: `host:port` of the public listener, and
+    /// `/apis/<apiId>` after it for a created API (`GetApi`'s `dns`).
     public: String,
     /// When the API was created (epoch seconds).
     pub created: f64,
@@ -82,10 +83,16 @@ impl AdminState {
         } else {
             ip.to_string()
         };
+        // Clients append `/event` to `dns.HTTP`: the file's API is at the
+        // root, created ones by path.
+        let mut public = format!("{host}:{}", self.public.port());
+        if !Arc::ptr_eq(&api, self.apis.default_api()) {
+            public.push_str(&format!("/apis/{}", api.config.api_id));
+        }
         Scope {
             created: api.created,
             api,
-            public: format!("{host}:{}", self.public.port()),
+            public,
         }
     }
 }
