@@ -41,6 +41,17 @@ impl AwsError {
         AwsError::new(StatusCode::BAD_REQUEST, "BadRequestException", message)
     }
 
+    /// The store failed: logged, and answered as AWS answers its own
+    /// failures. The change was not made.
+    pub fn store_failed(e: String) -> AwsError {
+        tracing::error!(error = %e, "the store failed");
+        AwsError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailureException",
+            "The change could not be stored; nothing changed",
+        )
+    }
+
     pub fn not_found(message: impl Into<String>) -> AwsError {
         AwsError::new(StatusCode::NOT_FOUND, "NotFoundException", message)
     }

@@ -19,15 +19,6 @@ use serde_json::{json, Value};
 /// AppSync's quota of Event APIs per account and region.
 const MAX_APIS: usize = 50;
 
-fn store_failed(e: String) -> AwsError {
-    tracing::error!(error = %e, "the store failed");
-    AwsError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalFailureException",
-        "The change could not be stored; nothing changed",
-    )
-}
-
 fn new_api_id() -> String {
     use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -100,7 +91,7 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
         .store
         .insert_api(stored.clone())
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     state.apis.insert(api.clone());
     let scope = state.scope_of(api);
     tags::put(&scope, &scope.api_arn(), tag_list).await?;
@@ -120,7 +111,7 @@ pub async fn delete(state: &AdminState, id: &str) -> Result<Response<Body>, AwsE
         .store
         .delete_api(id, &scope.api_arn())
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     if !found {
         return Err(AwsError::not_found(format!("GraphQL API {id} not found.")));
     }

@@ -114,15 +114,6 @@ fn validity(expires: Option<i64>) -> Result<i64, AwsError> {
     Ok(expires)
 }
 
-fn store_failed(e: String) -> AwsError {
-    tracing::error!(error = %e, "the store failed");
-    AwsError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalFailureException",
-        "The change could not be stored; nothing changed",
-    )
-}
-
 fn file_key(id: &str) -> AwsError {
     AwsError::bad_request(format!(
         "The API key {} is defined in Herald's configuration file: change it there",
@@ -157,7 +148,7 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
         .store
         .insert_key(&state.api.config.api_id, stored.clone())
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     let entry = KeyEntry {
         description: stored.description,
         expires: Some(stored.expires),
@@ -196,7 +187,7 @@ pub async fn update(state: &Scope, id: &str, body: &[u8]) -> Result<Response<Bod
         .store
         .update_key(&state.api.config.api_id, stored.clone())
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     if !found {
         return Err(AwsError::not_found("API key not found."));
     }
@@ -225,7 +216,7 @@ pub async fn delete(state: &Scope, id: &str) -> Result<Response<Body>, AwsError>
         .store
         .delete_key(&state.api.config.api_id, id)
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     keys.remove(id);
     let closed = state.api.revoke_key_connections(id);
     tracing::info!(key = %redact(id), closed, "API key deleted");

@@ -115,15 +115,6 @@ fn stored(ns: &NamespaceConfig) -> StoredNamespace {
     }
 }
 
-fn store_failed(e: String) -> AwsError {
-    tracing::error!(error = %e, "the store failed");
-    AwsError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalFailureException",
-        "The change could not be stored; nothing changed",
-    )
-}
-
 fn file_namespace(name: &str) -> AwsError {
     AwsError::bad_request(format!(
         "The channel namespace {name} is defined in Herald's configuration file: change it there"
@@ -142,7 +133,7 @@ async fn apply(state: &Scope, ns: NamespaceConfig) -> Result<(), AwsError> {
         .store
         .put_namespace(&state.api.config.api_id, stored(&ns))
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     state.api.put_namespace(ns).map_err(AwsError::bad_request)
 }
 
@@ -237,7 +228,7 @@ pub async fn delete(state: &Scope, name: &str) -> Result<Response<Body>, AwsErro
         .store
         .delete_namespace(&state.api.config.api_id, name)
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     let ended = state.api.remove_namespace(name);
     // Its tags go with it (a failure here leaves only orphaned tags behind).
     let _ = state

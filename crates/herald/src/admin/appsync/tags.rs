@@ -6,7 +6,7 @@
 use super::super::aws::{percent_decode, AwsError, Body};
 use super::super::{AdminState, Scope};
 use super::ok;
-use hyper::{Response, StatusCode};
+use hyper::Response;
 use serde_json::{json, Map, Value};
 
 const MAX_TAGS: usize = 50;
@@ -31,15 +31,6 @@ fn known(state: &Scope, arn: &str) -> bool {
 
 fn not_found(arn: &str) -> AwsError {
     AwsError::not_found(format!("Resource {arn} not found."))
-}
-
-fn store_failed(e: String) -> AwsError {
-    tracing::error!(error = %e, "the store failed");
-    AwsError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalFailureException",
-        "The change could not be stored; nothing changed",
-    )
 }
 
 /// A resource's tags as AppSync's `tags` map (empty when the store fails:
@@ -90,7 +81,7 @@ pub async fn put(state: &Scope, arn: &str, tags: Vec<(String, String)>) -> Resul
         .store
         .put_tags(arn, tags, MAX_TAGS)
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     if fits {
         Ok(())
     } else {
@@ -147,6 +138,6 @@ pub async fn untag(state: &Scope, arn: &str, query: &str) -> Result<Response<Bod
         .store
         .remove_tags(arn, Some(keys))
         .await
-        .map_err(store_failed)?;
+        .map_err(AwsError::store_failed)?;
     Ok(ok(json!({})))
 }
