@@ -28,8 +28,8 @@
 //! matcher is a plain value: share it behind a lock or swap copies.
 
 use crate::compile::{Condition, Pattern};
-use crate::event::{self, walk};
-use crate::index::{anchor_rank, leaf_hash, literal_hash, FxMap, FxSet, PathIndex};
+
+use crate::index::{anchor_rank, leaf_hash, literal_hash, FxMap, PathIndex};
 use crate::test::{Leaf, Literal, Test};
 use serde_json::Number;
 use std::borrow::Cow;
@@ -80,6 +80,14 @@ struct AltInfo {
     dead: bool,
 }
 
+/// A node of the trie of field names.
+#[derive(Debug, Clone, Default)]
+struct FieldNode {
+    children: FxMap<Box<str>, u32>,
+    /// The condition path that ends here.
+    path: Option<u32>,
+}
+
 /// A node of the trie of exact values.
 #[derive(Debug, Clone, Default)]
 struct Node {
@@ -100,12 +108,15 @@ pub struct Matcher<K> {
     /// The patterns by slot, for rebuilding.
     patterns: HashMap<usize, Vec<Pattern>>,
     alts: Vec<AltInfo>,
-    /// Path key -> path id, for every path a condition names.
-    path_ids: FxMap<String, u32>,
+    /// The field paths conditions name, as a trie of field names: node 0 is
+    /// the event's root; an event field costs one lookup of its own name in
+    /// its parent's children, never a hash of the whole path.
+    fields: Vec<FieldNode>,
+    /// Number of distinct condition paths (path ids are 0..this).
+    paths: u32,
     /// The trie; node 0 is the root.
     nodes: Vec<Node>,
-    /// Every path key and every proper prefix of one: what the walk enters.
-    wanted: FxSet<String>,
+
     dead: usize,
 }
 
@@ -116,9 +127,9 @@ impl<K: Clone + Eq + Hash> Default for Matcher<K> {
             slot_of: HashMap::new(),
             patterns: HashMap::new(),
             alts: Vec::new(),
-            path_ids: FxMap::default(),
+            fields: vec![FieldNode::default()],
+            paths: 0,
             nodes: vec![Node::default()],
-            wanted: FxSet::default(),
             dead: 0,
         }
     }
@@ -185,16 +196,24 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
     }
 
     fn path_id(&mut self, path: &[String]) -> u32 {
-        let key = event::key(path);
-        if let Some(id) = self.path_ids.get(&key) {
-            return *id;
+        let mut node = 0usize;
+        for name in path {
+            node = match self.fields[node].children.get(name.as_str()) {
+                Some(&child) => child as usize,
+                None => {
+                    let child = self.fields.len();
+                    self.fields.push(FieldNode::default());
+                    self.fields[node]
+                        .children
+                        .insert(name.as_str().into(), child as u32);
+                    child
+                }
+            };
         }
-        for n in 1..=path.len() {
-            self.wanted.insert(event::key(&path[..n]));
-        }
-        let id = self.path_ids.len() as u32;
-        self.path_ids.insert(key, id);
-        id
+        *self.fields[node].path.get_or_insert_with(|| {
+            self.paths += 1;
+            self.paths - 1
+        })
     }
 
     fn index(&mut self, slot: usize, pattern: &Pattern) {
@@ -386,17 +405,15 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
         }
     }
 
-    /// Record a leaf at `path` (a path key); leaves on paths no condition
-    /// names are ignored.
-    pub(crate) fn on_leaf<'a>(
-        &self,
-        records: &mut Vec<(u32, Recorded<'a>)>,
-        path: &str,
-        leaf: Recorded<'a>,
-    ) {
-        if let Some(&id) = self.path_ids.get(path) {
-            records.push((id, leaf));
-        }
+    /// The field trie's node for `name` under `node`, if a condition's path
+    /// goes there.
+    pub(crate) fn field(&self, node: u32, name: &str) -> Option<u32> {
+        self.fields[node as usize].children.get(name).copied()
+    }
+
+    /// The condition path ending at field node `node`, if any.
+    pub(crate) fn path_at(&self, node: u32) -> Option<u32> {
+        self.fields[node as usize].path
     }
 
     /// End a pass: descend the trie along the event's values, collect
@@ -474,16 +491,7 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
     pub fn matches_into(&self, event: &serde_json::Value, scratch: &mut Scratch, out: &mut Vec<K>) {
         self.begin(scratch);
         let mut records = Vec::with_capacity(16);
-        let wanted = |p: &str| self.wanted.contains(p);
-        walk(event, &wanted, &mut |path, leaf| {
-            let rec = match leaf {
-                Leaf::Str(s) => Recorded::Str(Cow::Borrowed(s)),
-                Leaf::Num(n) => Recorded::Num(n.clone()),
-                Leaf::Bool(b) => Recorded::Bool(b),
-                Leaf::Null => Recorded::Null,
-            };
-            self.on_leaf(&mut records, path, rec)
-        });
+        self.walk_value(event, 0, &mut records);
         self.finish(scratch, &mut records, out);
     }
 
@@ -504,7 +512,7 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
         crate::stream::Walker {
             matcher: self,
             records: &mut records,
-            path: String::new(),
+            node: 0,
         }
         .deserialize(&mut de)?;
         de.end()?;
@@ -512,13 +520,36 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
         Ok(())
     }
 
-    pub(crate) fn wants(&self, path: &str) -> bool {
-        self.wanted.contains(path)
-    }
-
-    /// Whether a condition names exactly this path.
-    pub(crate) fn names(&self, path: &str) -> bool {
-        self.path_ids.contains_key(path)
+    /// Record the leaves of `v` (at field node `node`) on the paths
+    /// conditions name; arrays are crushed into their parent's path.
+    fn walk_value<'a>(
+        &self,
+        v: &'a serde_json::Value,
+        node: u32,
+        records: &mut Vec<(u32, Recorded<'a>)>,
+    ) {
+        use serde_json::Value;
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| self.walk_value(i, node, records)),
+            Value::Object(o) => {
+                for (k, child) in o {
+                    if let Some(next) = self.field(node, k) {
+                        self.walk_value(child, next, records);
+                    }
+                }
+            }
+            scalar => {
+                if let (Some(path), Some(leaf)) = (self.path_at(node), Leaf::of(scalar)) {
+                    let rec = match leaf {
+                        Leaf::Str(s) => Recorded::Str(Cow::Borrowed(s)),
+                        Leaf::Num(n) => Recorded::Num(n.clone()),
+                        Leaf::Bool(b) => Recorded::Bool(b),
+                        Leaf::Null => Recorded::Null,
+                    };
+                    records.push((path, rec));
+                }
+            }
+        }
     }
 
     /// The keys whose patterns `event` matches (allocates a scratch; use

@@ -12,14 +12,14 @@ use std::hash::Hash;
 pub(crate) struct Walker<'m, 'r, 'de, K> {
     pub matcher: &'m Matcher<K>,
     pub records: &'r mut Vec<(u32, Recorded<'de>)>,
-    /// The current path key.
-    pub path: String,
+    /// The current node of the matcher's field trie.
+    pub node: u32,
 }
 
 impl<'de, K: Clone + Eq + Hash> Walker<'_, '_, 'de, K> {
     fn leaf(&mut self, leaf: Recorded<'de>) {
-        if !self.path.is_empty() {
-            self.matcher.on_leaf(self.records, &self.path, leaf);
+        if let Some(path) = self.matcher.path_at(self.node) {
+            self.records.push((path, leaf));
         }
     }
 }
@@ -61,7 +61,7 @@ impl<'de, K: Clone + Eq + Hash> Visitor<'de> for &mut Walker<'_, '_, 'de, K> {
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
         // Only on paths a condition names is an escaped string copied.
-        if self.matcher.names(&self.path) {
+        if self.matcher.path_at(self.node).is_some() {
             self.leaf(Recorded::Str(Cow::Owned(v.to_string())));
         }
         Ok(())
@@ -76,17 +76,16 @@ impl<'de, K: Clone + Eq + Hash> Visitor<'de> for &mut Walker<'_, '_, 'de, K> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key_seed(Key)? {
-            let len = self.path.len();
-            if len > 0 {
-                self.path.push(crate::event::SEP);
+            match self.matcher.field(self.node, &key) {
+                Some(child) => {
+                    let parent = std::mem::replace(&mut self.node, child);
+                    map.next_value_seed(&mut *self)?;
+                    self.node = parent;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
-            self.path.push_str(&key);
-            if self.matcher.wants(&self.path) {
-                map.next_value_seed(&mut *self)?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-            self.path.truncate(len);
         }
         Ok(())
     }
