@@ -891,3 +891,14 @@ fn pattern_test_answers_with_its_exit_code() {
     assert_eq!((code, out.as_str()), (0, "match"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A SIGTERM sent the moment the banner says "Ready" gets the graceful
+/// shutdown (exit 0): the signals are listened for before the banner, never
+/// left to their default action (which kills the process).
+#[test]
+fn sigterm_right_after_ready_shuts_down_gracefully() {
+    for _ in 0..10 {
+        let mut s = serve(&["--api-key", "da2-readyterm00000000000000000"]);
+        assert!(sigterm(&mut s.child).success());
+    }
+}

@@ -37,19 +37,42 @@ pub fn init_logging(format: LogFormat, appsync_level: Option<&str>) {
     };
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM, registered when this is made: it is made before the
+/// banner says "Ready", so a signal sent right after that is never met by
+/// the default action (which would kill the process without its shutdown).
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> Result<ShutdownSignals, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen =
+                |kind, name| signal(kind).map_err(|e| format!("cannot listen for {name}: {e}"));
+            Ok(ShutdownSignals {
+                term: listen(SignalKind::terminate(), "SIGTERM")?,
+                int: listen(SignalKind::interrupt(), "SIGINT")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -117,18 +140,23 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         println!("    export AWS_SECRET_ACCESS_KEY={secret}");
         println!("    export AWS_REGION={region}");
     }
+    // Every signal is listened for before "Ready" is printed.
+    let mut shutdown = ShutdownSignals::register()?;
+    #[cfg(unix)]
+    if let Some(path) = args.config.clone() {
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+        tokio::spawn(reload_on_sighup(hup, path, overrides, server.api()));
+    }
     println!("Ready (Ctrl-C stops)");
     tracing::info!(%addr, tls = server.is_tls(), "listening");
-    if let Some(path) = args.config.clone() {
-        tokio::spawn(reload_on_sighup(path, overrides, server.api()));
-    }
     // The first signal starts the shutdown (with its drain period); a second
     // one cuts the drain short.
     let signals = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let counted = signals.clone();
     tokio::spawn(async move {
         loop {
-            shutdown_signal().await;
+            shutdown.recv().await;
             counted.add_permits(1);
         }
     });
@@ -148,17 +176,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
 /// SIGHUP re-reads the config file and hot-reloads namespaces' handler code
 /// (other settings need a restart). Code that does not load is refused and the
 /// namespace keeps its previous code; connections are not touched.
+#[cfg(unix)]
 async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
     path: std::path::PathBuf,
     overrides: Overrides,
     api: std::sync::Arc<crate::api::EventApi>,
 ) {
-    #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             let config =
                 ConfigFile::load(&path).and_then(|f| ApiConfig::resolve(f, overrides.clone()));
