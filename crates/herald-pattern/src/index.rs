@@ -114,8 +114,8 @@ pub(crate) fn anchor_rank(c: &Condition) -> Option<u8> {
     Some(rank)
 }
 
-/// The hash of an exact (path, value) edge, eight bytes at a time.
-fn fnv(path: u32, tag: u8, bytes: &[u8]) -> u64 {
+/// The hash of an exact (path, value) edge, eight bytes at a time (Fx).
+fn edge_hash(path: u32, tag: u8, bytes: &[u8]) -> u64 {
     let mut h = Fx(u64::from(path) << 8 | u64::from(tag));
     h.write(bytes);
     h.write_u64(bytes.len() as u64);
@@ -125,25 +125,25 @@ fn fnv(path: u32, tag: u8, bytes: &[u8]) -> u64 {
 /// The edge hash of a literal in a pattern and of a leaf in an event agree.
 pub(crate) fn literal_hash(path: u32, lit: &Literal) -> u64 {
     match lit {
-        Literal::Str(s) => fnv(path, b's', s.as_bytes()),
+        Literal::Str(s) => edge_hash(path, b's', s.as_bytes()),
         Literal::Num(n) => {
             let mut text = String::new();
             crate::test::number_key(*n, &mut text);
-            fnv(path, b'n', text.as_bytes())
+            edge_hash(path, b'n', text.as_bytes())
         }
-        Literal::Bool(b) => fnv(path, b'b', &[u8::from(*b)]),
-        Literal::Null => fnv(path, b'z', &[]),
+        Literal::Bool(b) => edge_hash(path, b'b', &[u8::from(*b)]),
+        Literal::Null => edge_hash(path, b'z', &[]),
     }
 }
 
 pub(crate) fn leaf_hash(path: u32, leaf: Leaf<'_>, number: &mut String) -> u64 {
     match leaf {
-        Leaf::Str(s) => fnv(path, b's', s.as_bytes()),
+        Leaf::Str(s) => edge_hash(path, b's', s.as_bytes()),
         Leaf::Num(n) => {
             crate::test::number_key(n.as_f64().unwrap_or(f64::NAN), number);
-            fnv(path, b'n', number.as_bytes())
+            edge_hash(path, b'n', number.as_bytes())
         }
-        Leaf::Bool(b) => fnv(path, b'b', &[u8::from(b)]),
-        Leaf::Null => fnv(path, b'z', &[]),
+        Leaf::Bool(b) => edge_hash(path, b'b', &[u8::from(b)]),
+        Leaf::Null => edge_hash(path, b'z', &[]),
     }
 }

@@ -46,15 +46,10 @@ pub fn admin_addr(
 /// Credentials for the development mode: an access key id (`AKIA` and 16
 /// letters and digits, AWS's shape) and a 40-character secret.
 pub fn generate_credentials() -> (String, String) {
-    use rand::RngExt;
-    let mut rng = rand::rng();
     const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let id: String = (0..16)
-        .map(|_| UPPER[rng.random_range(0..UPPER.len())] as char)
-        .collect();
-    let secret: String = (0..40)
-        .map(|_| SECRET[rng.random_range(0..SECRET.len())] as char)
-        .collect();
-    (format!("AKIA{id}"), secret)
+    (
+        format!("AKIA{}", super::random_text(UPPER, 16)),
+        super::random_text(SECRET, 40),
+    )
 }

@@ -343,13 +343,19 @@ pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
 /// A new API key in AppSync's shape: `da2-` and 26 lowercase letters and digits.
 pub fn generate_api_key() -> String {
+    format!("da2-{}", random_text(LOWER_ALNUM, 26))
+}
+
+/// Lowercase letters and digits: AppSync's ids and key tails.
+pub const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `len` characters drawn from `alphabet` (ASCII) by the thread's RNG.
+pub fn random_text(alphabet: &[u8], len: usize) -> String {
     use rand::RngExt;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let tail: String = (0..26)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("da2-{tail}")
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 impl ApiConfig {

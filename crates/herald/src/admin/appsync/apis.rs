@@ -20,12 +20,7 @@ use serde_json::{json, Value};
 const MAX_APIS: usize = 50;
 
 fn new_api_id() -> String {
-    use rand::RngExt;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..26)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    crate::config::random_text(crate::config::LOWER_ALNUM, 26)
 }
 
 pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, AwsError> {
