@@ -6,8 +6,10 @@
 //! once per operation, whatever the transport.
 
 mod namespaces;
+mod reconcile;
 pub mod registry;
 
+pub use reconcile::follow;
 pub use registry::Registry;
 
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
@@ -84,8 +86,8 @@ pub struct EventApi {
 }
 
 impl EventApi {
-    /// Build the API; namespaces' handler code is loaded (and checked) here,
-    /// and the keys the admin API created earlier are loaded from `store`.
+    /// Build the API; namespaces' handler code is loaded (and checked) here.
+    /// What the admin API created is applied by [`Registry::reconcile`].
     pub fn new(
         config: ApiConfig,
         hub: Hub,
@@ -99,21 +101,7 @@ impl EventApi {
         // Always a pool, so a reload can add handlers to a namespace.
         let handlers = Some(HandlerPool::start(code, config.handlers)?);
         let auth = Authorizer::new(&config);
-        for k in store.api_keys(&config.api_id)? {
-            // A key the file defines too keeps the file's settings.
-            if auth.api_keys().get(&k.id).is_none() {
-                auth.api_keys().insert(
-                    &k.id,
-                    crate::auth::KeyEntry {
-                        description: k.description,
-                        expires: Some(k.expires),
-                        deletes: Some(k.deletes),
-                        from_file: false,
-                    },
-                );
-            }
-        }
-        EventApi {
+        Ok(EventApi {
             store,
             key_connections: Default::default(),
             connections: Default::default(),
@@ -133,8 +121,7 @@ impl EventApi {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64().floor())
                 .unwrap_or(0.0),
-        }
-        .with_stored_namespaces()
+        })
     }
 
     /// Build a created API (`CreateApi`, or one stored earlier) on top of the
@@ -155,38 +142,6 @@ impl EventApi {
         let mut api = EventApi::new(config, hub, store)?;
         api.created = stored.created;
         Ok(Arc::new(api))
-    }
-
-    /// Serve the namespaces the admin API created earlier (a file namespace of
-    /// the same name wins). Stored code that no longer loads stops the start:
-    /// nothing is dropped silently.
-    fn with_stored_namespaces(self) -> Result<EventApi, String> {
-        for stored in self.store.namespaces(&self.config.api_id)? {
-            if self.namespace_from_file(&stored.name) {
-                continue;
-            }
-            let modes = |names: &[String]| -> Result<Vec<AuthType>, String> {
-                names
-                    .iter()
-                    .map(|n| {
-                        serde_json::from_value(Value::String(n.clone())).map_err(|_| {
-                            format!("stored namespace '{}': unknown auth mode {n}", stored.name)
-                        })
-                    })
-                    .collect()
-            };
-            let ns = NamespaceConfig {
-                name: stored.name.clone(),
-                publish_auth_modes: modes(&stored.publish_auth_modes)?,
-                subscribe_auth_modes: modes(&stored.subscribe_auth_modes)?,
-                code_handlers: stored.code_handlers.clone(),
-                direct_on_publish: None,
-                direct_on_subscribe: None,
-            };
-            self.put_namespace(ns)
-                .map_err(|e| format!("stored namespace '{}': {e}", stored.name))?;
-        }
-        Ok(self)
     }
 
     /// The API's keys (the admin API changes them live).

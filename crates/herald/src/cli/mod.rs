@@ -63,6 +63,15 @@ pub struct ServeArgs {
     /// Data directory of the control plane's store [default: ./herald-data].
     #[arg(long = "data", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep the control plane in PostgreSQL instead (a cluster's nodes share
+    /// one database): postgres://user:password@host:5432/db.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HERALD_STORE_URL",
+        conflicts_with = "data_dir"
+    )]
+    pub store_url: Option<String>,
     /// An API key to accept (repeatable); one is generated and printed if none is configured.
     #[arg(long = "api-key", value_name = "KEY")]
     pub api_keys: Vec<String>,

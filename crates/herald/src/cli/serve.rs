@@ -84,6 +84,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         listen: args.listen,
         admin_listen: args.admin_listen,
         data_dir: args.data_dir,
+        store_url: args.store_url,
         // The development mode prints admin credentials the AWS CLI can use.
         generate_admin_credentials: args.config.is_none(),
         api_keys: args.api_keys,

@@ -80,7 +80,6 @@ impl ApiConfig {
             file,
             Overrides {
                 listen: Some(base.listen),
-                data_dir: base.data_dir.clone(),
                 ..Default::default()
             },
         )?;
@@ -94,7 +93,7 @@ impl ApiConfig {
         config.handlers = base.handlers;
         config.outbound_queue_frames = base.outbound_queue_frames;
         config.outbound_queue_bytes = base.outbound_queue_bytes;
-        config.data_dir = base.data_dir.clone();
+        config.store = base.store.clone();
         Ok(config)
     }
 }

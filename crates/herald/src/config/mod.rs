@@ -11,6 +11,7 @@ mod auth;
 mod derived;
 mod engine;
 mod namespace;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ pub use namespace::{
     DataSourceFile, DirectConfig, HandlerConfigFile, HandlerConfigsFile, IntegrationFile,
     LambdaInvokeFile, NamespaceFile,
 };
+pub use store::{redact_url, StoreBackend, StoreConfig, StoreFile, DEFAULT_DATA_DIR};
 
 use auth::all_namespaces;
 use engine::{default_nats_url, default_redis_url};
@@ -84,17 +86,6 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
         .copied()
         .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
-
-/// `[store]`: where the control plane keeps what it creates.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreFile {
-    /// The data directory (`herald.db` inside); default `./herald-data`.
-    pub data_dir: Option<PathBuf>,
-}
-
-/// The default data directory.
-pub const DEFAULT_DATA_DIR: &str = "herald-data";
 
 /// Herald's listener settings.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -210,6 +201,8 @@ pub struct Overrides {
     pub admin_listen: Option<SocketAddr>,
     /// `--data DIR`.
     pub data_dir: Option<PathBuf>,
+    /// `--store-url URL`: the PostgreSQL store.
+    pub store_url: Option<String>,
     /// The development mode: generate admin credentials when none exist.
     pub generate_admin_credentials: bool,
     pub api_keys: Vec<String>,
@@ -273,8 +266,8 @@ pub struct ApiConfig {
     pub drain: Duration,
     /// The admin listener's address; `None` when it is off.
     pub admin_listen: Option<SocketAddr>,
-    /// The store's directory; `None` keeps it in memory (tests).
-    pub data_dir: Option<PathBuf>,
+    /// Where the control plane keeps what it creates.
+    pub store: StoreConfig,
     /// Admin credentials generated for the development mode (access key id,
     /// secret), to print.
     pub generated_admin: Option<(String, String)>,
@@ -579,12 +572,11 @@ impl ApiConfig {
             api_id,
             account_id,
             admin_listen,
-            data_dir: Some(
-                over.data_dir
-                    .clone()
-                    .or(file.store.data_dir.clone())
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            ),
+            store: StoreConfig::resolve(
+                &file.store,
+                over.data_dir.clone(),
+                over.store_url.clone(),
+            )?,
             generated_admin,
             listen,
             tls,
@@ -658,7 +650,7 @@ impl ApiConfig {
         .expect("the test configuration is valid");
         config.drain = Duration::ZERO;
         config.admin_listen = None;
-        config.data_dir = None;
+        config.store = StoreConfig::memory();
         config
     }
 }

@@ -99,16 +99,19 @@ impl Server {
             .local_addr()
             .map_err(|e| format!("cannot read the listener's address: {e}"))?;
         let admin_listen = config.admin_listen;
-        let store = crate::store::Store::open(config.data_dir.as_deref())?;
+        let store = crate::store::Store::open(&config.store).await?;
         let hub = Hub::from_config(&config).await?;
         let api = Arc::new(EventApi::new(config, hub, store.clone())?);
         let apis = Arc::new(Registry::new(api.clone()));
-        // The APIs created through the admin API earlier.
-        for stored in store.apis()? {
-            let created = EventApi::create(&api.config, &stored, store.clone())
-                .await
-                .map_err(|e| format!("stored API {}: {e}", stored.api_id))?;
-            apis.insert(created);
+        // What the admin API created earlier. Stored code that no longer
+        // loads stops the start: nothing is dropped silently.
+        let everything = crate::store::ChangeSet {
+            all: true,
+            ..Default::default()
+        };
+        let problems = apis.reconcile(&store, &everything).await?;
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
         }
         let admin = match admin_listen {
             Some(addr) => Some(crate::admin::AdminServer::bind(addr, apis.clone(), public).await?),
@@ -181,6 +184,13 @@ impl Server {
         if let Some(admin) = self.admin.take() {
             tokio::spawn(admin.run(shutdown_rx.clone()));
         }
+        // On a shared store, other nodes' changes.
+        tokio::spawn(crate::api::follow(
+            self.apis.clone(),
+            self.api.store.clone(),
+            self.api.config.store.reconcile,
+            shutdown_rx.clone(),
+        ));
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let draining = Arc::new(AtomicBool::new(false));
         let grace = self.api.config.shutdown_grace;

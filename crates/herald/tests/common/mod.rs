@@ -413,7 +413,7 @@ pub async fn start_with_toml(toml: &str) -> TestServer {
 /// Start a server from a configuration, its store in memory (tests must not
 /// share a data directory).
 pub async fn start_config(mut config: herald::config::ApiConfig) -> TestServer {
-    config.data_dir = None;
+    config.store = herald::config::StoreConfig::memory();
     TestServer::with_config(config).await
 }
 
