@@ -5,18 +5,11 @@
 
 mod common;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
+use common::aws::*;
 use common::*;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
-
-const ADMIN_KEY: &str = "AKIAADMINADMINADMIN0";
-const ADMIN_SECRET: &str = "admin-secret-admin-secret-admin-secret-00";
-const USER_KEY: &str = "AKIAUSERUSERUSERUSER";
-const USER_SECRET: &str = "user-secret-user-secret-user-secret-00000";
 
 async fn server() -> (TestServer, SocketAddr) {
     let server = start_with_toml(&format!(
@@ -53,84 +46,6 @@ async fn server() -> (TestServer, SocketAddr) {
         .admin_addr
         .expect("the admin listener is on by default");
     (server, admin)
-}
-
-/// A request as botocore sends it: signed for `service` with `creds` at `time`.
-struct Call<'a> {
-    creds: (&'a str, &'a str),
-    service: &'a str,
-    method: &'a str,
-    path: &'a str,
-    headers: &'a [(&'a str, &'a str)],
-    body: &'a [u8],
-    time: SystemTime,
-}
-
-impl<'a> Call<'a> {
-    /// An admin's signed `GET path` for AppSync.
-    fn get(path: &'a str) -> Call<'a> {
-        Call {
-            creds: (ADMIN_KEY, ADMIN_SECRET),
-            service: "appsync",
-            method: "GET",
-            path,
-            headers: &[],
-            body: b"",
-            time: SystemTime::now(),
-        }
-    }
-}
-
-async fn call(admin: SocketAddr, c: Call<'_>) -> HttpResponse {
-    let Call {
-        creds: (key, secret),
-        service,
-        method,
-        path: path_and_query,
-        headers: extra,
-        body,
-        time,
-    } = c;
-    let identity = Credentials::new(key, secret, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("eu-west-1")
-        .name(service)
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let url = format!("http://{admin}{path_and_query}");
-    let host = admin.to_string();
-    let mut headers: Vec<(&str, &str)> = vec![("host", &host)];
-    headers.extend_from_slice(extra);
-    let signable = SignableRequest::new(
-        method,
-        &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let signed: Vec<(String, String)> = instructions
-        .headers()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut all: Vec<(&str, &str)> = extra.to_vec();
-    all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    http_request(admin, method, path_and_query, body.to_vec(), &all).await
-}
-
-async fn get(admin: SocketAddr, path: &str) -> HttpResponse {
-    call(admin, Call::get(path)).await
-}
-
-fn error_type(r: &HttpResponse) -> String {
-    r.headers
-        .get("x-amzn-errortype")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -553,43 +468,6 @@ async fn unknown_operations_get_aws_errors_not_hangs() {
         .as_str()
         .unwrap()
         .contains("AWSEvents.ListRules"));
-}
-
-async fn post(admin: SocketAddr, path: &str, body: &serde_json::Value) -> HttpResponse {
-    let text = body.to_string();
-    call(
-        admin,
-        Call {
-            method: "POST",
-            headers: &[("content-type", "application/json")],
-            body: text.as_bytes(),
-            ..Call::get(path)
-        },
-    )
-    .await
-}
-
-async fn delete(admin: SocketAddr, path: &str) -> HttpResponse {
-    call(
-        admin,
-        Call {
-            method: "DELETE",
-            ..Call::get(path)
-        },
-    )
-    .await
-}
-
-async fn publish_with(addr: SocketAddr, key: &str) -> u16 {
-    http_post(
-        addr,
-        json!({"channel": "/default/k", "events": ["1"]})
-            .to_string()
-            .into_bytes(),
-        &[("x-api-key", key)],
-    )
-    .await
-    .status
 }
 
 const KEYS: &str = "/v1/apis/chatapi0000000000000000000/apikeys";

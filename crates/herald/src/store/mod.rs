@@ -105,7 +105,7 @@ pub struct StoredKey {
 
 enum Backend {
     Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Postgres),
+    Postgres(Box<postgres::Postgres>),
 }
 
 /// The store, shared by everything that changes resources.
@@ -151,7 +151,7 @@ impl Store {
                 )
             }
             StoreBackend::Postgres { url } => {
-                Backend::Postgres(postgres::Postgres::connect(url).await?)
+                Backend::Postgres(Box::new(postgres::Postgres::connect(url).await?))
             }
         };
         Ok(Store {

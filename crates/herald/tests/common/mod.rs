@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod aws;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
