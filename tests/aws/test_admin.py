@@ -174,12 +174,13 @@ class AdminApi(unittest.TestCase):
 
     def test_a_second_api(self):
         appsync = self.client("appsync")
-        api = appsync.create_api(name="second", eventConfig={
+        event_config = {
             "authProviders": [{"authType": "API_KEY"}],
             "connectionAuthModes": [{"authType": "API_KEY"}],
             "defaultPublishAuthModes": [{"authType": "API_KEY"}],
             "defaultSubscribeAuthModes": [{"authType": "API_KEY"}],
-        })["api"]
+        }
+        api = appsync.create_api(name="second", eventConfig=event_config)["api"]
         api_id = api["apiId"]
         got = appsync.get_api(apiId=api_id)["api"]
         self.assertEqual(got["name"], "second")
@@ -189,6 +190,13 @@ class AdminApi(unittest.TestCase):
         self.assertEqual(publish_to(got["dns"]["HTTP"], key, "/default/a")[0], 200)
         # The first API's key is not the second's.
         self.assertEqual(publish_to(self.public + f"/apis/{api_id}", self.api_key, "/default/a")[0], 401)
+        updated = appsync.update_api(
+            apiId=api_id, name="second renamed", ownerContact="ops", eventConfig=event_config)["api"]
+        self.assertEqual((updated["name"], updated["ownerContact"]), ("second renamed", "ops"))
+        self.assertEqual(appsync.get_api(apiId=api_id)["api"]["name"], "second renamed")
+        self.assertEqual(publish_to(got["dns"]["HTTP"], key, "/default/a")[0], 200)
+        code, _ = self.error_code(lambda: appsync.update_api(apiId=api_id, name="bad/name", eventConfig=event_config))
+        self.assertEqual(code, "BadRequestException")
         appsync.delete_api(apiId=api_id)
         code, _ = self.error_code(lambda: appsync.get_api(apiId=api_id))
         self.assertEqual(code, "NotFoundException")

@@ -930,3 +930,140 @@ async fn an_oversize_body_is_refused_with_aws_error() {
     assert_eq!(r.status, 413, "{}", r.raw);
     assert_eq!(error_type(&r), "RequestEntityTooLargeException");
 }
+
+/// `UpdateApi` changes a created API's name, contact and auth settings for
+/// the next operation: connections stay open, new connections meet the new
+/// connection modes. A change that would strand a namespace's auth mode,
+/// bad input, the file's API and an unknown id are refused with AWS's errors.
+#[tokio::test]
+async fn update_api_applies_to_the_next_operation_without_dropping_connections() {
+    let (server, admin) = server().await;
+    let api_key_only = json!({"authProviders": [{"authType": "API_KEY"}]});
+    let r = post(
+        admin,
+        "/v2/apis",
+        &json!({"name": "before", "ownerContact": "ops", "eventConfig": api_key_only}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let id = r.body["api"]["apiId"].as_str().unwrap().to_string();
+    let created = r.body["api"]["created"].clone();
+    let r = post(
+        admin,
+        &format!("/v2/apis/{id}/channelNamespaces"),
+        &json!({"name": "n"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = post(admin, &format!("/v1/apis/{id}/apikeys"), &json!({})).await;
+    let key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+    let realtime = format!("/apis/{id}/event/realtime");
+    let mut open = WsClient::connect_path(server.addr, &realtime, &key).await;
+    open.init().await;
+
+    // Connections now need IAM; publishing and subscribing still take keys.
+    let r = post(
+        admin,
+        &format!("/v2/apis/{id}"),
+        &json!({"name": "after", "eventConfig": {
+            "authProviders": [{"authType": "API_KEY"}, {"authType": "AWS_IAM"}],
+            "connectionAuthModes": [{"authType": "AWS_IAM"}],
+            "defaultPublishAuthModes": [{"authType": "API_KEY"}],
+            "defaultSubscribeAuthModes": [{"authType": "API_KEY"}]}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["api"]["name"], "after");
+    assert_eq!(r.body["api"]["ownerContact"], "ops", "absent: kept");
+    assert_eq!(r.body["api"]["created"], created);
+    let got = get(admin, &format!("/v2/apis/{id}")).await;
+    assert_eq!(got.body["api"]["name"], "after");
+    assert_eq!(
+        got.body["api"]["eventConfig"]["connectionAuthModes"],
+        json!([{"authType": "AWS_IAM"}])
+    );
+    // The open connection goes on: its next subscribe is served.
+    open.send(json!({"type": "subscribe", "id": "s", "channel": "/n/a",
+                     "authorization": {"x-api-key": key}}))
+        .await;
+    assert_eq!(open.recv().await["type"], "subscribe_success");
+    // A new connection with the key is refused.
+    let mut late = WsClient::connect_path(server.addr, &realtime, &key).await;
+    late.send(json!({"type": "connection_init"})).await;
+    let (_, frames) = late.recv_until_close().await;
+    assert_eq!(frames[0]["type"], "connection_error", "{frames:?}");
+
+    // Dropping API_KEY while namespace n uses it is refused; nothing changes.
+    let r = post(
+        admin,
+        &format!("/v2/apis/{id}"),
+        &json!({"name": "after", "eventConfig": {"authProviders": [{"authType": "AWS_IAM"}]}}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException"),
+        "{}",
+        r.raw
+    );
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Channel namespace n uses API_KEY"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        get(admin, &format!("/v2/apis/{id}")).await.body["api"]["eventConfig"]["authProviders"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    for (body, status, error) in [
+        (
+            json!({"eventConfig": api_key_only}),
+            400,
+            "BadRequestException",
+        ),
+        (json!({"name": "bad/name"}), 400, "BadRequestException"),
+        (
+            json!({"name": "x", "colour": "red"}),
+            400,
+            "BadRequestException",
+        ),
+        (
+            json!({"name": "x", "eventConfig": {"authProviders": [{"authType": "NOPE"}]}}),
+            400,
+            "BadRequestException",
+        ),
+    ] {
+        let r = post(admin, &format!("/v2/apis/{id}"), &body).await;
+        assert_eq!(
+            (r.status, error_type(&r).as_str()),
+            (status, error),
+            "{body}: {}",
+            r.raw
+        );
+    }
+    let r = post(
+        admin,
+        "/v2/apis/chatapi0000000000000000000",
+        &json!({"name": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (400, "BadRequestException"),
+        "{}",
+        r.raw
+    );
+    let r = post(admin, "/v2/apis/nosuchapi", &json!({"name": "x"})).await;
+    assert_eq!(
+        (r.status, error_type(&r).as_str()),
+        (404, "NotFoundException"),
+        "{}",
+        r.raw
+    );
+}

@@ -224,6 +224,18 @@ async fn three_nodes_share_one_postgres_store() {
         401,
         "the second API's key is not the first API's"
     );
+    // Updated on C, A serves the new settings.
+    let r = post(
+        admin(c),
+        &format!("/v2/apis/{second}"),
+        &json!({"name": "renamed"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    within(BOUND, "API updated on C is renamed on A", || async {
+        get(admin(a), &format!("/v2/apis/{second}")).await.body["api"]["name"] == "renamed"
+    })
+    .await;
 
     // Every node restarts; everything is still there, on every node.
     for n in nodes.iter_mut() {

@@ -60,9 +60,28 @@ fn event_pattern(v: &Value) -> Result<herald_pattern::Pattern, herald_pattern::P
     herald_pattern::Pattern::parse(&v.to_string())
 }
 
+/// What `UpdateApi` changes while the API serves: AppSync's `name`,
+/// `ownerContact` and `eventConfig` (auth providers and modes, log level),
+/// and the authorizer built from them. Swapped whole, so an operation sees
+/// one version from start to end; connections stay open and their next
+/// operation uses the new one.
+pub struct Live {
+    /// The API's configuration as it is now. Read `name`, `owner_contact`,
+    /// the auth providers and modes and the log level here, never from
+    /// [`EventApi::config`], which keeps them as they were at start.
+    pub config: ApiConfig,
+    /// A created API as stored (`None` for the configuration file's).
+    pub stored: Option<crate::store::StoredApi>,
+    auth: Authorizer,
+}
+
 /// One Event API instance.
 pub struct EventApi {
+    /// The configuration the API started with; see [`Live`] for what changes.
     pub config: ApiConfig,
+    live: std::sync::RwLock<Arc<Live>>,
+    /// The API's keys, shared by every version of [`Live`].
+    keys: Arc<crate::auth::ApiKeyStore>,
     /// Where the control plane keeps what it creates.
     pub store: crate::store::Store,
     /// Open WebSocket connections by the API key they connected with, so a
@@ -73,7 +92,6 @@ pub struct EventApi {
     connections: std::sync::Mutex<Vec<std::sync::Weak<crate::hub::Outbox>>>,
     /// The namespaces: the file's, and those the admin API creates.
     namespaces: std::sync::RwLock<namespaces::Namespaces>,
-    auth: Authorizer,
     pub hub: Hub,
     pub metrics: Metrics,
     pub started: Instant,
@@ -101,14 +119,20 @@ impl EventApi {
         // Always a pool, so a reload can add handlers to a namespace.
         let handlers = Some(HandlerPool::start(code, config.handlers)?);
         let auth = Authorizer::new(&config);
+        let keys = auth.api_keys().clone();
         Ok(EventApi {
+            live: std::sync::RwLock::new(Arc::new(Live {
+                config: config.clone(),
+                stored: None,
+                auth,
+            })),
+            keys,
             store,
             key_connections: Default::default(),
             connections: Default::default(),
             handlers,
             http: HttpClient::new(None)?,
             namespaces: std::sync::RwLock::new(namespaces::Namespaces::new(&config.namespaces)),
-            auth,
             metrics: {
                 let mut m = Metrics::new(config.namespaces.iter().map(|n| n.name.as_str()));
                 m.register_engine(&hub.engine_metrics);
@@ -139,14 +163,32 @@ impl EventApi {
             &stored.event_config,
         )?;
         let hub = Hub::from_config(&config).await?;
-        let mut api = EventApi::new(config, hub, store)?;
+        let mut api = EventApi::new(config.clone(), hub, store)?;
         api.created = stored.created;
+        api.set_live(config, stored.clone());
         Ok(Arc::new(api))
+    }
+
+    /// What the API is now (see [`Live`]).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap().clone()
+    }
+
+    /// Serve a created API's new settings (`UpdateApi`, here or on another
+    /// node): `config` is derived from `stored`. Keys, namespaces,
+    /// connections and subscriptions stay as they are.
+    pub fn set_live(&self, config: ApiConfig, stored: crate::store::StoredApi) {
+        let auth = Authorizer::with_keys(&config, self.keys.clone());
+        *self.live.write().unwrap() = Arc::new(Live {
+            config,
+            stored: Some(stored),
+            auth,
+        });
     }
 
     /// The API's keys (the admin API changes them live).
     pub fn api_keys(&self) -> &crate::auth::ApiKeyStore {
-        self.auth.api_keys()
+        &self.keys
     }
 
     /// Remember that the connection behind `outbox` authenticated with `key`.
@@ -313,7 +355,7 @@ impl EventApi {
         req: AuthRequest<'_>,
     ) -> Result<Identity, OpError> {
         let op = req.op.as_str();
-        match self.auth.authorize(modes, &req).await {
+        match self.live().auth.authorize(modes, &req).await {
             Ok(identity) => {
                 self.metrics.auth(identity.auth_type().as_str(), op, true);
                 Ok(identity)
@@ -349,8 +391,9 @@ impl EventApi {
             signed: Self::signed(&caller, Signed::Connect),
             source_ip: caller.source_ip,
         };
-        self.auth
-            .authorize(&self.config.connection_auth_modes, &req)
+        let live = self.live();
+        live.auth
+            .authorize(&live.config.connection_auth_modes, &req)
             .await
             .is_ok()
     }
@@ -365,8 +408,8 @@ impl EventApi {
             signed: Signed::Connect,
             source_ip: caller.source_ip,
         };
-        self.authorize(&self.config.connection_auth_modes, req)
-            .await
+        let modes = self.live().config.connection_auth_modes.clone();
+        self.authorize(&modes, req).await
     }
 
     /// Authorize a subscription; returns its parsed channel pattern, the

@@ -7,7 +7,8 @@
 //! are refused, with their WebSocket connections closed (1008 "API key
 //! deleted"); changed namespaces apply to the next operation and deleted ones
 //! end their subscriptions; created APIs serve and deleted ones close their
-//! connections (1008 "API deleted"). The configuration file's keys and
+//! connections (1008 "API deleted"); an updated API serves its new auth
+//! settings from the next operation. The configuration file's API, keys and
 //! namespaces are never touched.
 //!
 //! A re-read that raced this node's own write (the store's count of local
@@ -17,8 +18,8 @@
 
 use super::{EventApi, Registry};
 use crate::auth::KeyEntry;
-use crate::config::{AuthType, NamespaceConfig};
-use crate::store::{ChangeSet, Changes, Store, StoredKey, StoredNamespace};
+use crate::config::{ApiConfig, AuthType, NamespaceConfig};
+use crate::store::{ChangeSet, Changes, Store, StoredApi, StoredKey, StoredNamespace};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -81,13 +82,35 @@ impl Registry {
                 tracing::info!(api = %api.config.api_id, name = %api.config.name, "API serving (from the store)");
                 self.insert(api);
             }
+            let by_id: HashMap<&str, &StoredApi> =
+                stored_apis.iter().map(|a| (a.api_id.as_str(), a)).collect();
             for api in self.all() {
                 let id = &api.config.api_id;
                 if *id != default_id && !stored_ids.contains(id.as_str()) {
                     self.remove(id);
                     let closed = api.revoke_all_connections();
                     tracing::info!(api = %id, closed, "API deleted (from the store)");
-                } else if let Some(stored) = resources.remove(id) {
+                    continue;
+                }
+                if let Some(stored) = by_id.get(id.as_str()) {
+                    if api.live().stored.as_ref() != Some(*stored) {
+                        let base = &self.default_api().config;
+                        match ApiConfig::derived(
+                            base,
+                            id,
+                            &stored.name,
+                            stored.owner_contact.clone(),
+                            &stored.event_config,
+                        ) {
+                            Ok(config) => {
+                                api.set_live(config, (*stored).clone());
+                                tracing::info!(api = %id, "API updated (from the store)");
+                            }
+                            Err(e) => problems.push(format!("stored API {id}: {e}")),
+                        }
+                    }
+                }
+                if let Some(stored) = resources.remove(id) {
                     api.apply_keys(stored.keys);
                     problems.extend(api.apply_namespaces(stored.namespaces));
                 }

@@ -94,7 +94,8 @@ pub struct Denied {
 
 /// Checks requests against the configured providers.
 pub struct Authorizer {
-    api_keys: ApiKeyStore,
+    /// Shared with the authorizer an `UpdateApi` builds next.
+    api_keys: std::sync::Arc<ApiKeyStore>,
     jwt: Vec<JwtProvider>,
     lambda: Option<LambdaAuthorizer>,
     iam: Option<IamVerifier>,
@@ -102,11 +103,19 @@ pub struct Authorizer {
 
 impl Authorizer {
     /// The API's keys (the admin API changes them live).
-    pub fn api_keys(&self) -> &ApiKeyStore {
+    pub fn api_keys(&self) -> &std::sync::Arc<ApiKeyStore> {
         &self.api_keys
     }
 
     pub fn new(config: &ApiConfig) -> Authorizer {
+        Self::with_keys(
+            config,
+            std::sync::Arc::new(ApiKeyStore::new(&config.api_keys)),
+        )
+    }
+
+    /// An authorizer for `config`'s providers that checks API keys in `api_keys`.
+    pub fn with_keys(config: &ApiConfig, api_keys: std::sync::Arc<ApiKeyStore>) -> Authorizer {
         let http = HttpClient::new(None).expect("TLS roots load");
         let mut jwt = Vec::new();
         let mut lambda = None;
@@ -133,7 +142,7 @@ impl Authorizer {
             }
         }
         Authorizer {
-            api_keys: ApiKeyStore::new(&config.api_keys),
+            api_keys,
             jwt,
             lambda,
             iam,

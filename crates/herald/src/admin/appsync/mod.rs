@@ -5,8 +5,9 @@
 //! The configuration file's API, and those `CreateApi` adds ([`apis`]); for
 //! each, API keys ([`keys`]), channel namespaces ([`namespaces`]) and tags
 //! ([`tags`]) are live: created, changed and deleted while clients are
-//! served, kept in the store, listed with the file's. The file's own
-//! resources are changed in the file; `UpdateApi` is not available yet.
+//! served, kept in the store, listed with the file's; a created API's own
+//! settings change with `UpdateApi`. The file's own resources are changed
+//! in the file.
 
 mod apis;
 mod keys;
@@ -43,12 +44,7 @@ pub async fn route(
         ["v2", "apis"] if read => list_apis(state, query).await,
         ["v2", "apis"] if method == Method::POST => apis::create(state, body).await,
         ["v2", "apis", id] if method == Method::DELETE => apis::delete(state, id).await,
-        ["v2", "apis", id] if method == Method::POST => match state.scope(id) {
-            Ok(_) => Err(AwsError::bad_request(
-                "UpdateApi is not available yet: create a new API and delete the old one",
-            )),
-            Err(e) => Err(e),
-        },
+        ["v2", "apis", id] if method == Method::POST => apis::update(state, id, body).await,
         ["v2", "apis", id] if read => match state.scope(id) {
             Ok(s) => Ok(ok(json!({"api": api_shape(&s).await}))),
             Err(e) => Err(e),
@@ -166,7 +162,8 @@ pub(super) fn namespace_arn(state: &Scope, name: &str) -> String {
 
 /// AppSync's `Api` shape for the configured API.
 fn api(state: &Scope) -> Value {
-    let c = &state.api.config;
+    let live = state.api.live();
+    let c = &live.config;
     let providers: Vec<Value> = c
         .providers
         .iter()

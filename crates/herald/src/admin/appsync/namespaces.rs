@@ -49,7 +49,7 @@ fn auth_modes(field: &str, v: Value, state: &Scope) -> Result<Vec<AuthType>, Aws
                 .cloned()
                 .and_then(|t| serde_json::from_value::<AuthType>(t).ok())
                 .ok_or_else(|| bad(format!("{field}: {item} is not an auth mode")))?;
-            if !state.api.config.auth_providers.contains(&t) {
+            if !state.api.live().config.auth_providers.contains(&t) {
                 return Err(bad(format!(
                     "{field} names {} but the API has no such auth provider",
                     t.as_str()
@@ -161,7 +161,7 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
             format!("An API can have at most {MAX_NAMESPACES} channel namespaces."),
         ));
     }
-    let c = &state.api.config;
+    let c = &state.api.live().config;
     let ns = NamespaceConfig {
         name,
         publish_auth_modes: f
