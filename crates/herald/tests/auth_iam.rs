@@ -51,6 +51,8 @@ struct Signer {
     token: Option<&'static str>,
     region: &'static str,
     time: SystemTime,
+    /// The endpoint's path: `/event`, or the path form `/apis/<apiId>/event`.
+    path: String,
 }
 
 impl Signer {
@@ -61,10 +63,11 @@ impl Signer {
             token: None,
             region: "eu-west-1",
             time: SystemTime::now(),
+            path: "/event".into(),
         }
     }
 
-    /// Sign `POST http://host/event` with `headers` and `body`; returns the
+    /// Sign `POST http://host/event` (or the signer's path) with `headers` and `body`; returns the
     /// headers to send (the given ones plus the signature's).
     fn sign(&self, host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<(String, String)> {
         let identity = Credentials::new(
@@ -84,7 +87,7 @@ impl Signer {
             .build()
             .unwrap()
             .into();
-        let url = format!("http://{host}/event");
+        let url = format!("http://{host}{}", self.path);
         let signable = SignableRequest::new(
             "POST",
             &url,
@@ -314,6 +317,44 @@ async fn sigv4_over_websocket_with_rebuilt_bodies() {
     denied.send(json!({"type": "connection_init"})).await;
     let (_, frames) = denied.recv_until_close().await;
     assert_eq!(frames[0]["type"], "connection_error");
+}
+
+/// A client that reached the API by path (`/apis/<apiId>/event/realtime`)
+/// signs its WebSocket operations for `/apis/<apiId>/event`; that works as
+/// the plain form does, and a signature for another API's path does not.
+#[tokio::test]
+async fn sigv4_over_websocket_on_the_path_form() {
+    let server = start_with_toml(&config()).await;
+    let host = server.host();
+    let id = server.running.as_ref().unwrap().api.config.api_id.clone();
+    let signer = Signer {
+        path: format!("/apis/{id}/event"),
+        ..Signer::new()
+    };
+    let realtime = format!("/apis/{id}/event/realtime");
+    let mut c =
+        WsClient::connect_with_auth_at(server.addr, &realtime, &signer.ws_auth(&host, "{}")).await;
+    c.init().await;
+    let channel = "default/by-path";
+    c.send(json!({"type": "subscribe", "id": "s", "channel": channel,
+                  "authorization": signer.ws_auth(&host, &json!({"channel": channel}).to_string())}))
+        .await;
+    assert_eq!(c.recv().await["type"], "subscribe_success");
+
+    let other = Signer {
+        path: "/apis/someotherapi/event".into(),
+        ..Signer::new()
+    };
+    c.send(json!({"type": "subscribe", "id": "x", "channel": channel,
+                  "authorization": other.ws_auth(&host, &json!({"channel": channel}).to_string())}))
+        .await;
+    assert_ws_error(
+        &c.recv().await,
+        "subscribe_error",
+        Some("x"),
+        "UnauthorizedException",
+        "not authorized",
+    );
 }
 
 #[tokio::test]

@@ -114,7 +114,7 @@ impl AdminServer {
             .await
             .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
         let config = &api.config;
-        let verifier = IamVerifier::new(&config.aws_region, &config.iam_credentials);
+        let verifier = IamVerifier::new(&config.aws_region, &config.iam_credentials, "");
         if !config.iam_credentials.iter().any(|c| {
             c.allow
                 .iter()

@@ -127,6 +127,7 @@ impl Authorizer {
                     iam = Some(IamVerifier::new(
                         &config.aws_region,
                         &config.iam_credentials,
+                        &config.api_id,
                     ))
                 }
                 ProviderConfig::Cognito(c) => jwt.push(JwtProvider::cognito(c, http.clone())),

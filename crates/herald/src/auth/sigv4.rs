@@ -67,6 +67,9 @@ fn uri_encode_path(path: &str) -> String {
 pub struct IamVerifier {
     region: String,
     credentials: HashMap<String, IamCredential>,
+    /// `/apis/<apiId>/event`: the API's path form, which a client that
+    /// reached the API by path signs its WebSocket operations for.
+    path_form: String,
 }
 
 struct Authorization<'a> {
@@ -241,8 +244,11 @@ pub fn rebuilt_body(signed: &Signed<'_>) -> Option<String> {
 }
 
 impl IamVerifier {
-    pub fn new(region: &str, credentials: &[IamCredential]) -> IamVerifier {
+    /// A verifier for the API `api_id` (empty for the admin listener, which
+    /// only verifies real HTTP requests).
+    pub fn new(region: &str, credentials: &[IamCredential], api_id: &str) -> IamVerifier {
         IamVerifier {
+            path_form: format!("/apis/{api_id}/event"),
             region: region.to_string(),
             credentials: credentials
                 .iter()
@@ -328,6 +334,7 @@ impl IamVerifier {
         // A real request's path is signed as sent or, by SDKs for services
         // other than S3, URI-encoded once more: accept either.
         let encoded_path;
+        let connect_path_form = format!("{}/connect", self.path_form);
         let (method, paths, query, body): (&str, Vec<&str>, &str, std::borrow::Cow<[u8]>) =
             match signed {
                 Signed::Http {
@@ -343,16 +350,23 @@ impl IamVerifier {
                     }
                     (method, paths, query, (*body).into())
                 }
-                // Older Amplify releases signed the connect request as `/event/connect`.
+                // Older Amplify releases signed the connect request as
+                // `/event/connect`. A client that reached the API by path
+                // signs that path.
                 Signed::Connect => (
                     "POST",
-                    vec!["/event", "/event/connect"],
+                    vec![
+                        "/event",
+                        "/event/connect",
+                        &self.path_form,
+                        &connect_path_form,
+                    ],
                     "",
                     b"{}".as_slice().into(),
                 ),
                 other => (
                     "POST",
-                    vec!["/event"],
+                    vec!["/event", &self.path_form],
                     "",
                     rebuilt_body(other).unwrap_or_default().into_bytes().into(),
                 ),

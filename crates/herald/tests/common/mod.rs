@@ -437,9 +437,12 @@ impl WsClient {
 
     /// Connect with an arbitrary auth object in the `header-` subprotocol.
     pub async fn connect_with_auth(addr: SocketAddr, auth: &Value) -> WsClient {
-        let mut req = format!("ws://{addr}/event/realtime")
-            .into_client_request()
-            .unwrap();
+        Self::connect_with_auth_at(addr, "/event/realtime", auth).await
+    }
+
+    /// The same, at the WebSocket endpoint `path`.
+    pub async fn connect_with_auth_at(addr: SocketAddr, path: &str, auth: &Value) -> WsClient {
+        let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(auth.to_string());
         req.headers_mut().insert(
             "sec-websocket-protocol",
