@@ -281,6 +281,28 @@ async fn several_apis_on_one_server_share_nothing() {
         publish("/event".into(), key2.clone(), "x").await.status,
         401
     );
+    // Each API counts its own: the second API's metrics at its path.
+    let published = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("herald_publish_requests_total{")
+                    && l.contains("transport=\"http\"")
+                    && l.contains("result=\"ok\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    let second = http_request(server.addr, "GET", &format!("{base}/metrics"), vec![], &[]).await;
+    assert_eq!(second.status, 200, "{}", second.raw);
+    let first = http_request(server.addr, "GET", "/metrics", vec![], &[]).await;
+    assert_eq!(
+        published(&second.raw).as_deref(),
+        Some("1"),
+        "{}",
+        second.raw
+    );
+    assert_eq!(published(&first.raw).as_deref(), Some("1"), "{}", first.raw);
+    let r = http_request(server.addr, "GET", "/apis/nosuchapi/metrics", vec![], &[]).await;
+    assert_eq!(r.status, 404);
 
     // The file's API is changed in the file.
     let file_api = "/v2/apis/chatapi0000000000000000000";

@@ -40,15 +40,15 @@ async fn route(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     // Every API is also reachable by path, `/apis/<apiId>/event[/realtime]`
-    // (the form clients use behind a shared domain); today that is the one
-    // API this server runs.
+    // (the form clients use behind a shared domain), with its metrics at
+    // `/apis/<apiId>/metrics`.
     let by_path = path.strip_prefix("/apis/").map(|rest| {
         let (id, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
         (ctx.apis.get(id), format!("/{endpoint}"))
     });
     let mut ctx = ctx;
     let path = match by_path {
-        Some((Some(api), endpoint)) if endpoint.starts_with("/event") => {
+        Some((Some(api), endpoint)) if endpoint.starts_with("/event") || endpoint == "/metrics" => {
             ctx.api = api;
             endpoint
         }
@@ -56,7 +56,7 @@ async fn route(
             let r = error(
                 StatusCode::NOT_FOUND,
                 &OpError::bad_request(
-                    "Not found: no API with that id on this server (/apis/<apiId>/event)",
+                    "Not found: no API with that id on this server (/apis/<apiId>/event, /apis/<apiId>/metrics)",
                 ),
             );
             return Ok(finish(r, &request_id));
