@@ -1089,3 +1089,90 @@ async fn update_api_applies_to_the_next_operation_without_dropping_connections()
         r.raw
     );
 }
+
+/// With `[server] base_domain`, every API is reached by host name,
+/// `<apiId>.<domain>` (as on AWS), and `GetApi` returns those hosts; the path
+/// form keeps working.
+#[tokio::test]
+async fn apis_by_host_under_a_base_domain() {
+    let server = start_with_toml(&format!(
+        "name = \"chat\"\napi_id = \"chatapi0000000000000000000\"\naws_region = \"eu-west-1\"\n\
+         [server]\nbase_domain = \"Events.Test:8443\"\n\
+         [[iam_credentials]]\naccess_key_id = \"{ADMIN_KEY}\"\nsecret_access_key = \"{ADMIN_SECRET}\"\n\
+         principal = \"ops\"\nallow = [{{ actions = [\"admin\"] }}]\n[[api_keys]]\nid = \"{KEY}\"\n\
+         [[channel_namespaces]]\nname = \"default\"\n"
+    ))
+    .await;
+    let admin = server.running.as_ref().unwrap().admin_addr.unwrap();
+    let r = post(
+        admin,
+        "/v2/apis",
+        &json!({"name": "hosted", "eventConfig": {"authProviders": [{"authType": "API_KEY"}]}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let id = r.body["api"]["apiId"].as_str().unwrap().to_string();
+    let host = format!("{id}.events.test:8443");
+    assert_eq!(
+        r.body["api"]["dns"],
+        json!({"HTTP": host, "REALTIME": host})
+    );
+    let r = get(admin, "/v2/apis/chatapi0000000000000000000").await;
+    assert_eq!(
+        r.body["api"]["dns"]["HTTP"],
+        "chatapi0000000000000000000.events.test:8443"
+    );
+    post(
+        admin,
+        &format!("/v2/apis/{id}/channelNamespaces"),
+        &json!({"name": "default"}),
+    )
+    .await;
+    let key = post(admin, &format!("/v1/apis/{id}/apikeys"), &json!({}))
+        .await
+        .body["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let publish = |host: String, path: &'static str, key: String| async move {
+        http_request(
+            server.addr,
+            "POST",
+            path,
+            json!({"channel": "/default/a", "events": ["1"]})
+                .to_string()
+                .into_bytes(),
+            &[
+                ("host", &host),
+                ("x-api-key", &key),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await
+        .status
+    };
+    assert_eq!(publish(host.clone(), "/event", key.clone()).await, 200);
+    assert_eq!(
+        publish(host.clone(), "/event", KEY.into()).await,
+        401,
+        "the host chose the API"
+    );
+    assert_eq!(
+        publish(
+            "chatapi0000000000000000000.events.test".into(),
+            "/event",
+            KEY.into()
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        publish("nosuchapi.events.test".into(), "/event", KEY.into()).await,
+        404
+    );
+    assert_eq!(
+        publish(server.addr.to_string(), "/event", KEY.into()).await,
+        200,
+        "any other host: the file's API"
+    );
+}

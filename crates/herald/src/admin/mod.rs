@@ -83,12 +83,16 @@ impl AdminState {
         } else {
             ip.to_string()
         };
-        // Clients append `/event` to `dns.HTTP`: the file's API is at the
-        // root, created ones by path.
-        let mut public = format!("{host}:{}", self.public.port());
-        if !Arc::ptr_eq(&api, self.apis.default_api()) {
-            public.push_str(&format!("/apis/{}", api.config.api_id));
-        }
+        // Clients append `/event` to `dns.HTTP`: with a base domain every
+        // API by host; otherwise the file's API at the root, created ones
+        // by path.
+        let public = match &self.apis.default_api().config.base_domain {
+            Some(domain) => format!("{}.{domain}", api.config.api_id),
+            None if Arc::ptr_eq(&api, self.apis.default_api()) => {
+                format!("{host}:{}", self.public.port())
+            }
+            None => format!("{host}:{}/apis/{}", self.public.port(), api.config.api_id),
+        };
         Scope {
             created: api.created,
             api,

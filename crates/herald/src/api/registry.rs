@@ -1,7 +1,8 @@
 //! The Event APIs one server runs: the configuration file's (the default,
 //! also at `/event`) and those created through the admin API, each with its
 //! own namespaces, keys, auth, handlers and hub, so nothing crosses between
-//! them. Looked up per request by id (`/apis/<apiId>/...`).
+//! them. Looked up per request by id: by path (`/apis/<apiId>/...`), or by
+//! host (`<apiId>.<base_domain>`) when a base domain is configured.
 
 use super::EventApi;
 use std::collections::HashMap;
@@ -59,5 +60,55 @@ impl Registry {
 
     pub fn remove(&self, id: &str) -> Option<Arc<EventApi>> {
         self.created.write().unwrap().remove(id)
+    }
+}
+
+/// The API id a `Host` header names under `base_domain` (`<apiId>.<domain>`;
+/// ports are ignored on both), if it does.
+pub fn api_id_from_host<'a>(host: &'a str, base_domain: &str) -> Option<&'a str> {
+    let strip_port = |h: &'a str| -> &'a str {
+        match h.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => h,
+        }
+    };
+    let host = strip_port(host).trim_end_matches('.');
+    let domain = match base_domain.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => base_domain,
+    };
+    let id = host.get(..host.len().checked_sub(domain.len() + 1)?)?;
+    let rest = &host[id.len()..];
+    (rest.starts_with('.')
+        && rest[1..].eq_ignore_ascii_case(domain)
+        && !id.is_empty()
+        && !id.contains('.'))
+    .then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_id_from_host;
+
+    #[test]
+    fn hosts_name_apis_under_the_base_domain() {
+        let d = "events.example.com";
+        assert_eq!(
+            api_id_from_host("abc123.events.example.com", d),
+            Some("abc123")
+        );
+        assert_eq!(
+            api_id_from_host("abc123.Events.Example.com:8443", d),
+            Some("abc123")
+        );
+        assert_eq!(
+            api_id_from_host("abc123.events.example.com", "events.example.com:8443"),
+            Some("abc123")
+        );
+        assert_eq!(api_id_from_host("events.example.com", d), None);
+        assert_eq!(api_id_from_host("a.b.events.example.com", d), None);
+        assert_eq!(api_id_from_host("abc123.other.com", d), None);
+        assert_eq!(api_id_from_host("abc123xevents.example.com", d), None);
+        assert_eq!(api_id_from_host("127.0.0.1:8080", d), None);
     }
 }

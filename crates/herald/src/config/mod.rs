@@ -87,6 +87,31 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{text}' resolves to no address"))
 }
 
+/// `[server] base_domain`: a DNS name, optionally with a port.
+fn check_base_domain(text: &str) -> Result<String, String> {
+    let d = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let (host, port) = match d.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (d.as_str(), None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.is_empty()
+        || !host.split('.').all(label_ok)
+        || port.is_some_and(|p| p.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "[server] base_domain '{text}' is invalid: a DNS name such as events.example.com, optionally with :PORT"
+        ));
+    }
+    Ok(d)
+}
+
 /// Herald's listener settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +130,10 @@ pub struct ServerFile {
     pub console: Option<bool>,
     /// Serve Prometheus metrics at `/metrics` (default: on).
     pub metrics: Option<bool>,
+    /// Reach each API by host name, `<apiId>.<base_domain>` (as AWS does),
+    /// besides the path form; `GetApi` then returns those hosts. May carry
+    /// the port clients use (`events.example.com:8443`).
+    pub base_domain: Option<String>,
 }
 
 /// `[limits]`: every field optional; AppSync's defaults otherwise.
@@ -293,6 +322,8 @@ pub struct ApiConfig {
     pub console: bool,
     /// Serve `/metrics`.
     pub metrics: bool,
+    /// `[server] base_domain`, lowercase.
+    pub base_domain: Option<String>,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
     pub log_level: Option<String>,
     pub handlers: crate::handlers::HandlerSettings,
@@ -622,6 +653,10 @@ impl ApiConfig {
             outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
             console: over.console.or(file.server.console).unwrap_or(false),
             metrics: file.server.metrics.unwrap_or(true),
+            base_domain: match &file.server.base_domain {
+                None => None,
+                Some(d) => Some(check_base_domain(d)?),
+            },
             log_level,
             handlers: {
                 let d = crate::handlers::HandlerSettings::default();

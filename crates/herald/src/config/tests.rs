@@ -101,3 +101,20 @@ fn refusals_are_clear() {
     assert!(err("account_id = \"12345\"").contains("12 digits"));
     assert!(err("api_id = \"no/slash\"").contains("api_id"));
 }
+
+#[test]
+fn base_domain_is_a_dns_name_with_an_optional_port() {
+    let resolve = |d: &str| {
+        ApiConfig::resolve(
+            ConfigFile::parse(&format!("[server]\nbase_domain = \"{d}\"")).unwrap(),
+            Overrides::default(),
+        )
+        .map(|c| c.base_domain.unwrap())
+    };
+    assert_eq!(resolve("Events.Example.com.").unwrap(), "events.example.com");
+    assert_eq!(resolve("localtest.me:8080").unwrap(), "localtest.me:8080");
+    for bad in ["", "bad domain", "-x.com", "x..com", "x.com:port", "x.com:99999"] {
+        let e = resolve(bad).unwrap_err();
+        assert!(e.contains("base_domain"), "{bad}: {e}");
+    }
+}

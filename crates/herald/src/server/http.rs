@@ -47,6 +47,27 @@ async fn route(
         (ctx.apis.get(id), format!("/{endpoint}"))
     });
     let mut ctx = ctx;
+    // And by host, `<apiId>.<base_domain>`, when a base domain is configured.
+    if let Some(domain) = &ctx.apis.default_api().config.base_domain {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        if let Some(id) = crate::api::registry::api_id_from_host(host, domain) {
+            match ctx.apis.get(id) {
+                Some(api) => ctx.api = api,
+                None => {
+                    let r = error(
+                        StatusCode::NOT_FOUND,
+                        &OpError::bad_request(format!("Not found: no API {id} on this server")),
+                    );
+                    return Ok(finish(r, &request_id));
+                }
+            }
+        }
+    }
     let path = match by_path {
         Some((Some(api), endpoint)) if endpoint.starts_with("/event") || endpoint == "/metrics" => {
             ctx.api = api;
