@@ -47,6 +47,7 @@ def start(data_dir):
         "key_id": exports["AWS_ACCESS_KEY_ID"],
         "secret": exports["AWS_SECRET_ACCESS_KEY"],
         "api_key": re.search(r"API key \(generated\): (\S+)", text).group(1),
+        "exports": exports,
     }
 
 
@@ -200,6 +201,33 @@ class AdminApi(unittest.TestCase):
         appsync.delete_api(apiId=api_id)
         code, _ = self.error_code(lambda: appsync.get_api(apiId=api_id))
         self.assertEqual(code, "NotFoundException")
+
+    def test_the_aws_cli_with_the_printed_exports(self):
+        """The README's way: the AWS CLI (from PyPI), the development mode's
+        printed exports, `--endpoint-url` at the admin listener."""
+        aws = os.path.join(os.path.dirname(os.path.realpath(__import__("sys").executable)), "aws")
+        env = dict(os.environ, **self.server["exports"],
+                   AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+
+        def cli(*args, ok=True):
+            run = subprocess.run([aws, "appsync", *args, "--endpoint-url", self.server["admin"],
+                                  "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(run.returncode == 0, ok, run.stderr)
+            if not ok:
+                return run.stderr
+            return json.loads(run.stdout) if run.stdout.strip() else {}
+
+        api_id = cli("list-apis")["apis"][0]["apiId"]
+        key = cli("create-api-key", "--api-id", api_id, "--description", "from the cli")["apiKey"]
+        self.assertEqual(key["description"], "from the cli")
+        http = cli("get-api", "--api-id", api_id)["api"]["dns"]["HTTP"]
+        self.assertEqual(publish_to(http, key["id"], "/default/cli")[0], 200)
+        self.assertIn(key["id"], [k["id"] for k in cli("list-api-keys", "--api-id", api_id)["apiKeys"]])
+        cli("delete-api-key", "--api-id", api_id, "--id", key["id"])
+        self.assertEqual(publish_to(http, key["id"], "/default/cli")[0], 401)
+        err = cli("get-api", "--api-id", "nosuchapi", ok=False)
+        self.assertIn("NotFoundException", err)
 
     def test_aws_exceptions(self):
         appsync = self.client("appsync")

@@ -140,6 +140,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         println!("    export AWS_ACCESS_KEY_ID={id}");
         println!("    export AWS_SECRET_ACCESS_KEY={secret}");
         println!("    export AWS_REGION={region}");
+        // Version 1 of the AWS CLI reads only this one.
+        println!("    export AWS_DEFAULT_REGION={region}");
     }
     // Every signal is listened for before "Ready" is printed.
     let mut shutdown = ShutdownSignals::register()?;

@@ -111,9 +111,19 @@ fn base_domain_is_a_dns_name_with_an_optional_port() {
         )
         .map(|c| c.base_domain.unwrap())
     };
-    assert_eq!(resolve("Events.Example.com.").unwrap(), "events.example.com");
+    assert_eq!(
+        resolve("Events.Example.com.").unwrap(),
+        "events.example.com"
+    );
     assert_eq!(resolve("localtest.me:8080").unwrap(), "localtest.me:8080");
-    for bad in ["", "bad domain", "-x.com", "x..com", "x.com:port", "x.com:99999"] {
+    for bad in [
+        "",
+        "bad domain",
+        "-x.com",
+        "x..com",
+        "x.com:port",
+        "x.com:99999",
+    ] {
         let e = resolve(bad).unwrap_err();
         assert!(e.contains("base_domain"), "{bad}: {e}");
     }
