@@ -1,14 +1,20 @@
-//! A small HTTP/1.1 client for the few outbound calls Herald makes (OIDC
-//! discovery, JWKS, the Lambda-style authorizer) and for the CLI. One connection
-//! per request: these calls are rare or cached, and no pool means no idle
-//! sockets to manage.
+//! Herald's one outbound HTTP/1.1 client: OIDC discovery, JWKS, the
+//! Lambda-style authorizer, DIRECT handlers, HTTP functions, and the CLI.
+//!
+//! Connections are kept alive and reused: after a response has been read
+//! whole, its connection goes back to an idle list per scheme and authority
+//! (at most [`MAX_IDLE_PER_HOST`]; past that it is closed). A request takes an
+//! idle connection that is still open, or opens a new one; clones of a
+//! client share the idle lists.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
@@ -97,15 +103,22 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// An HTTP client with fixed TLS trust.
+/// Idle connections kept per scheme and authority.
+pub const MAX_IDLE_PER_HOST: usize = 16;
+
+type Idle = Arc<Mutex<HashMap<(bool, String), Vec<SendRequest<Full<Bytes>>>>>>;
+
 #[derive(Clone)]
 pub struct HttpClient {
     tls: Arc<ClientConfig>,
+    idle: Idle,
 }
 
 /// A response.
 #[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
@@ -113,7 +126,53 @@ impl HttpClient {
     pub fn new(extra_ca: Option<&Path>) -> Result<HttpClient, String> {
         Ok(HttpClient {
             tls: tls_config(extra_ca)?,
+            idle: Idle::default(),
         })
+    }
+
+    /// An idle connection to `url`'s host that is still open.
+    fn take_idle(&self, url: &Url) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap();
+        let list = idle.get_mut(&(url.tls, url.authority.clone()))?;
+        while let Some(sender) = list.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, url: &Url, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap();
+        let list = idle.entry((url.tls, url.authority.clone())).or_default();
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(sender);
+        }
+    }
+
+    async fn connect(&self, url: &Url) -> Result<SendRequest<Full<Bytes>>, String> {
+        let tcp = TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", url.authority))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = if url.tls {
+            let name = ServerName::try_from(url.host.clone()).map_err(|e| e.to_string())?;
+            let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {} failed: {e}", url.authority))?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(sender)
     }
 
     /// Send one request; the whole exchange is bounded by `timeout`.
@@ -144,44 +203,52 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Response, String> {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", url.authority))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = if url.tls {
-            let name = ServerName::try_from(url.host.clone()).map_err(|e| e.to_string())?;
-            let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {} failed: {e}", url.authority))?;
-            Box::new(stream)
-        } else {
-            Box::new(tcp)
+        // A pooled connection may have been closed by the server while
+        // idle; a request it could not send is sent once more on a new
+        // connection (never one that may have reached the server).
+        let (mut sender, pooled) = match self.take_idle(url) {
+            Some(s) => (s, true),
+            None => (self.connect(url).await?, false),
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(&url.path)
-            .header("host", &url.authority);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+        if sender.ready().await.is_err() {
+            sender = self.connect(url).await?;
         }
-        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("{}: {e}", url.authority))?;
+        let build = || {
+            let mut req = hyper::Request::builder()
+                .method(method.clone())
+                .uri(&url.path)
+                .header("host", &url.authority);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(Full::new(body.clone())).map_err(|e| e.to_string())
+        };
+        let resp = match sender.send_request(build()?).await {
+            Ok(r) => r,
+            // Not sent: the idle connection had been closed meanwhile.
+            Err(e) if pooled && e.is_canceled() => {
+                sender = self.connect(url).await?;
+                sender
+                    .send_request(build()?)
+                    .await
+                    .map_err(|e| format!("{}: {e}", url.authority))?
+            }
+            Err(e) => return Err(format!("{}: {e}", url.authority)),
+        };
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        Ok(Response { status, body })
+        self.put_idle(url, sender);
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

@@ -2,7 +2,9 @@
 //! server.
 //!
 //! Layout: [`config`] (the TOML file and flags), [`admin`] (the admin
-//! listener: AWS's management APIs), [`auth`] (auth modes),
+//! listener: AWS's management APIs), [`store`] (what the control plane
+//! creates), [`functions`] (Lambda-compatible functions), [`handlers`]
+//! (namespace handlers), [`auth`] (auth modes),
 //! [`hub`] (subscriptions, outbound queues, the distribution engine), [`api`]
 //! (the operations shared by HTTP and WebSocket), [`server`] (listener, TLS,
 //! HTTP and WebSocket fronts, shutdown) and [`cli`] (the `herald` commands). The
@@ -14,9 +16,11 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod functions;
 pub mod handlers;
 pub mod http_client;
 pub mod hub;
+pub mod js;
 pub mod metrics;
 pub mod server;
 pub mod store;

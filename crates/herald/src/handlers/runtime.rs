@@ -2,8 +2,9 @@
 //! (per worker thread and namespace) and reused for every invocation, so an
 //! invocation starts from compiled, initialized code ("fast start").
 
+use crate::js::{describe, limited_runtime, set_global};
 use rquickjs::loader::{BuiltinLoader, BuiltinResolver};
-use rquickjs::{Context, Ctx, Function, Module, Runtime};
+use rquickjs::{Context, Function, Module, Runtime};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -35,34 +36,6 @@ pub enum JsOutcome {
     Broken(String),
 }
 
-fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> String {
-    if let rquickjs::Error::Exception = e {
-        let v = ctx.catch();
-        if let Some(ex) = v.as_exception() {
-            let name: String = ex.get("name").unwrap_or_else(|_| "Error".to_string());
-            let msg = format!("{name}: {}", ex.message().unwrap_or_default());
-            let line = ex
-                .stack()
-                .and_then(|s| s.lines().next().map(str::trim).map(str::to_string));
-            return match line {
-                Some(l) if !l.is_empty() => format!("{msg} ({l})"),
-                _ => msg,
-            };
-        }
-        return format!("{v:?}");
-    }
-    e.to_string()
-}
-
-fn set_global<'js>(
-    g: &rquickjs::Object<'js>,
-    name: &str,
-    f: rquickjs::Result<Function<'js>>,
-) -> Result<(), String> {
-    g.set(name, f.map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())
-}
-
 /// A ULID: 48 bits of milliseconds and 80 random bits, Crockford base32.
 fn ulid() -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -80,14 +53,7 @@ impl JsInstance {
     /// Load `source` for `namespace`: the prelude, then the module. Errors are
     /// ready for the user (syntax errors with their line).
     pub fn load(namespace: &str, source: &str, limits: JsLimits) -> Result<JsInstance, String> {
-        let runtime = Runtime::new().map_err(|e| e.to_string())?;
-        runtime.set_memory_limit(limits.memory_bytes);
-        runtime.set_max_stack_size(512 * 1024);
-        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
-        let d = deadline.clone();
-        runtime.set_interrupt_handler(Some(Box::new(move || {
-            d.get().is_some_and(|t| Instant::now() > t)
-        })));
+        let (runtime, deadline) = limited_runtime(limits.memory_bytes)?;
         runtime.set_loader(
             BuiltinResolver::default()
                 .with_module("@aws-appsync/utils")
