@@ -237,6 +237,12 @@ impl Metrics {
         m
     }
 
+    /// The registry, for subsystems that register their own metrics (one
+    /// registry per server: functions register in the file API's).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// Register the distribution engine's counters.
     pub fn register_engine(&mut self, m: &crate::hub::EngineMetrics) {
         let r = &mut self.registry;

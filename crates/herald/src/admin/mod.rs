@@ -7,7 +7,7 @@
 //! `[[iam_credentials]]` holding the `admin` grant; the development mode
 //! generates one and prints it. Then the request is dispatched by protocol:
 //! `X-Amz-Target` names a JSON 1.x operation (none served yet: EventBridge and
-//! Step Functions come later), anything else is a REST-JSON path ([`appsync`]).
+//! Step Functions come later), anything else is a REST-JSON path ([`appsync`], [`lambda`]).
 //! Whatever matches no operation gets AWS's `UnknownOperationException`, never
 //! a hang or an HTML page.
 //!
@@ -17,6 +17,7 @@
 
 mod appsync;
 mod aws;
+mod lambda;
 
 use crate::api::{EventApi, Registry};
 use crate::auth::sigv4::{IamVerifier, SigError};
@@ -195,6 +196,7 @@ async fn handle(
 async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let http_headers = req.headers().clone();
     let query = req.uri().query().unwrap_or_default().to_string();
     let headers = AuthHeaders::from_http(req.headers());
     // API keys travel in paths (`/v1/apis/{apiId}/apikeys/{id}`): never log them.
@@ -235,15 +237,17 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
             "UnknownOperationException",
             format!("Herald does not serve the operation {t} (yet)"),
         )),
-        None => appsync::route(state, &method, &path, &query, &body)
-            .await
-            .unwrap_or_else(|| {
-                Err(AwsError::new(
-                    StatusCode::NOT_FOUND,
-                    "UnknownOperationException",
-                    format!("No operation matches {method} {shown}"),
-                ))
-            }),
+        None => match appsync::route(state, &method, &path, &query, &body).await {
+            Some(r) => Some(r),
+            None => lambda::route(state, &method, &path, &query, &http_headers, &body).await,
+        }
+        .unwrap_or_else(|| {
+            Err(AwsError::new(
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                format!("No operation matches {method} {shown}"),
+            ))
+        }),
     };
     match result {
         Ok(r) => {

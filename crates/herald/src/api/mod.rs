@@ -101,6 +101,8 @@ pub struct EventApi {
     handlers: Option<HandlerPool>,
     /// For DIRECT handlers.
     http: HttpClient,
+    /// The server's functions (a DIRECT handler's data source may be one).
+    pub functions: Arc<crate::functions::Functions>,
 }
 
 impl EventApi {
@@ -110,6 +112,7 @@ impl EventApi {
         config: ApiConfig,
         hub: Hub,
         store: crate::store::Store,
+        functions: Arc<crate::functions::Functions>,
     ) -> Result<EventApi, String> {
         let code: HashMap<String, String> = config
             .namespaces
@@ -127,6 +130,7 @@ impl EventApi {
                 auth,
             })),
             keys,
+            functions,
             store,
             key_connections: Default::default(),
             connections: Default::default(),
@@ -154,6 +158,7 @@ impl EventApi {
         base: &ApiConfig,
         stored: &crate::store::StoredApi,
         store: crate::store::Store,
+        functions: Arc<crate::functions::Functions>,
     ) -> Result<Arc<EventApi>, String> {
         let config = ApiConfig::derived(
             base,
@@ -163,7 +168,7 @@ impl EventApi {
             &stored.event_config,
         )?;
         let hub = Hub::from_config(&config).await?;
-        let mut api = EventApi::new(config.clone(), hub, store)?;
+        let mut api = EventApi::new(config.clone(), hub, store, functions)?;
         api.created = stored.created;
         api.set_live(config, stored.clone());
         Ok(Arc::new(api))

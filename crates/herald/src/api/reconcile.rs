@@ -1,4 +1,5 @@
-//! Bringing the running APIs in line with the store: at start (everything),
+//! Bringing the running APIs (and, in [`follow`], the functions) in line
+//! with the store: at start (everything),
 //! and on a cluster whenever another node changed something (the API it
 //! names) or the periodic full re-read comes round.
 //!
@@ -53,7 +54,8 @@ impl Registry {
             let mut built = Vec::new();
             for a in stored_apis.iter().filter(|a| self.get(&a.api_id).is_none()) {
                 let base = &self.default_api().config;
-                match EventApi::create(base, a, store.clone()).await {
+                let functions = self.default_api().functions.clone();
+                match EventApi::create(base, a, store.clone(), functions).await {
                     Ok(api) => built.push(api),
                     Err(e) => problems.push(format!("stored API {}: {e}", a.api_id)),
                 }
@@ -150,7 +152,23 @@ pub async fn follow(
             _ = tick.tick() => ChangeSet { all: true, ..Default::default() },
             _ = shutdown.changed() => return,
         };
-        match apis.reconcile(&store, &set).await {
+        let functions_changed = set.all
+            || set
+                .apis
+                .iter()
+                .any(|id| id.starts_with(crate::store::FUNCTION_CHANGE));
+        let mut result = apis.reconcile(&store, &set).await;
+        if functions_changed {
+            let functions = apis.default_api().functions.clone();
+            result = match (result, functions.reconcile(&store).await) {
+                (Ok(mut a), Ok(b)) => {
+                    a.extend(b);
+                    Ok(a)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        match result {
             Ok(problems) => {
                 for p in problems {
                     tracing::error!(problem = %p, "a stored change cannot be applied on this node");

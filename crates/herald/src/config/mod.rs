@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod derived;
 mod engine;
+mod function;
 mod namespace;
 mod store;
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub use auth::{
     OidcConfig, ProviderConfig,
 };
 pub use engine::{EngineSetting, NatsConfig, RedisConfig};
+pub use function::{FunctionFile, FunctionPoolFile};
 pub use namespace::{
     DataSourceFile, DirectConfig, HandlerConfigFile, HandlerConfigsFile, IntegrationFile,
     LambdaInvokeFile, NamespaceFile,
@@ -195,6 +197,10 @@ pub struct ConfigFile {
     pub handlers: HandlersFile,
     #[serde(default)]
     pub data_sources: Vec<DataSourceFile>,
+    #[serde(default)]
+    pub functions: Vec<FunctionFile>,
+    #[serde(default)]
+    pub function_pool: FunctionPoolFile,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -324,6 +330,10 @@ pub struct ApiConfig {
     pub metrics: bool,
     /// `[server] base_domain`, lowercase.
     pub base_domain: Option<String>,
+    /// `[[functions]]`, checked; their code is read at start.
+    pub functions: Vec<FunctionFile>,
+    /// `[function_pool]`.
+    pub function_pool: crate::functions::PoolSettings,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
     pub log_level: Option<String>,
     pub handlers: crate::handlers::HandlerSettings,
@@ -653,6 +663,20 @@ impl ApiConfig {
             outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
             console: over.console.or(file.server.console).unwrap_or(false),
             metrics: file.server.metrics.unwrap_or(true),
+            functions: {
+                let mut seen = std::collections::HashSet::new();
+                for f in &file.functions {
+                    f.check()?;
+                    if !seen.insert(f.name.as_str()) {
+                        return Err(format!("function '{}' is declared twice", f.name));
+                    }
+                }
+                file.functions.clone()
+            },
+            function_pool: crate::functions::PoolSettings {
+                workers: file.function_pool.workers.unwrap_or(2).max(1),
+                queue: file.function_pool.queue.unwrap_or(1024).max(1),
+            },
             base_domain: match &file.server.base_domain {
                 None => None,
                 Some(d) => Some(check_base_domain(d)?),

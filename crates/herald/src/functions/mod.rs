@@ -16,9 +16,11 @@
 //! only.
 
 pub mod code;
+mod declared;
 mod http;
 pub mod js;
 pub mod pool;
+mod stored;
 
 pub use code::Package;
 pub use pool::PoolSettings;

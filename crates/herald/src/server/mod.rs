@@ -100,8 +100,23 @@ impl Server {
             .map_err(|e| format!("cannot read the listener's address: {e}"))?;
         let admin_listen = config.admin_listen;
         let store = crate::store::Store::open(&config.store).await?;
+        let functions = Arc::new(crate::functions::Functions::new(
+            config.function_pool,
+            crate::http_client::HttpClient::new(None)?,
+            &config.aws_region,
+            &config.account_id,
+        )?);
+        for decl in config.functions.clone() {
+            let f = functions.clone();
+            let declared = tokio::task::spawn_blocking(move || f.declared(&decl))
+                .await
+                .map_err(|e| format!("loading a function failed: {e}"))??;
+            functions.install(declared);
+        }
         let hub = Hub::from_config(&config).await?;
-        let api = Arc::new(EventApi::new(config, hub, store.clone())?);
+        let mut api = EventApi::new(config, hub, store.clone(), functions.clone())?;
+        functions.metrics.register(api.metrics.registry_mut());
+        let api = Arc::new(api);
         let apis = Arc::new(Registry::new(api.clone()));
         // What the admin API created earlier. Stored code that no longer
         // loads stops the start: nothing is dropped silently.
@@ -109,7 +124,8 @@ impl Server {
             all: true,
             ..Default::default()
         };
-        let problems = apis.reconcile(&store, &everything).await?;
+        let mut problems = apis.reconcile(&store, &everything).await?;
+        problems.extend(functions.reconcile(&store).await?);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }

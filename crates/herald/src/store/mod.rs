@@ -1,5 +1,5 @@
 //! The store: what the control plane creates (APIs, their keys and
-//! namespaces, tags), kept so a restart loses nothing that was acknowledged.
+//! namespaces, tags, functions), kept so a restart loses nothing that was acknowledged.
 //!
 //! Two backends behind one [`Store`]: SQLite for one node ([`sqlite`], the
 //! default) and PostgreSQL for a cluster ([`postgres`]), where every node
@@ -102,6 +102,19 @@ pub struct StoredKey {
     pub expires: i64,
     pub deletes: i64,
 }
+
+/// A function as stored: its spec (JSON, the functions module's
+/// `FunctionSpec`) and its deployment package as uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFunction {
+    pub name: String,
+    pub spec: String,
+    pub code: Vec<u8>,
+}
+
+/// The prefix of a function's name in change notifications (API ids have
+/// no `/`).
+pub const FUNCTION_CHANGE: &str = "fn/";
 
 enum Backend {
     Sqlite(sqlite::Sqlite),
@@ -245,6 +258,21 @@ impl Store {
     /// Delete a namespace; `false` when there was none.
     pub async fn delete_namespace(&self, api_id: &str, name: &str) -> Result<bool, String> {
         write!(self.delete_namespace(api_id, name))
+    }
+
+    /// The functions created through the Lambda API, by name.
+    pub async fn functions(&self) -> Result<Vec<StoredFunction>, String> {
+        dispatch!(self.functions())
+    }
+
+    /// Insert or replace a function.
+    pub async fn put_function(&self, f: StoredFunction) -> Result<(), String> {
+        write!(self.put_function(f))
+    }
+
+    /// Delete a function; `false` when there was none.
+    pub async fn delete_function(&self, name: &str) -> Result<bool, String> {
+        write!(self.delete_function(name))
     }
 
     /// A resource's tags.

@@ -13,7 +13,7 @@
 //! store error, and nothing else). Schema migrations run at start under an
 //! advisory lock, so nodes starting together migrate once.
 
-use super::{Changes, StoredApi, StoredKey, StoredNamespace};
+use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredNamespace};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
@@ -71,6 +71,23 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH ROW EXECUTE FUNCTION herald_notify();
     CREATE TRIGGER channel_namespaces_changed AFTER INSERT OR UPDATE OR DELETE ON channel_namespaces
         FOR EACH ROW EXECUTE FUNCTION herald_notify();",
+    // 2: functions, notified as `fn/<name>`.
+    "CREATE TABLE functions (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        code BYTEA NOT NULL
+    );
+    CREATE FUNCTION herald_notify_function() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('herald_changes', 'fn/' || OLD.name);
+        ELSE
+            PERFORM pg_notify('herald_changes', 'fn/' || NEW.name);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER functions_changed AFTER INSERT OR UPDATE OR DELETE ON functions
+        FOR EACH ROW EXECUTE FUNCTION herald_notify_function();",
 ];
 
 /// Now, in epoch seconds, in SQL.
@@ -497,5 +514,46 @@ impl Postgres {
                 .map_err(error)?,
         };
         Ok(())
+    }
+}
+
+impl Postgres {
+    pub async fn functions(&self) -> Result<Vec<StoredFunction>, String> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT name, spec, code FROM functions ORDER BY name", &[])
+            .await
+            .map_err(error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredFunction {
+                name: r.get(0),
+                spec: r.get(1),
+                code: r.get(2),
+            })
+            .collect())
+    }
+
+    pub async fn put_function(&self, f: StoredFunction) -> Result<(), String> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO functions (name, spec, code) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, code = excluded.code",
+                &[&f.name, &f.spec, &f.code],
+            )
+            .await
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    pub async fn delete_function(&self, name: &str) -> Result<bool, String> {
+        self.client()
+            .await?
+            .execute("DELETE FROM functions WHERE name = $1", &[&name])
+            .await
+            .map(|n| n > 0)
+            .map_err(error)
     }
 }

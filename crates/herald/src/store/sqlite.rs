@@ -8,7 +8,7 @@
 //! the connection's lock is only held inside such a call, never across an
 //! `.await`.
 
-use super::{StoredApi, StoredKey, StoredNamespace};
+use super::{StoredApi, StoredFunction, StoredKey, StoredNamespace};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -50,6 +50,13 @@ const MIGRATIONS: &[&str] = &[
         owner_contact TEXT,
         event_config TEXT NOT NULL,
         created REAL NOT NULL
+    );",
+    // 5: functions created through the Lambda API: the spec as JSON, the
+    // deployment package as uploaded.
+    "CREATE TABLE functions (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        code BLOB NOT NULL
     );",
 ];
 
@@ -367,6 +374,44 @@ impl Sqlite {
             )?;
             tx.commit()?;
             Ok(n > 0)
+        })
+        .await
+    }
+}
+
+impl Sqlite {
+    pub async fn functions(&self) -> Result<Vec<StoredFunction>, String> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT name, spec, code FROM functions ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredFunction {
+                    name: r.get(0)?,
+                    spec: r.get(1)?,
+                    code: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn put_function(&self, f: StoredFunction) -> Result<(), String> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO functions (name, spec, code) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, code = excluded.code",
+                params![f.name, f.spec, f.code],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete_function(&self, name: &str) -> Result<bool, String> {
+        let name = name.to_string();
+        self.run(move |c| {
+            c.execute("DELETE FROM functions WHERE name = ?1", params![name])
+                .map(|n| n > 0)
         })
         .await
     }

@@ -94,9 +94,14 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
             .unwrap_or(0.0),
     };
     // Built (and so checked) before anything is stored.
-    let api = crate::api::EventApi::create(&default.config, &stored, default.store.clone())
-        .await
-        .map_err(AwsError::bad_request)?;
+    let api = crate::api::EventApi::create(
+        &default.config,
+        &stored,
+        default.store.clone(),
+        default.functions.clone(),
+    )
+    .await
+    .map_err(AwsError::bad_request)?;
     default
         .store
         .insert_api(stored.clone())

@@ -1,0 +1,79 @@
+//! Lambda's API (REST-JSON, `/2015-03-31/functions...`), with Lambda's
+//! shapes, status codes and exceptions, over the server's functions: the
+//! ones created here (kept in the store) and the configuration file's
+//! (listed and invoked, changed in the file).
+
+mod functions;
+mod invoke;
+
+use super::aws::{percent_decode, AwsError, Body};
+use super::AdminState;
+use hyper::{HeaderMap, Method, Response, StatusCode};
+
+/// Route a REST request; `None` when no Lambda operation has this method and
+/// path.
+pub async fn route(
+    state: &AdminState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Result<Response<Body>, AwsError>> {
+    let segments: Vec<String> = path
+        .trim_end_matches('/')
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let m = method.clone();
+    Some(match (seg.as_slice(), m) {
+        (["2015-03-31", "functions"], Method::POST) => functions::create(state, body).await,
+        (["2015-03-31", "functions"], Method::GET) => functions::list(state, query),
+        (["2015-03-31", "functions", name], Method::GET) => functions::get(state, name).await,
+        (["2015-03-31", "functions", name], Method::DELETE) => functions::delete(state, name).await,
+        (["2015-03-31", "functions", name, "configuration"], Method::GET) => {
+            functions::get_configuration(state, name)
+        }
+        (["2015-03-31", "functions", name, "configuration"], Method::PUT) => {
+            functions::update_configuration(state, name, body).await
+        }
+        (["2015-03-31", "functions", name, "code"], Method::PUT) => {
+            functions::update_code(state, name, body).await
+        }
+        (["2015-03-31", "functions", name, "invocations"], Method::POST) => {
+            invoke::invoke(state, name, headers, query, body).await
+        }
+        (["2017-10-31", "functions", name, "concurrency"], Method::PUT) => {
+            functions::put_concurrency(state, name, body).await
+        }
+        (["2017-10-31", "functions", name, "concurrency"], Method::DELETE) => {
+            functions::delete_concurrency(state, name).await
+        }
+        (["2019-09-30", "functions", name, "concurrency"], Method::GET) => {
+            functions::get_concurrency(state, name)
+        }
+        _ => return None,
+    })
+}
+
+/// Lambda's exceptions.
+fn not_found(state: &AdminState, name: &str) -> AwsError {
+    let arn = state
+        .functions()
+        .arn(crate::functions::Functions::name_of(name));
+    AwsError::new(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFoundException",
+        format!("Function not found: {arn}"),
+    )
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    AwsError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidParameterValueException",
+        message,
+    )
+}

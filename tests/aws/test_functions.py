@@ -1,0 +1,235 @@
+"""Functions through Lambda's API, driven by botocore (and the AWS CLI)
+against `herald serve` in its development mode: JavaScript functions from
+zips, created, invoked (sync, async, dry run), updated and deleted; an HTTP
+function served by a Python `http.server`; and the error paths with the
+exceptions and function errors Lambda gives.
+
+Run by scripts/test (HERALD_BIN names the binary)."""
+
+import base64
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+import zipfile
+
+from botocore.exceptions import ClientError
+
+from test_admin import make_client, start, stop
+
+
+def zip_of(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+ECHO = """
+import { greet } from './lib/greet.mjs';
+let inits = 0; inits++;
+export const handler = async (event, context) => ({
+  echo: event,
+  greeting: greet(process.env.WHO || 'nobody'),
+  name: context.functionName,
+  arn: context.invokedFunctionArn,
+  requestId: context.awsRequestId,
+  remainingOk: context.getRemainingTimeInMillis() > 0,
+  inits,
+});
+"""
+GREET = "export const greet = (who) => `hello ${who}`;"
+
+
+class Seen(http.server.BaseHTTPRequestHandler):
+    """An HTTP function in Python: doubles `n`, fails on `fail`."""
+    calls = []
+    called = threading.Event()
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        Seen.calls.append((dict(self.headers), body))
+        Seen.called.set()
+        if body.get("fail"):
+            out = json.dumps({"errorType": "ValueError", "errorMessage": "asked to fail"}).encode()
+            self.send_response(200)
+            self.send_header("x-amz-function-error", "Unhandled")
+        else:
+            out = json.dumps({"n": body.get("n", 0) * 2, "lang": "python"}).encode()
+            self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+class Functions(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.data = tempfile.mkdtemp(prefix="herald-functions-")
+        cls.server = start(cls.data)
+        cls.lam = make_client(cls.server, "lambda")
+        cls.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Seen)
+        threading.Thread(target=cls.http.serve_forever, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.http.shutdown()
+        stop(cls.server)
+        shutil.rmtree(cls.data, ignore_errors=True)
+
+    def error(self, call):
+        with self.assertRaises(ClientError) as caught:
+            call()
+        e = caught.exception.response["Error"]
+        return e["Code"], e.get("Message", "")
+
+    def create(self, name, files, handler="index.handler", **kw):
+        return self.lam.create_function(
+            FunctionName=name, Runtime="nodejs22.x", Role="arn:aws:iam::123456789012:role/x",
+            Handler=handler, Code={"ZipFile": zip_of(files)}, **kw)
+
+    def invoke(self, name, payload, **kw):
+        r = self.lam.invoke(FunctionName=name, Payload=json.dumps(payload).encode(), **kw)
+        return r, json.loads(r["Payload"].read() or b"null")
+
+    def test_create_invoke_update_delete(self):
+        created = self.create("echo", {"index.mjs": ECHO, "lib/greet.mjs": GREET},
+                              Environment={"Variables": {"WHO": "herald"}}, Timeout=5)
+        self.assertEqual(created["FunctionName"], "echo")
+        self.assertTrue(created["FunctionArn"].endswith(":function:echo"))
+        self.assertEqual((created["Timeout"], created["MemorySize"], created["State"]), (5, 128, "Active"))
+        got = self.lam.get_function(FunctionName="echo")["Configuration"]
+        self.assertEqual(got["CodeSha256"], created["CodeSha256"])
+        self.assertIn("echo", [f["FunctionName"] for f in self.lam.list_functions()["Functions"]])
+
+        r, out = self.invoke("echo", {"n": 1}, LogType="Tail")
+        self.assertEqual(r["StatusCode"], 200)
+        self.assertNotIn("FunctionError", r)
+        self.assertEqual(r["ExecutedVersion"], "$LATEST")
+        self.assertEqual(out["echo"], {"n": 1})
+        self.assertEqual(out["greeting"], "hello herald")
+        self.assertEqual(out["name"], "echo")
+        self.assertTrue(out["remainingOk"])
+        self.assertIn("REPORT RequestId: " + out["requestId"], base64.b64decode(r["LogResult"]).decode())
+        # Init ran once: a second call reuses the initialized module.
+        self.assertEqual(self.invoke("echo", {})[1]["inits"], 1)
+        # By ARN too.
+        self.assertEqual(self.invoke(created["FunctionArn"], {"x": 1})[1]["echo"], {"x": 1})
+
+        self.assertEqual(self.lam.invoke(FunctionName="echo", InvocationType="DryRun")["StatusCode"], 204)
+        self.assertEqual(self.lam.invoke(FunctionName="echo", InvocationType="Event", Payload=b"{}")["StatusCode"], 202)
+
+        updated = self.lam.update_function_code(
+            FunctionName="echo", ZipFile=zip_of({"index.mjs": "export const handler = (e) => ({v: 2, e});"}))
+        self.assertNotEqual(updated["CodeSha256"], created["CodeSha256"])
+        self.assertEqual(self.invoke("echo", {"a": 1})[1], {"v": 2, "e": {"a": 1}})
+        cfg = self.lam.update_function_configuration(FunctionName="echo", Timeout=1, Description="second")
+        self.assertEqual((cfg["Timeout"], cfg["Description"]), (1, "second"))
+        code, _ = self.error(lambda: self.lam.update_function_configuration(FunctionName="echo", Timeout=901))
+        self.assertEqual(code, "InvalidParameterValueException")
+
+        self.lam.delete_function(FunctionName="echo")
+        code, message = self.error(lambda: self.lam.get_function(FunctionName="echo"))
+        self.assertEqual(code, "ResourceNotFoundException")
+        self.assertIn("Function not found", message)
+
+    def test_function_errors_have_lambdas_shape(self):
+        self.create("fails", {"index.mjs": """
+            export const handler = async (e) => {
+              if (e.kind === 'throw') throw new TypeError('bad input');
+              if (e.kind === 'loop') { for (;;) {} }
+              if (e.kind === 'oom') { const a = []; for (;;) a.push(new Array(1e6).fill(7)); }
+              return 'fine';
+            };"""}, Timeout=1)
+        r, out = self.invoke("fails", {"kind": "throw"})
+        self.assertEqual((r["StatusCode"], r["FunctionError"]), (200, "Unhandled"))
+        self.assertEqual((out["errorType"], out["errorMessage"]), ("TypeError", "bad input"))
+        r, out = self.invoke("fails", {"kind": "loop"})
+        self.assertEqual((r["FunctionError"], out["errorType"]), ("Unhandled", "Sandbox.Timedout"))
+        r, out = self.invoke("fails", {"kind": "oom"})
+        self.assertEqual((r["FunctionError"], out["errorType"]), ("Unhandled", "Runtime.OutOfMemory"))
+        # And the function still serves.
+        self.assertEqual(self.invoke("fails", {})[1], "fine")
+
+        code, _ = self.error(lambda: self.lam.invoke(FunctionName="fails", Payload=b"{not json"))
+        self.assertEqual(code, "InvalidRequestContentException")
+        code, _ = self.error(lambda: self.lam.invoke(FunctionName="nosuch", Payload=b"{}"))
+        self.assertEqual(code, "ResourceNotFoundException")
+
+        # Reserved concurrency 0: every invocation is throttled.
+        self.lam.put_function_concurrency(FunctionName="fails", ReservedConcurrentExecutions=0)
+        self.assertEqual(self.lam.get_function_concurrency(FunctionName="fails")["ReservedConcurrentExecutions"], 0)
+        code, _ = self.error(lambda: self.invoke("fails", {}))
+        self.assertEqual(code, "TooManyRequestsException")
+        self.lam.delete_function_concurrency(FunctionName="fails")
+        self.assertEqual(self.invoke("fails", {})[1], "fine")
+        self.lam.delete_function(FunctionName="fails")
+
+    def test_bad_code_is_refused_at_create(self):
+        code, message = self.error(lambda: self.create("syntax", {"index.mjs": "export const handler = (;"}))
+        self.assertEqual(code, "InvalidParameterValueException")
+        self.assertIn("SyntaxError", message)
+        code, message = self.error(lambda: self.lam.create_function(
+            FunctionName="badzip", Runtime="nodejs22.x", Role="r", Handler="index.handler",
+            Code={"ZipFile": b"this is not a zip"}))
+        self.assertEqual(code, "InvalidParameterValueException")
+        self.assertIn("unzip", message)
+        code, message = self.error(lambda: self.create("nohandler", {"main.mjs": GREET}))
+        self.assertIn("Cannot find module 'index'", message)
+        code, _ = self.error(lambda: self.create("bad name!", {"index.mjs": ECHO}))
+        self.assertEqual(code, "InvalidParameterValueException")
+        self.create("twice", {"index.mjs": "export const handler = () => 1;"})
+        code, _ = self.error(lambda: self.create("twice", {"index.mjs": "export const handler = () => 1;"}))
+        self.assertEqual(code, "ResourceConflictException")
+        self.lam.delete_function(FunctionName="twice")
+        code, _ = self.error(lambda: self.lam.list_functions() and self.lam.get_function(FunctionName="syntax"))
+        self.assertEqual(code, "ResourceNotFoundException", "nothing was kept of a refused create")
+
+    def test_an_http_function_in_python(self):
+        url = f"http://127.0.0.1:{self.http.server_address[1]}/invoke"
+        self.lam.create_function(FunctionName="py", Runtime="python3.13", Role="r", Handler="app.handler",
+                                 Code={}, Environment={"Variables": {"HERALD_FUNCTION_URL": url}})
+        r, out = self.invoke("py", {"n": 21})
+        self.assertEqual(out, {"n": 42, "lang": "python"})
+        headers, _ = Seen.calls[-1]
+        lowered = {k.lower(): v for k, v in headers.items()}
+        self.assertTrue(lowered["lambda-runtime-invoked-function-arn"].endswith(":function:py"))
+        self.assertIn("lambda-runtime-aws-request-id", lowered)
+        r, out = self.invoke("py", {"fail": True})
+        self.assertEqual((r["FunctionError"], out["errorType"]), ("Unhandled", "ValueError"))
+        # Asynchronously: the server gets the event.
+        Seen.called.clear()
+        self.assertEqual(self.lam.invoke(FunctionName="py", InvocationType="Event",
+                                         Payload=json.dumps({"n": 5, "async": True}).encode())["StatusCode"], 202)
+        self.assertTrue(Seen.called.wait(10))
+        self.assertEqual(Seen.calls[-1][1], {"n": 5, "async": True})
+        self.lam.delete_function(FunctionName="py")
+
+    def test_the_aws_cli_invokes(self):
+        self.create("cli", {"index.js": "exports.handler = async (e) => ({ doubled: e.n * 2 });"})
+        aws = os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws")
+        out = os.path.join(self.data, "out.json")
+        env = dict(os.environ, **self.server["exports"], AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        run = subprocess.run([aws, "lambda", "invoke", "--function-name", "cli", "--payload", '{"n": 4}',
+                              "--endpoint-url", self.server["admin"], out],
+                             env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(out) as f:
+            self.assertEqual(json.load(f), {"doubled": 8})
+        self.lam.delete_function(FunctionName="cli")
+
+
+if __name__ == "__main__":
+    unittest.main()
