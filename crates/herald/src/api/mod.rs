@@ -14,7 +14,7 @@ pub use registry::Registry;
 
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
-use crate::handlers::{DirectHandler, Failure, HandlerPool, InvokeType, Kind, Outcome};
+use crate::handlers::{DirectHandler, Failure, HandlerPool, InvokeType, Kind, Outcome, Target};
 use crate::http_client::HttpClient;
 use crate::hub::{Batch, EventFilter, Hub};
 use crate::metrics::{Metrics, Transport};
@@ -278,7 +278,13 @@ impl EventApi {
         let result = match (direct, self.handlers.as_ref().filter(|p| p.has(&ns.name))) {
             (Some(d), _) => {
                 let handler = DirectHandler {
-                    url: d.endpoint.clone(),
+                    target: match &d.target {
+                        crate::config::DirectTarget::Url(url) => Target::Url(url.clone()),
+                        crate::config::DirectTarget::Function(name) => Target::Function {
+                            functions: self.functions.clone(),
+                            name: name.clone(),
+                        },
+                    },
                     invoke_type: if d.event {
                         InvokeType::Event
                     } else {

@@ -24,8 +24,8 @@ pub use auth::{
 pub use engine::{EngineSetting, NatsConfig, RedisConfig};
 pub use function::{FunctionFile, FunctionPoolFile};
 pub use namespace::{
-    DataSourceFile, DirectConfig, HandlerConfigFile, HandlerConfigsFile, IntegrationFile,
-    LambdaInvokeFile, NamespaceFile,
+    DataSourceFile, DirectConfig, DirectTarget, HandlerConfigFile, HandlerConfigsFile,
+    IntegrationFile, LambdaConfigFile, LambdaInvokeFile, NamespaceFile,
 };
 pub use store::{redact_url, StoreBackend, StoreConfig, StoreFile, DEFAULT_DATA_DIR};
 
@@ -409,11 +409,29 @@ impl ApiConfig {
                     d.name, d.kind
                 ));
             }
-            if !(d.endpoint.starts_with("http://") || d.endpoint.starts_with("https://")) {
-                return Err(format!(
-                    "data source '{}': endpoint must be an http(s) URL",
-                    d.name
-                ));
+            match (&d.endpoint, &d.lambda_config) {
+                (Some(e), None) if e.starts_with("http://") || e.starts_with("https://") => {}
+                (Some(_), None) => {
+                    return Err(format!(
+                        "data source '{}': endpoint must be an http(s) URL",
+                        d.name
+                    ))
+                }
+                (None, Some(l)) => {
+                    let name = crate::functions::Functions::name_of(&l.lambda_function_arn);
+                    if !file.functions.iter().any(|f| f.name == name) {
+                        return Err(format!(
+                            "data source '{}': lambda_config names '{name}', which no [[functions]] entry declares",
+                            d.name
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "data source '{}': give either endpoint (a URL) or lambda_config.lambda_function_arn (a function)",
+                        d.name
+                    ))
+                }
             }
         }
         for c in &file.iam_credentials {

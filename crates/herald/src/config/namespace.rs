@@ -31,8 +31,18 @@ pub struct DataSourceFile {
     #[serde(rename = "type")]
     pub kind: String,
     /// The function's HTTP(S) URL; it receives the handler payload as a JSON POST.
-    pub endpoint: String,
+    pub endpoint: Option<String>,
+    /// AppSync's `lambdaConfig`: a Herald function (its name or ARN), run
+    /// in-process with no HTTP hop.
+    pub lambda_config: Option<LambdaConfigFile>,
     pub timeout_ms: Option<u64>,
+}
+
+/// A data source's `lambda_config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfigFile {
+    pub lambda_function_arn: String,
 }
 
 /// `handler_configs` (AppSync's `HandlerConfigs`).
@@ -65,10 +75,19 @@ pub struct LambdaInvokeFile {
     pub invoke_type: Option<String>,
 }
 
+/// What a DIRECT handler calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectTarget {
+    /// A function reached over HTTP.
+    Url(String),
+    /// A Herald function (by name), run in-process.
+    Function(String),
+}
+
 /// A resolved DIRECT handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectConfig {
-    pub endpoint: String,
+    pub target: DirectTarget,
     pub event: bool,
     pub timeout: Duration,
 }
@@ -133,8 +152,15 @@ pub(super) fn resolve_namespaces(
                     ))
                 }
             };
+            let target = match (&ds.endpoint, &ds.lambda_config) {
+                (Some(url), None) => DirectTarget::Url(url.clone()),
+                (None, Some(l)) => DirectTarget::Function(
+                    crate::functions::Functions::name_of(&l.lambda_function_arn).to_string(),
+                ),
+                _ => unreachable!("checked with the data sources"),
+            };
             Ok(Some(DirectConfig {
-                endpoint: ds.endpoint.clone(),
+                target,
                 event,
                 timeout: Duration::from_millis(ds.timeout_ms.unwrap_or(30_000)),
             }))

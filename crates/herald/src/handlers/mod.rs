@@ -17,7 +17,7 @@
 mod direct;
 mod runtime;
 
-pub use direct::{DirectHandler, InvokeType};
+pub use direct::{DirectHandler, InvokeType, Target};
 
 use runtime::{JsInstance, JsLimits, JsOutcome};
 use serde_json::Value;
