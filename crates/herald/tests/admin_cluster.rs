@@ -237,6 +237,51 @@ async fn three_nodes_share_one_postgres_store() {
     })
     .await;
 
+    // A function created on B can be invoked on C, and is gone from C
+    // once deleted on A.
+    let lambda = |method: &'static str, path: &'static str, body: &'static str| Call {
+        service: "lambda",
+        method,
+        headers: &[("content-type", "application/json")],
+        body: body.as_bytes(),
+        ..Call::get(path)
+    };
+    let r = call(
+        admin(b),
+        lambda(
+            "POST",
+            "/2015-03-31/functions",
+            r#"{"FunctionName": "shared", "Runtime": "python3.13", "Role": "r", "Handler": "app.handler", "Code": {}, "Environment": {"Variables": {"HERALD_FUNCTION_URL": "http://127.0.0.1:9/"}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    within(BOUND, "function created on B exists on C", || async {
+        call(admin(c), lambda("GET", "/2015-03-31/functions/shared", ""))
+            .await
+            .status
+            == 200
+    })
+    .await;
+    let dry_run = Call {
+        headers: &[("x-amz-invocation-type", "DryRun")],
+        ..lambda("POST", "/2015-03-31/functions/shared/invocations", "{}")
+    };
+    assert_eq!(call(admin(c), dry_run).await.status, 204);
+    let r = call(
+        admin(a),
+        lambda("DELETE", "/2015-03-31/functions/shared", ""),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.raw);
+    within(BOUND, "function deleted on A is gone from C", || async {
+        call(admin(c), lambda("GET", "/2015-03-31/functions/shared", ""))
+            .await
+            .status
+            == 404
+    })
+    .await;
+
     // Every node restarts; everything is still there, on every node.
     for n in nodes.iter_mut() {
         n.shutdown().await;
