@@ -12,6 +12,7 @@
 
 mod connect;
 mod delivery;
+mod function;
 mod handler;
 mod proc;
 mod publish;
@@ -22,6 +23,7 @@ mod target;
 use clap::{Args, Subcommand};
 use connect::{connect_scenario, http_publish_scenario};
 use delivery::delivery_scenario;
+use function::function_scenario;
 use handler::handler_scenario;
 use publish::Plan;
 use std::sync::Arc;
@@ -135,6 +137,25 @@ pub enum Scenario {
         #[arg(long, default_value_t = 20000)]
         calls: usize,
     },
+    /// Function timings: cold start with and without pre-initialization,
+    /// warm invocation overhead, and invocations/s, without the network.
+    Function {
+        /// Module source (default: a generated module of --kb KB).
+        #[arg(long)]
+        code: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        kb: usize,
+        #[arg(long, default_value_t = 20)]
+        loads: usize,
+        #[arg(long, default_value_t = 20000)]
+        calls: usize,
+        /// Callers for the invocations/s phase.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Seconds of the invocations/s phase.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+    },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
         #[command(flatten)]
@@ -196,6 +217,24 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             loads,
             calls,
         } => handler_scenario(code, events, loads, calls)?,
+        Scenario::Function {
+            code,
+            kb,
+            loads,
+            calls,
+            concurrency,
+            duration,
+        } => {
+            function_scenario(
+                code,
+                kb,
+                loads,
+                calls,
+                concurrency,
+                std::time::Duration::from_secs(duration),
+            )
+            .await?
+        }
         Scenario::Fanout {
             common,
             subscribers,

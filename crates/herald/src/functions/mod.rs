@@ -338,12 +338,22 @@ impl Functions {
         }))
     }
 
-    /// Serve `f` (replacing a function of the same name); its code is warmed
-    /// on the workers first.
-    pub fn install(&self, f: Arc<Function>) {
+    /// Serve `f` (replacing a function of the same name) once its code is
+    /// warmed on the workers: until then the previous version serves.
+    pub async fn install(&self, f: Arc<Function>) {
+        self.warm(&f).await;
+        self.insert(f);
+    }
+
+    /// Load and initialize `f`'s code on every worker (see [`pool::JsPool::warm`]).
+    pub async fn warm(&self, f: &Function) {
         if let Body::Js(code) = &f.body {
-            self.pool.warm(code);
+            self.pool.warm(code).await;
         }
+    }
+
+    /// Serve `f` now (warm it first: [`Functions::warm`]).
+    pub fn insert(&self, f: Arc<Function>) {
         self.metrics.add(&f.spec.name);
         self.map.write().unwrap().insert(f.spec.name.clone(), f);
     }

@@ -54,7 +54,10 @@ impl Functions {
                 let this = self.clone();
                 let sf = sf.clone();
                 match tokio::task::spawn_blocking(move || this.from_stored(&sf)).await {
-                    Ok(Ok(f)) => built.push(f),
+                    Ok(Ok(f)) => {
+                        self.warm(&f).await;
+                        built.push(f)
+                    }
                     Ok(Err(e)) => problems.push(e),
                     Err(e) => problems.push(format!("loading a stored function failed: {e}")),
                 }
@@ -65,7 +68,7 @@ impl Functions {
             let names: HashSet<&str> = stored.iter().map(|f| f.name.as_str()).collect();
             for f in built {
                 tracing::info!(function = %f.spec.name, "function serving (from the store)");
-                self.install(f);
+                self.insert(f);
             }
             for f in self.list() {
                 if !f.from_file && !names.contains(f.spec.name.as_str()) {

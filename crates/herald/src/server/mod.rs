@@ -111,7 +111,7 @@ impl Server {
             let declared = tokio::task::spawn_blocking(move || f.declared(&decl))
                 .await
                 .map_err(|e| format!("loading a function failed: {e}"))??;
-            functions.install(declared);
+            functions.install(declared).await;
         }
         let hub = Hub::from_config(&config).await?;
         let mut api = EventApi::new(config, hub, store.clone(), functions.clone())?;

@@ -202,7 +202,7 @@ async fn deploy(
         .put_function(Functions::to_stored(&f))
         .await
         .map_err(AwsError::store_failed)?;
-    functions.install(f.clone());
+    functions.install(f.clone()).await;
     Ok(f)
 }
 
