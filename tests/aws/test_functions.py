@@ -11,6 +11,7 @@ import http.server
 import io
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -52,10 +53,12 @@ class Seen(http.server.BaseHTTPRequestHandler):
     """An HTTP function in Python: doubles `n`, fails on `fail`."""
     calls = []
     called = threading.Event()
+    bodies = queue.Queue()
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         Seen.calls.append((dict(self.headers), body))
+        Seen.bodies.put(body)
         Seen.called.set()
         if body.get("fail"):
             out = json.dumps({"errorType": "ValueError", "errorMessage": "asked to fail"}).encode()
@@ -215,6 +218,47 @@ class Functions(unittest.TestCase):
         self.assertTrue(Seen.called.wait(10))
         self.assertEqual(Seen.calls[-1][1], {"n": 5, "async": True})
         self.lam.delete_function(FunctionName="py")
+
+    def record(self, predicate):
+        """The next body the Python function receives that matches."""
+        while True:
+            body = Seen.bodies.get(timeout=15)
+            if predicate(body):
+                return body
+
+    def test_async_outcomes_go_to_destinations(self):
+        url = f"http://127.0.0.1:{self.http.server_address[1]}/sink"
+        sink = self.lam.create_function(FunctionName="sink", Runtime="python3.13", Role="r", Handler="a.b",
+                                        Code={}, Environment={"Variables": {"HERALD_FUNCTION_URL": url}})
+        self.create("flaky", {"index.mjs": "export const handler = async (e) => { if (e.fail) throw new RangeError('no luck'); return {done: e.n}; };"})
+        cfg = self.lam.put_function_event_invoke_config(
+            FunctionName="flaky", MaximumRetryAttempts=0,
+            DestinationConfig={"OnFailure": {"Destination": sink["FunctionArn"]},
+                               "OnSuccess": {"Destination": sink["FunctionArn"]}})
+        self.assertEqual(cfg["MaximumRetryAttempts"], 0)
+        self.assertEqual(self.lam.get_function_event_invoke_config(FunctionName="flaky")["DestinationConfig"]["OnFailure"]["Destination"], sink["FunctionArn"])
+
+        self.lam.invoke(FunctionName="flaky", InvocationType="Event", Payload=json.dumps({"fail": True, "tag": "f1"}).encode())
+        failed = self.record(lambda b: b.get("requestPayload", {}).get("tag") == "f1")
+        self.assertEqual(failed["requestContext"]["condition"], "RetriesExhausted")
+        self.assertEqual(failed["requestContext"]["approximateInvokeCount"], 1)
+        self.assertEqual(failed["responseContext"]["functionError"], "Unhandled")
+        self.assertEqual(failed["responsePayload"]["errorType"], "RangeError")
+
+        self.lam.invoke(FunctionName="flaky", InvocationType="Event", Payload=json.dumps({"n": 3, "tag": "s1"}).encode())
+        ok = self.record(lambda b: b.get("requestPayload", {}).get("tag") == "s1")
+        self.assertEqual((ok["requestContext"]["condition"], ok["responsePayload"]), ("Success", {"done": 3}))
+
+        code, _ = self.error(lambda: self.lam.put_function_event_invoke_config(FunctionName="flaky", MaximumRetryAttempts=3))
+        self.assertEqual(code, "InvalidParameterValueException")
+        code, _ = self.error(lambda: self.lam.put_function_event_invoke_config(
+            FunctionName="flaky", DestinationConfig={"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:123456789012:q"}}))
+        self.assertEqual(code, "InvalidParameterValueException")
+        self.lam.delete_function_event_invoke_config(FunctionName="flaky")
+        code, _ = self.error(lambda: self.lam.get_function_event_invoke_config(FunctionName="flaky"))
+        self.assertEqual(code, "ResourceNotFoundException")
+        self.lam.delete_function(FunctionName="flaky")
+        self.lam.delete_function(FunctionName="sink")
 
     def test_the_aws_cli_invokes(self):
         self.create("cli", {"index.js": "exports.handler = async (e) => ({ doubled: e.n * 2 });"})

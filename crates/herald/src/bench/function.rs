@@ -109,6 +109,7 @@ pub async fn function_scenario(
         memory_mb: 128,
         environment: BTreeMap::new(),
         reserved_concurrency: None,
+        event_invoke: None,
         code_sha256: sha256_base64(source.as_bytes()),
         code_size: source.len() as u64,
         last_modified: now_iso(),

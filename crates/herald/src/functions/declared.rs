@@ -86,6 +86,7 @@ impl Functions {
             memory_mb: decl.memory_mb.unwrap_or(128),
             environment,
             reserved_concurrency: decl.reserved_concurrency,
+            event_invoke: None,
             code_sha256: sha256_base64(&bytes),
             code_size: bytes.len() as u64,
             last_modified: now_iso(),

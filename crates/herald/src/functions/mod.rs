@@ -15,6 +15,7 @@
 //! loops, throws, exhausts memory or answers garbage fails that invocation
 //! only.
 
+mod asynchronous;
 pub mod code;
 mod declared;
 mod http;
@@ -22,6 +23,7 @@ pub mod js;
 pub mod pool;
 mod stored;
 
+pub use asynchronous::EventInvokeConfig;
 pub use code::Package;
 pub use pool::PoolSettings;
 
@@ -49,10 +51,6 @@ pub const MAX_FUNCTIONS: usize = 1000;
 /// Asynchronous invocations waiting or retrying at once; past this, `Event`
 /// invocations are refused with `TooManyRequestsException`.
 pub const MAX_ASYNC_PENDING: usize = 10_000;
-/// Retries of a failed asynchronous invocation (Lambda's default), and the
-/// pause before each.
-pub const ASYNC_RETRIES: u32 = 2;
-const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 /// A function as configured: Lambda's `FunctionConfiguration` fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +71,10 @@ pub struct FunctionSpec {
     /// Base64 SHA-256 of the package, and its size, as Lambda reports them.
     pub code_sha256: String,
     pub code_size: u64,
+    /// Lambda's `EventInvokeConfig`: retries, event age and destinations of
+    /// asynchronous invocations.
+    #[serde(default)]
+    pub event_invoke: Option<EventInvokeConfig>,
     /// ISO 8601, Lambda's format.
     pub last_modified: String,
     pub revision_id: String,
@@ -138,6 +140,18 @@ pub fn is_js_runtime(runtime: &str) -> bool {
 
 /// Now in Lambda's `LastModified` format (`2024-01-02T03:04:05.000+0000`).
 pub fn now_iso() -> String {
+    let (date, time) = now_parts();
+    format!("{date}T{time}+0000")
+}
+
+/// Now as RFC 3339 in UTC with milliseconds (`2024-01-02T03:04:05.000Z`).
+pub fn now_rfc3339() -> String {
+    let (date, time) = now_parts();
+    format!("{date}T{time}Z")
+}
+
+/// Today's date and the time of day with milliseconds, in UTC.
+fn now_parts() -> (String, String) {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -153,12 +167,15 @@ pub fn now_iso() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            d.subsec_millis()
+        ),
     )
 }
 
@@ -226,7 +243,7 @@ pub struct Functions {
     region: String,
     account: String,
     pub metrics: metrics::FunctionMetrics,
-    async_pending: Arc<Semaphore>,
+    pub(crate) async_pending: Arc<Semaphore>,
 }
 
 pub mod metrics;
@@ -466,62 +483,10 @@ impl Functions {
             init,
         })
     }
-
-    /// Queue an asynchronous invocation (`Event`): it runs in the background,
-    /// and a function error or failure is retried [`ASYNC_RETRIES`] times
-    /// (after 1 s, then 2 s); one that fails every attempt is logged at
-    /// ERROR and counted (`herald_function_async_failures_total`). Refused
-    /// when [`MAX_ASYNC_PENDING`] are already pending.
-    pub fn invoke_async(
-        self: &Arc<Self>,
-        reference: &str,
-        payload: Bytes,
-    ) -> Result<String, InvokeError> {
-        let f = self
-            .get(reference)
-            .ok_or_else(|| InvokeError::NotFound(Self::name_of(reference).to_string()))?;
-        if payload.len() > MAX_ASYNC_PAYLOAD {
-            return Err(InvokeError::TooLarge(MAX_ASYNC_PAYLOAD));
-        }
-        let payload = checked_json(payload)?;
-        let permit = self
-            .async_pending
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| InvokeError::TooManyRequests("ConcurrentInvocationLimitExceeded"))?;
-        let this = self.clone();
-        let name = f.spec.name.clone();
-        let id = crate::new_uuid().to_string();
-        let event_id = id.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            for attempt in 0..=ASYNC_RETRIES {
-                if attempt > 0 {
-                    tokio::time::sleep(ASYNC_RETRY_DELAYS[attempt as usize - 1]).await;
-                }
-                match this.invoke(&name, payload.clone(), None).await {
-                    Ok(r) if !r.function_error => return,
-                    Ok(r) => {
-                        tracing::warn!(function = %name, event = %event_id, attempt, error = %String::from_utf8_lossy(&r.payload), "asynchronous invocation failed")
-                    }
-                    Err(InvokeError::NotFound(_)) => {
-                        tracing::warn!(function = %name, event = %event_id, "function deleted before its asynchronous invocation ran");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(function = %name, event = %event_id, attempt, error = ?e, "asynchronous invocation not run")
-                    }
-                }
-            }
-            this.metrics.async_failed(&name);
-            tracing::error!(function = %name, event = %event_id, retries = ASYNC_RETRIES, "asynchronous invocation failed on every attempt; dropped");
-        });
-        Ok(id)
-    }
 }
 
 /// The payload as JSON text (empty: `{}`), or Lambda's error for it.
-fn checked_json(payload: Bytes) -> Result<Bytes, InvokeError> {
+pub(crate) fn checked_json(payload: Bytes) -> Result<Bytes, InvokeError> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::from_static(b"{}"));
     }

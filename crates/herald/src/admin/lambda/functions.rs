@@ -61,7 +61,7 @@ pub fn configuration(functions: &Functions, f: &Function) -> Value {
     v
 }
 
-fn object(body: &[u8]) -> Result<Map<String, Value>, AwsError> {
+pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, AwsError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
         _ => Err(invalid("The request body must be a JSON object")),
@@ -162,7 +162,7 @@ fn zip_of(code: Option<Value>) -> Result<Option<Vec<u8>>, AwsError> {
 }
 
 /// Build, store and serve `spec` with `zip`.
-async fn deploy(
+pub(super) async fn deploy(
     state: &AdminState,
     mut spec: FunctionSpec,
     zip: Vec<u8>,
@@ -239,6 +239,7 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
         memory_mb: 128,
         environment: BTreeMap::new(),
         reserved_concurrency: None,
+        event_invoke: None,
         code_sha256: String::new(),
         code_size: 0,
         last_modified: String::new(),
@@ -261,7 +262,7 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
     ))
 }
 
-fn existing(state: &AdminState, name: &str) -> Result<Arc<Function>, AwsError> {
+pub(super) fn existing(state: &AdminState, name: &str) -> Result<Arc<Function>, AwsError> {
     state
         .functions()
         .get(name)
@@ -269,7 +270,7 @@ fn existing(state: &AdminState, name: &str) -> Result<Arc<Function>, AwsError> {
 }
 
 /// A function the API may change.
-fn changeable(state: &AdminState, name: &str) -> Result<Arc<Function>, AwsError> {
+pub(super) fn changeable(state: &AdminState, name: &str) -> Result<Arc<Function>, AwsError> {
     let f = existing(state, name)?;
     if f.from_file {
         return Err(invalid(format!(

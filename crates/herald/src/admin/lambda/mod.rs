@@ -3,6 +3,7 @@
 //! ones created here (kept in the store) and the configuration file's
 //! (listed and invoked, changed in the file).
 
+mod event_invoke;
 mod functions;
 mod invoke;
 
@@ -53,6 +54,21 @@ pub async fn route(
         }
         (["2019-09-30", "functions", name, "concurrency"], Method::GET) => {
             functions::get_concurrency(state, name)
+        }
+        (["2019-09-25", "functions", name, "event-invoke-config"], Method::PUT) => {
+            event_invoke::put(state, name, body, false).await
+        }
+        (["2019-09-25", "functions", name, "event-invoke-config"], Method::POST) => {
+            event_invoke::put(state, name, body, true).await
+        }
+        (["2019-09-25", "functions", name, "event-invoke-config"], Method::GET) => {
+            event_invoke::get(state, name)
+        }
+        (["2019-09-25", "functions", name, "event-invoke-config"], Method::DELETE) => {
+            event_invoke::delete(state, name).await
+        }
+        (["2019-09-25", "functions", name, "event-invoke-config", "list"], Method::GET) => {
+            event_invoke::list(state, name)
         }
         _ => return None,
     })
