@@ -260,6 +260,26 @@ class Functions(unittest.TestCase):
         self.lam.delete_function(FunctionName="flaky")
         self.lam.delete_function(FunctionName="sink")
 
+    def test_fetch_is_opt_in_and_limited_to_its_prefixes(self):
+        base = f"http://127.0.0.1:{self.http.server_address[1]}"
+        src = """
+            export const handler = async (e) => {
+              if (typeof fetch === 'undefined') return { fetch: 'absent' };
+              try {
+                const r = await fetch(e.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: 4 }) });
+                return { status: r.status, body: await r.json(), type: r.headers.get('Content-Type') };
+              } catch (err) { return { refused: err.message }; }
+            };"""
+        self.create("nofetch", {"index.mjs": src})
+        self.assertEqual(self.invoke("nofetch", {"url": base + "/x"})[1], {"fetch": "absent"})
+        self.create("fetcher", {"index.mjs": src}, Environment={"Variables": {"HERALD_FETCH_ALLOW": base + "/allowed/"}})
+        out = self.invoke("fetcher", {"url": base + "/allowed/doubler"})[1]
+        self.assertEqual(out, {"status": 200, "body": {"n": 8, "lang": "python"}, "type": "application/json"})
+        out = self.invoke("fetcher", {"url": base + "/elsewhere"})[1]
+        self.assertIn("is not under HERALD_FETCH_ALLOW", out["refused"])
+        self.lam.delete_function(FunctionName="nofetch")
+        self.lam.delete_function(FunctionName="fetcher")
+
     def test_the_aws_cli_invokes(self):
         self.create("cli", {"index.js": "exports.handler = async (e) => ({ doubled: e.n * 2 });"})
         aws = os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws")

@@ -62,6 +62,7 @@ pub async fn function_scenario(
         env: HashMap::new(),
         memory_bytes: 128 << 20,
         init_timeout: Duration::from_secs(10),
+        fetch: None,
     };
     let event = r#"{"n": 7}"#;
     let ctx = json!({"export": "handler", "handler": "index.handler", "functionName": "bench",

@@ -30,6 +30,8 @@ pub struct JsSetup {
     pub memory_bytes: usize,
     /// Time allowed for init (the module's top level).
     pub init_timeout: Duration,
+    /// `fetch`, when the function opted in.
+    pub fetch: Option<super::fetch::FetchHost>,
 }
 
 /// How an invocation ended.
@@ -147,6 +149,19 @@ impl JsFunction {
                 }),
             )
             .map_err(|e| fail("Runtime.ExitError", e))?;
+            if let Some(host) = setup.fetch.clone() {
+                set_global(
+                    &g,
+                    "__herald_fetch",
+                    Function::new(
+                        ctx.clone(),
+                        move |url: String, method: String, headers: String, body: String| {
+                            host.fetch(&url, &method, &headers, body)
+                        },
+                    ),
+                )
+                .map_err(|e| fail("Runtime.ExitError", e))?;
+            }
             g.set("__herald_env", env)
                 .map_err(|e| fail("Runtime.ExitError", e.to_string()))?;
             ctx.eval::<(), _>(PRELUDE)
@@ -262,6 +277,7 @@ mod tests {
             env: HashMap::from([("GREETING".to_string(), "hi".to_string())]),
             memory_bytes: 32 << 20,
             init_timeout: Duration::from_secs(5),
+            fetch: None,
         }
     }
 

@@ -18,6 +18,7 @@
 mod asynchronous;
 pub mod code;
 mod declared;
+pub mod fetch;
 mod http;
 pub mod js;
 pub mod pool;
@@ -244,6 +245,8 @@ pub struct Functions {
     account: String,
     pub metrics: metrics::FunctionMetrics,
     pub(crate) async_pending: Arc<Semaphore>,
+    /// For `fetch`, which runs on the worker threads.
+    handle: tokio::runtime::Handle,
 }
 
 pub mod metrics;
@@ -264,6 +267,8 @@ impl Functions {
             account: account.to_string(),
             metrics: metrics::FunctionMetrics::default(),
             async_pending: Arc::new(Semaphore::new(MAX_ASYNC_PENDING)),
+            handle: tokio::runtime::Handle::try_current()
+                .map_err(|_| "functions need the async runtime".to_string())?,
         })
     }
 
@@ -329,6 +334,12 @@ impl Functions {
                     env: spec.environment.clone().into_iter().collect(),
                     memory_bytes: spec.memory_mb as usize * 1024 * 1024,
                     init_timeout: Duration::from_secs(10),
+                    fetch: fetch::allowed(&spec.environment).map(|allow| fetch::FetchHost {
+                        allow,
+                        http: self.http.clone(),
+                        handle: self.handle.clone(),
+                        timeout: Duration::from_secs(spec.timeout_secs),
+                    }),
                 };
                 if let Err(e) = js::JsFunction::load(&setup) {
                     return Err(format!(

@@ -17,6 +17,29 @@
   };
   globalThis.process = { env: JSON.parse(__herald_env), argv: [], platform: 'herald' };
 
+  // `fetch`, only when the function opted in (HERALD_FETCH_ALLOW).
+  if (typeof globalThis.__herald_fetch === 'function') {
+    const hostFetch = globalThis.__herald_fetch;
+    delete globalThis.__herald_fetch;
+    globalThis.fetch = async (input, init = {}) => {
+      const url = String(input && input.url ? input.url : input);
+      const headers = {};
+      const given = init.headers || {};
+      for (const [k, v] of Array.isArray(given) ? given : Object.entries(given)) headers[String(k).toLowerCase()] = String(v);
+      const body = init.body === undefined || init.body === null ? '' : String(init.body);
+      const r = JSON.parse(hostFetch(url, String(init.method || 'GET').toUpperCase(), JSON.stringify(headers), body));
+      if (r.error) throw new TypeError(`fetch failed: ${r.error}`);
+      return {
+        ok: r.status >= 200 && r.status < 300,
+        status: r.status,
+        url,
+        headers: { get: (n) => (r.headers[String(n).toLowerCase()] ?? null), has: (n) => String(n).toLowerCase() in r.headers },
+        text: async () => r.body,
+        json: async () => JSON.parse(r.body),
+      };
+    };
+  }
+
   // Lambda's error shape for Node.js: errorType, errorMessage, trace.
   const errorOf = (e) => {
     if (e instanceof InternalError && /out of memory/.test(e.message)) {
