@@ -128,3 +128,47 @@ async fn declared_functions_are_checked_at_start() {
         assert!(err.contains(part), "{toml}: {err}");
     }
 }
+
+/// An HTTP function behind TLS with a private CA: refused until
+/// `[function_pool] http_ca_file` trusts the CA, then reached.
+#[tokio::test]
+async fn http_functions_trust_the_configured_ca() {
+    let dir = temp_dir("function-ca");
+    let mut tls_config = herald::config::ApiConfig::resolve(
+        herald::config::ConfigFile::default(),
+        herald::config::Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            tls_self_signed: Some(dir.clone()),
+            api_keys: vec![KEY.into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tls_config.drain = std::time::Duration::ZERO;
+    tls_config.admin_listen = None;
+    let endpoint = start_config(tls_config).await;
+    let url = format!("https://localhost:{}/event", endpoint.addr.port());
+    let ca = dir.join("cert.pem");
+    for (trust, expect) in [(false, "TLS with"), (true, "HTTP 4")] {
+        let pool = if trust {
+            format!("[function_pool]\nhttp_ca_file = \"{}\"\n", ca.display())
+        } else {
+            String::new()
+        };
+        let server = start_with_toml(&format!(
+            "[[api_keys]]\nid = \"{KEY}\"\n[[functions]]\nname = \"remote\"\nurl = \"{url}\"\n{pool}"
+        ))
+        .await;
+        let functions = server.running.as_ref().unwrap().api.functions.clone();
+        let r = functions
+            .invoke("remote", bytes::Bytes::from_static(b"{}"), None)
+            .await
+            .unwrap();
+        assert!(r.function_error);
+        let error: Value = serde_json::from_slice(&r.payload).unwrap();
+        let message = error["errorMessage"].as_str().unwrap();
+        // Untrusted: the handshake fails. Trusted: Herald's publish endpoint
+        // answers (401 or 400: no key, no channel), so TLS worked.
+        assert!(message.contains(expect), "trust {trust}: {error}");
+    }
+}

@@ -43,6 +43,9 @@ pub struct FunctionPoolFile {
     /// Invocations that may wait for a worker before new ones are refused
     /// with `TooManyRequestsException` (default 1024).
     pub queue: Option<usize>,
+    /// A PEM file of CA certificates HTTP functions (and `fetch`) trust, on
+    /// top of the web's roots.
+    pub http_ca_file: Option<PathBuf>,
 }
 
 impl FunctionFile {

@@ -334,6 +334,8 @@ pub struct ApiConfig {
     pub functions: Vec<FunctionFile>,
     /// `[function_pool]`.
     pub function_pool: crate::functions::PoolSettings,
+    /// `[function_pool] http_ca_file`.
+    pub function_ca_file: Option<PathBuf>,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
     pub log_level: Option<String>,
     pub handlers: crate::handlers::HandlerSettings,
@@ -691,6 +693,7 @@ impl ApiConfig {
                 }
                 file.functions.clone()
             },
+            function_ca_file: file.function_pool.http_ca_file.clone(),
             function_pool: crate::functions::PoolSettings {
                 workers: file.function_pool.workers.unwrap_or(2).max(1),
                 queue: file.function_pool.queue.unwrap_or(1024).max(1),

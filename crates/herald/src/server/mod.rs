@@ -102,7 +102,7 @@ impl Server {
         let store = crate::store::Store::open(&config.store).await?;
         let functions = Arc::new(crate::functions::Functions::new(
             config.function_pool,
-            crate::http_client::HttpClient::new(None)?,
+            crate::http_client::HttpClient::new(config.function_ca_file.as_deref())?,
             &config.aws_region,
             &config.account_id,
         )?);
