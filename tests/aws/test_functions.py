@@ -280,6 +280,48 @@ class Functions(unittest.TestCase):
         self.lam.delete_function(FunctionName="nofetch")
         self.lam.delete_function(FunctionName="fetcher")
 
+    def test_a_namespace_handler_backed_by_a_function(self):
+        """AppSync's data source and handlerConfigs through the API: the
+        namespace's DIRECT onPublish runs a Herald function in-process."""
+        appsync = make_client(self.server, "appsync")
+        api_id = appsync.list_apis()["apis"][0]["apiId"]
+        fn = self.create("judge", {"index.mjs": """
+            export const handler = async (ctx) => ({
+              events: ctx.events.map((e) => e.payload.bad ? { id: e.id, error: 'bad event' } : { id: e.id, payload: e.payload }),
+            });"""})
+        ds = appsync.create_data_source(apiId=api_id, name="judge", type="AWS_LAMBDA",
+                                        lambdaConfig={"lambdaFunctionArn": fn["FunctionArn"]})["dataSource"]
+        self.assertEqual(ds["lambdaConfig"]["lambdaFunctionArn"], fn["FunctionArn"])
+        self.assertIn("judge", [d["name"] for d in appsync.list_data_sources(apiId=api_id)["dataSources"]])
+        configs = {"onPublish": {"behavior": "DIRECT", "integration": {
+            "dataSourceName": "judge", "lambdaConfig": {"invokeType": "REQUEST_RESPONSE"}}}}
+        appsync.create_channel_namespace(apiId=api_id, name="judged", handlerConfigs=configs)
+        self.assertEqual(appsync.get_channel_namespace(apiId=api_id, name="judged")["channelNamespace"]["handlerConfigs"], configs)
+
+        body = json.dumps({"channel": "/judged/a", "events": [json.dumps({"ok": 1}), json.dumps({"bad": 1})]}).encode()
+        import urllib.request
+        req = urllib.request.Request(f"http://{self.server['public']}/event", data=body,
+                                     headers={"content-type": "application/json", "x-api-key": self.server["api_key"]})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            answer = json.load(r)
+        self.assertEqual([f["index"] for f in answer["failed"]], [1])
+        self.assertEqual(len(answer["successful"]), 1)
+
+        code, message = self.error(lambda: appsync.delete_data_source(apiId=api_id, name="judge"))
+        self.assertEqual(code, "BadRequestException")
+        self.assertIn("judged", message)
+        code, _ = self.error(lambda: appsync.create_channel_namespace(apiId=api_id, name="nods", handlerConfigs={
+            "onPublish": {"behavior": "DIRECT", "integration": {"dataSourceName": "nosuch"}}}))
+        self.assertEqual(code, "BadRequestException")
+        code, _ = self.error(lambda: appsync.create_data_source(apiId=api_id, name="dyn", type="AMAZON_DYNAMODB",
+                                                                dynamodbConfig={"tableName": "t", "awsRegion": "us-east-1"}))
+        self.assertEqual(code, "BadRequestException")
+        appsync.delete_channel_namespace(apiId=api_id, name="judged")
+        appsync.delete_data_source(apiId=api_id, name="judge")
+        code, _ = self.error(lambda: appsync.get_data_source(apiId=api_id, name="judge"))
+        self.assertEqual(code, "NotFoundException")
+        self.lam.delete_function(FunctionName="judge")
+
     def test_the_aws_cli_invokes(self):
         self.create("cli", {"index.js": "exports.handler = async (e) => ({ doubled: e.n * 2 });"})
         aws = os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws")

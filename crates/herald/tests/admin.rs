@@ -624,7 +624,8 @@ async fn created_keys_survive_a_restart() {
     let toml = format!(
         "name = \"chat\"\napi_id = \"chatapi0000000000000000000\"\naws_region = \"eu-west-1\"\n\
          [[iam_credentials]]\naccess_key_id = \"{ADMIN_KEY}\"\nsecret_access_key = \"{ADMIN_SECRET}\"\n\
-         principal = \"ops\"\nallow = [{{ actions = [\"admin\"] }}]\n[[api_keys]]\nid = \"{KEY}\"\n"
+         principal = \"ops\"\nallow = [{{ actions = [\"admin\"] }}]\n[[api_keys]]\nid = \"{KEY}\"\n\
+         [[functions]]\nname = \"judge\"\ncode = \"export const handler = async (c) => ({{ events: c.events.map((e) => ({{ id: e.id, error: 'judged' }})) }});\"\n"
     );
     let config = || {
         let mut c = herald::config::ApiConfig::resolve(
@@ -645,6 +646,23 @@ async fn created_keys_survive_a_restart() {
     assert_eq!(r.status, 200, "{}", r.raw);
     let key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
     let r = post(admin, NAMESPACES, &json!({"name": "kept"})).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    // A data source and a namespace whose DIRECT handler uses it.
+    let r = post(
+        admin,
+        "/v1/apis/chatapi0000000000000000000/datasources",
+        &json!({"name": "judge", "type": "AWS_LAMBDA", "lambdaConfig": {"lambdaFunctionArn": "judge"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let direct =
+        json!({"onPublish": {"behavior": "DIRECT", "integration": {"dataSourceName": "judge"}}});
+    let r = post(
+        admin,
+        NAMESPACES,
+        &json!({"name": "judged", "handlerConfigs": direct}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let r = post(
         admin,
@@ -679,6 +697,18 @@ async fn created_keys_survive_a_restart() {
     // And so does a created namespace.
     let r = get(admin, &format!("{NAMESPACES}/kept")).await;
     assert_eq!(r.status, 200, "{}", r.raw);
+    // And the DIRECT handler, with its data source: every event is judged.
+    let r = get(admin, &format!("{NAMESPACES}/judged")).await;
+    assert_eq!(r.body["channelNamespace"]["handlerConfigs"], direct);
+    let r = http_post(
+        second.addr,
+        json!({"channel": "/judged/a", "events": ["1"]})
+            .to_string()
+            .into_bytes(),
+        &[("x-api-key", KEY)],
+    )
+    .await;
+    assert_eq!(r.body["failed"][0]["errorMessage"], "judged", "{}", r.raw);
     let r = http_post(
         second.addr,
         json!({"channel": "/kept/a", "events": ["1"]})

@@ -155,6 +155,7 @@ async fn wildcards_match_any_depth_and_nothing_else() {
         code_handlers: None,
         direct_on_publish: None,
         direct_on_subscribe: None,
+        handler_configs: None,
     });
     let server = TestServer::with_config(config).await;
     let mut c = server.ws().await;

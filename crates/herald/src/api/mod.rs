@@ -5,6 +5,7 @@
 //! namespace's modes, then the request's own limits. Metrics are counted here,
 //! once per operation, whatever the transport.
 
+mod data_sources;
 mod namespaces;
 mod reconcile;
 pub mod registry;
@@ -92,6 +93,8 @@ pub struct EventApi {
     connections: std::sync::Mutex<Vec<std::sync::Weak<crate::hub::Outbox>>>,
     /// The namespaces: the file's, and those the admin API creates.
     namespaces: std::sync::RwLock<namespaces::Namespaces>,
+    /// Data sources created through the admin API, by name (AppSync's shape).
+    data_sources: std::sync::RwLock<std::collections::BTreeMap<String, Value>>,
     pub hub: Hub,
     pub metrics: Metrics,
     pub started: Instant,
@@ -137,6 +140,7 @@ impl EventApi {
             handlers,
             http: HttpClient::new(None)?,
             namespaces: std::sync::RwLock::new(namespaces::Namespaces::new(&config.namespaces)),
+            data_sources: Default::default(),
             metrics: {
                 let mut m = Metrics::new(config.namespaces.iter().map(|n| n.name.as_str()));
                 m.register_engine(&hub.engine_metrics);

@@ -33,6 +33,7 @@ const ATTEMPTS: usize = 5;
 /// One API's stored resources.
 struct Stored {
     keys: Vec<StoredKey>,
+    data_sources: Vec<(String, String)>,
     namespaces: Vec<StoredNamespace>,
 }
 
@@ -73,8 +74,16 @@ impl Registry {
             let mut resources = HashMap::new();
             for id in ids {
                 let keys = store.api_keys(&id).await?;
+                let data_sources = store.data_sources(&id).await?;
                 let namespaces = store.namespaces(&id).await?;
-                resources.insert(id, Stored { keys, namespaces });
+                resources.insert(
+                    id,
+                    Stored {
+                        keys,
+                        data_sources,
+                        namespaces,
+                    },
+                );
             }
             if store.local_writes() != before {
                 continue;
@@ -114,6 +123,7 @@ impl Registry {
                 }
                 if let Some(stored) = resources.remove(id) {
                     api.apply_keys(stored.keys);
+                    problems.extend(api.apply_data_sources(stored.data_sources));
                     problems.extend(api.apply_namespaces(stored.namespaces));
                 }
             }
@@ -187,8 +197,9 @@ pub async fn follow(
     }
 }
 
-/// A stored namespace as the server runs it.
-fn namespace_config(stored: &StoredNamespace) -> Result<NamespaceConfig, String> {
+/// A stored namespace as the server runs it (its `handlerConfigs` resolved
+/// against `api`'s data sources).
+fn namespace_config(api: &EventApi, stored: &StoredNamespace) -> Result<NamespaceConfig, String> {
     let modes = |names: &[String]| -> Result<Vec<AuthType>, String> {
         names
             .iter()
@@ -199,13 +210,27 @@ fn namespace_config(stored: &StoredNamespace) -> Result<NamespaceConfig, String>
             })
             .collect()
     };
+    let handler_configs: Option<Value> = match &stored.handler_configs {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str(text)
+                .map_err(|e| format!("stored namespace '{}': handlerConfigs: {e}", stored.name))?,
+        ),
+    };
+    let (direct_on_publish, direct_on_subscribe) = match &handler_configs {
+        None => (None, None),
+        Some(h) => api
+            .resolve_handler_configs(h)
+            .map_err(|e| format!("stored namespace '{}': {e}", stored.name))?,
+    };
     Ok(NamespaceConfig {
         name: stored.name.clone(),
         publish_auth_modes: modes(&stored.publish_auth_modes)?,
         subscribe_auth_modes: modes(&stored.subscribe_auth_modes)?,
         code_handlers: stored.code_handlers.clone(),
-        direct_on_publish: None,
-        direct_on_subscribe: None,
+        direct_on_publish,
+        direct_on_subscribe,
+        handler_configs,
     })
 }
 
@@ -236,6 +261,29 @@ impl EventApi {
         }
     }
 
+    /// Make the data sources exactly `stored` (name, AppSync's JSON).
+    fn apply_data_sources(&self, stored: Vec<(String, String)>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for (name, spec) in stored {
+            match serde_json::from_str::<Value>(&spec) {
+                Ok(shape) => {
+                    if self.data_source(&name).as_ref() != Some(&shape) {
+                        self.put_data_source(&name, shape);
+                    }
+                }
+                Err(e) => problems.push(format!("stored data source '{name}': {e}")),
+            }
+            seen.insert(name);
+        }
+        for name in self.data_sources().into_keys() {
+            if !seen.contains(&name) {
+                self.remove_data_source(&name);
+            }
+        }
+        problems
+    }
+
     /// Make the namespaces the admin API manages exactly `stored`; what
     /// cannot be applied is returned (and leaves that namespace as it was).
     fn apply_namespaces(&self, stored: Vec<StoredNamespace>) -> Vec<String> {
@@ -246,7 +294,7 @@ impl EventApi {
             if self.namespace_from_file(&s.name) {
                 continue;
             }
-            let ns = match namespace_config(s) {
+            let ns = match namespace_config(self, s) {
                 Ok(ns) => ns,
                 Err(e) => {
                     problems.push(e);

@@ -279,6 +279,9 @@ pub struct NamespaceConfig {
     /// DIRECT handlers.
     pub direct_on_publish: Option<DirectConfig>,
     pub direct_on_subscribe: Option<DirectConfig>,
+    /// AppSync's `handlerConfigs` as the admin API received them (what
+    /// `GetChannelNamespace` shows); the file's namespaces have none here.
+    pub handler_configs: Option<serde_json::Value>,
 }
 
 /// The validated configuration the server runs with.

@@ -210,6 +210,7 @@ pub(super) fn resolve_namespaces(
             code_handlers,
             direct_on_publish,
             direct_on_subscribe,
+            handler_configs: None,
         });
     }
     for name in extra {
@@ -226,6 +227,7 @@ pub(super) fn resolve_namespaces(
                 code_handlers: None,
                 direct_on_publish: None,
                 direct_on_subscribe: None,
+                handler_configs: None,
             });
         }
     }
@@ -237,6 +239,7 @@ pub(super) fn resolve_namespaces(
             code_handlers: None,
             direct_on_publish: None,
             direct_on_subscribe: None,
+            handler_configs: None,
         });
     }
     Ok(namespaces)

@@ -63,6 +63,8 @@ pub struct StoredNamespace {
     pub publish_auth_modes: Vec<String>,
     pub subscribe_auth_modes: Vec<String>,
     pub code_handlers: Option<String>,
+    /// AppSync's `handlerConfigs` as JSON text.
+    pub handler_configs: Option<String>,
 }
 
 impl StoredNamespace {
@@ -80,6 +82,7 @@ impl StoredNamespace {
         publish: &str,
         subscribe: &str,
         code_handlers: Option<String>,
+        handler_configs: Option<String>,
     ) -> Result<StoredNamespace, String> {
         let modes = |t: &str| {
             serde_json::from_str::<Vec<String>>(t)
@@ -90,6 +93,7 @@ impl StoredNamespace {
             subscribe_auth_modes: modes(subscribe)?,
             name,
             code_handlers,
+            handler_configs,
         })
     }
 }
@@ -258,6 +262,26 @@ impl Store {
     /// Delete a namespace; `false` when there was none.
     pub async fn delete_namespace(&self, api_id: &str, name: &str) -> Result<bool, String> {
         write!(self.delete_namespace(api_id, name))
+    }
+
+    /// An API's data sources: name and AppSync's JSON shape, by name.
+    pub async fn data_sources(&self, api_id: &str) -> Result<Vec<(String, String)>, String> {
+        dispatch!(self.data_sources(api_id))
+    }
+
+    /// Insert or replace a data source.
+    pub async fn put_data_source(
+        &self,
+        api_id: &str,
+        name: &str,
+        spec: String,
+    ) -> Result<(), String> {
+        write!(self.put_data_source(api_id, name, spec))
+    }
+
+    /// Delete a data source; `false` when there was none.
+    pub async fn delete_data_source(&self, api_id: &str, name: &str) -> Result<bool, String> {
+        write!(self.delete_data_source(api_id, name))
     }
 
     /// The functions created through the Lambda API, by name.

@@ -88,6 +88,16 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER functions_changed AFTER INSERT OR UPDATE OR DELETE ON functions
         FOR EACH ROW EXECUTE FUNCTION herald_notify_function();",
+    // 3: AppSync data sources, and namespaces' handlerConfigs.
+    "CREATE TABLE data_sources (
+        api_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (api_id, name)
+    );
+    CREATE TRIGGER data_sources_changed AFTER INSERT OR UPDATE OR DELETE ON data_sources
+        FOR EACH ROW EXECUTE FUNCTION herald_notify();
+    ALTER TABLE channel_namespaces ADD COLUMN handler_configs TEXT;",
 ];
 
 /// Now, in epoch seconds, in SQL.
@@ -324,6 +334,7 @@ impl Postgres {
             .query_one(
                 "WITH a AS (DELETE FROM apis WHERE api_id = $1 RETURNING 1),
                       k AS (DELETE FROM api_keys WHERE api_id = $1),
+                      d AS (DELETE FROM data_sources WHERE api_id = $1),
                       n AS (DELETE FROM channel_namespaces WHERE api_id = $1),
                       t AS (DELETE FROM tags WHERE arn = $2 OR starts_with(arn, $3))
                  SELECT count(*) FROM a",
@@ -413,14 +424,16 @@ impl Postgres {
             .client()
             .await?
             .query(
-                "SELECT name, publish_auth_modes, subscribe_auth_modes, code_handlers
+                "SELECT name, publish_auth_modes, subscribe_auth_modes, code_handlers, handler_configs
                  FROM channel_namespaces WHERE api_id = $1 ORDER BY created, name",
                 &[&api_id],
             )
             .await
             .map_err(error)?;
         rows.iter()
-            .map(|r| StoredNamespace::from_columns(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| {
+                StoredNamespace::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+            })
             .collect()
     }
 
@@ -431,15 +444,16 @@ impl Postgres {
             .execute(
                 &format!(
                     "INSERT INTO channel_namespaces
-                       (api_id, name, publish_auth_modes, subscribe_auth_modes, code_handlers, created, last_modified)
-                     VALUES ($1, $2, $3, $4, $5, {NOW}, {NOW})
+                       (api_id, name, publish_auth_modes, subscribe_auth_modes, code_handlers, handler_configs, created, last_modified)
+                     VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW})
                      ON CONFLICT (api_id, name) DO UPDATE SET
                        publish_auth_modes = excluded.publish_auth_modes,
                        subscribe_auth_modes = excluded.subscribe_auth_modes,
                        code_handlers = excluded.code_handlers,
+                       handler_configs = excluded.handler_configs,
                        last_modified = excluded.last_modified"
                 ),
-                &[&api_id, &ns.name, &publish, &subscribe, &ns.code_handlers],
+                &[&api_id, &ns.name, &publish, &subscribe, &ns.code_handlers, &ns.handler_configs],
             )
             .await
             .map(|_| ())
@@ -552,6 +566,51 @@ impl Postgres {
         self.client()
             .await?
             .execute("DELETE FROM functions WHERE name = $1", &[&name])
+            .await
+            .map(|n| n > 0)
+            .map_err(error)
+    }
+}
+
+impl Postgres {
+    pub async fn data_sources(&self, api_id: &str) -> Result<Vec<(String, String)>, String> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT name, spec FROM data_sources WHERE api_id = $1 ORDER BY name",
+                &[&api_id],
+            )
+            .await
+            .map_err(error)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn put_data_source(
+        &self,
+        api_id: &str,
+        name: &str,
+        spec: String,
+    ) -> Result<(), String> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO data_sources (api_id, name, spec) VALUES ($1, $2, $3)
+                 ON CONFLICT (api_id, name) DO UPDATE SET spec = excluded.spec",
+                &[&api_id, &name, &spec],
+            )
+            .await
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    pub async fn delete_data_source(&self, api_id: &str, name: &str) -> Result<bool, String> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM data_sources WHERE api_id = $1 AND name = $2",
+                &[&api_id, &name],
+            )
             .await
             .map(|n| n > 0)
             .map_err(error)

@@ -58,6 +58,14 @@ const MIGRATIONS: &[&str] = &[
         spec TEXT NOT NULL,
         code BLOB NOT NULL
     );",
+    // 6: AppSync data sources (AWS's JSON shape), and namespaces' handlerConfigs.
+    "CREATE TABLE data_sources (
+        api_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (api_id, name)
+    );
+    ALTER TABLE channel_namespaces ADD COLUMN handler_configs TEXT;",
 ];
 
 /// The database.
@@ -189,18 +197,18 @@ impl Sqlite {
         let rows = self
             .run(move |c| {
                 let mut stmt = c.prepare(
-                    "SELECT name, publish_auth_modes, subscribe_auth_modes, code_handlers
+                    "SELECT name, publish_auth_modes, subscribe_auth_modes, code_handlers, handler_configs
                      FROM channel_namespaces WHERE api_id = ?1 ORDER BY created, name",
                 )?;
                 let rows = stmt.query_map(params![api_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?;
-                rows.collect::<rusqlite::Result<Vec<(String, String, String, Option<String>)>>>()
+                rows.collect::<rusqlite::Result<Vec<NamespaceRow>>>()
             })
             .await?;
         rows.into_iter()
-            .map(|(name, publish, subscribe, code)| {
-                StoredNamespace::from_columns(name, &publish, &subscribe, code)
+            .map(|(name, publish, subscribe, code, configs)| {
+                StoredNamespace::from_columns(name, &publish, &subscribe, code, configs)
             })
             .collect()
     }
@@ -212,14 +220,15 @@ impl Sqlite {
         self.run(move |c| {
             c.execute(
                 "INSERT INTO channel_namespaces
-                   (api_id, name, publish_auth_modes, subscribe_auth_modes, code_handlers, created, last_modified)
-                 VALUES (?1, ?2, ?3, ?4, ?5, unixepoch(), unixepoch())
+                   (api_id, name, publish_auth_modes, subscribe_auth_modes, code_handlers, handler_configs, created, last_modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), unixepoch())
                  ON CONFLICT (api_id, name) DO UPDATE SET
                    publish_auth_modes = excluded.publish_auth_modes,
                    subscribe_auth_modes = excluded.subscribe_auth_modes,
                    code_handlers = excluded.code_handlers,
+                   handler_configs = excluded.handler_configs,
                    last_modified = unixepoch()",
-                params![api_id, ns.name, publish, subscribe, ns.code_handlers],
+                params![api_id, ns.name, publish, subscribe, ns.code_handlers, ns.handler_configs],
             )
             .map(|_| ())
         })
@@ -369,11 +378,61 @@ impl Sqlite {
                 params![api_id],
             )?;
             tx.execute(
+                "DELETE FROM data_sources WHERE api_id = ?1",
+                params![api_id],
+            )?;
+            tx.execute(
                 "DELETE FROM tags WHERE arn = ?1 OR arn LIKE ?2",
                 params![arn, format!("{arn}/%")],
             )?;
             tx.commit()?;
             Ok(n > 0)
+        })
+        .await
+    }
+}
+
+/// name, publish modes, subscribe modes, code, handler configs.
+type NamespaceRow = (String, String, String, Option<String>, Option<String>);
+
+impl Sqlite {
+    pub async fn data_sources(&self, api_id: &str) -> Result<Vec<(String, String)>, String> {
+        let api_id = api_id.to_string();
+        self.run(move |c| {
+            let mut stmt =
+                c.prepare("SELECT name, spec FROM data_sources WHERE api_id = ?1 ORDER BY name")?;
+            let rows = stmt.query_map(params![api_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn put_data_source(
+        &self,
+        api_id: &str,
+        name: &str,
+        spec: String,
+    ) -> Result<(), String> {
+        let (api_id, name) = (api_id.to_string(), name.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO data_sources (api_id, name, spec) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (api_id, name) DO UPDATE SET spec = excluded.spec",
+                params![api_id, name, spec],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete_data_source(&self, api_id: &str, name: &str) -> Result<bool, String> {
+        let (api_id, name) = (api_id.to_string(), name.to_string());
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM data_sources WHERE api_id = ?1 AND name = ?2",
+                params![api_id, name],
+            )
+            .map(|n| n > 0)
         })
         .await
     }

@@ -3,13 +3,14 @@
 //! exceptions, over the API Herald serves.
 //!
 //! The configuration file's API, and those `CreateApi` adds ([`apis`]); for
-//! each, API keys ([`keys`]), channel namespaces ([`namespaces`]) and tags
-//! ([`tags`]) are live: created, changed and deleted while clients are
+//! each, API keys ([`keys`]), channel namespaces ([`namespaces`]), data
+//! sources ([`datasources`]) and tags ([`tags`]) are live: created, changed and deleted while clients are
 //! served, kept in the store, listed with the file's; a created API's own
 //! settings change with `UpdateApi`. The file's own resources are changed
 //! in the file.
 
 mod apis;
+mod datasources;
 mod keys;
 mod namespaces;
 mod tags;
@@ -84,6 +85,28 @@ pub async fn route(
         }
         ["v1", "apis", id, "apikeys"] if read => {
             state.scope(id).and_then(|s| list_api_keys(&s, query))
+        }
+        ["v1", "apis", id, "datasources"] if read => {
+            state.scope(id).and_then(|s| datasources::list(&s, query))
+        }
+        ["v1", "apis", id, "datasources"] if method == Method::POST => match state.scope(id) {
+            Ok(s) => datasources::create(&s, body).await,
+            Err(e) => Err(e),
+        },
+        ["v1", "apis", id, "datasources", name] if read => {
+            state.scope(id).and_then(|s| datasources::get(&s, name))
+        }
+        ["v1", "apis", id, "datasources", name] if method == Method::POST => {
+            match state.scope(id) {
+                Ok(s) => datasources::update(&s, name, body).await,
+                Err(e) => Err(e),
+            }
+        }
+        ["v1", "apis", id, "datasources", name] if method == Method::DELETE => {
+            match state.scope(id) {
+                Ok(s) => datasources::delete(&s, name).await,
+                Err(e) => Err(e),
+            }
         }
         ["v1", "tags", arn] => match tags::scope(state, arn) {
             Err(e) => Err(e),
@@ -244,6 +267,7 @@ fn namespace(state: &Scope, ns: &NamespaceConfig) -> Value {
         "subscribeAuthModes": modes(&ns.subscribe_auth_modes),
         "publishAuthModes": modes(&ns.publish_auth_modes),
         "codeHandlers": ns.code_handlers,
+        "handlerConfigs": ns.handler_configs,
         "tags": {},
         "channelNamespaceArn": namespace_arn(state, &ns.name),
         "created": state.created,

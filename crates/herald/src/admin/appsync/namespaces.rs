@@ -27,6 +27,7 @@ struct Fields {
     subscribe: Option<Vec<AuthType>>,
     code: Option<String>,
     tags: Vec<(String, String)>,
+    handler_configs: Option<Value>,
 }
 
 fn auth_modes(field: &str, v: Value, state: &Scope) -> Result<Vec<AuthType>, AwsError> {
@@ -90,16 +91,17 @@ fn fields(body: &[u8], state: &Scope) -> Result<Fields, AwsError> {
                 Value::Object(t) => f.tags = tags::check(&t)?,
                 _ => return Err(AwsError::bad_request("tags must be a map")),
             },
-            "handlerConfigs" => {
-                return Err(AwsError::bad_request(
-                    "handlerConfigs (DIRECT handlers) are set in the configuration file for now; use codeHandlers",
-                ))
-            }
-            other => {
-                return Err(AwsError::bad_request(format!(
-                    "Unknown field '{other}'"
-                )))
-            }
+            "handlerConfigs" => match v {
+                Value::Null => {}
+                v => {
+                    state
+                        .api
+                        .resolve_handler_configs(&v)
+                        .map_err(AwsError::bad_request)?;
+                    f.handler_configs = Some(v);
+                }
+            },
+            other => return Err(AwsError::bad_request(format!("Unknown field '{other}'"))),
         }
     }
     Ok(f)
@@ -112,7 +114,21 @@ fn stored(ns: &NamespaceConfig) -> StoredNamespace {
         publish_auth_modes: names(&ns.publish_auth_modes),
         subscribe_auth_modes: names(&ns.subscribe_auth_modes),
         code_handlers: ns.code_handlers.clone(),
+        handler_configs: ns.handler_configs.as_ref().map(|v| v.to_string()),
     }
+}
+
+/// The namespace with its `handlerConfigs` resolved to DIRECT handlers.
+fn with_direct(state: &Scope, mut ns: NamespaceConfig) -> Result<NamespaceConfig, AwsError> {
+    if let Some(h) = &ns.handler_configs {
+        let (on_publish, on_subscribe) = state
+            .api
+            .resolve_handler_configs(h)
+            .map_err(AwsError::bad_request)?;
+        ns.direct_on_publish = on_publish;
+        ns.direct_on_subscribe = on_subscribe;
+    }
+    Ok(ns)
 }
 
 fn file_namespace(name: &str) -> AwsError {
@@ -173,7 +189,9 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
         code_handlers: f.code,
         direct_on_publish: None,
         direct_on_subscribe: None,
+        handler_configs: f.handler_configs,
     };
+    let ns = with_direct(state, ns)?;
     apply(state, ns.clone()).await?;
     tags::put(state, &namespace_arn(state, &ns.name), f.tags).await?;
     tracing::info!(namespace = %ns.name, "channel namespace created");
@@ -201,7 +219,9 @@ pub async fn update(state: &Scope, name: &str, body: &[u8]) -> Result<Response<B
         code_handlers: f.code.or(current.code_handlers.clone()),
         direct_on_publish: None,
         direct_on_subscribe: None,
+        handler_configs: f.handler_configs.or(current.handler_configs.clone()),
     };
+    let ns = with_direct(state, ns)?;
     if !f.tags.is_empty() {
         return Err(AwsError::bad_request(
             "UpdateChannelNamespace does not take tags: use TagResource",
