@@ -170,6 +170,39 @@ impl Postgres {
         Ok(client)
     }
 
+    /// One statement on the shared connection.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, String> {
+        self.client()
+            .await?
+            .execute(sql, params)
+            .await
+            .map_err(error)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, String> {
+        self.client().await?.query(sql, params).await.map_err(error)
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row, String> {
+        self.client()
+            .await?
+            .query_one(sql, params)
+            .await
+            .map_err(error)
+    }
+
     /// Listen for the changes every node writes, until aborted; reconnect
     /// (backing off up to 10 s) when the connection is lost.
     pub fn follow(&self, changes: Arc<Changes>) -> tokio::task::JoinHandle<()> {
@@ -273,15 +306,12 @@ async fn migrate(client: &mut Client) -> Result<(), String> {
 impl Postgres {
     pub async fn apis(&self) -> Result<Vec<StoredApi>, String> {
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT api_id, name, owner_contact, event_config, created
                  FROM apis ORDER BY created, api_id",
                 &[],
             )
-            .await
-            .map_err(error)?;
+            .await?;
         rows.iter()
             .map(|r| {
                 StoredApi::from_columns(r.get(0), r.get(1), r.get(2), r.get::<_, &str>(3), r.get(4))
@@ -290,47 +320,39 @@ impl Postgres {
     }
 
     pub async fn insert_api(&self, api: StoredApi) -> Result<(), String> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO apis (api_id, name, owner_contact, event_config, created)
+        self.execute(
+            "INSERT INTO apis (api_id, name, owner_contact, event_config, created)
                  VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &api.api_id,
-                    &api.name,
-                    &api.owner_contact,
-                    &api.event_config.to_string(),
-                    &api.created,
-                ],
-            )
-            .await
-            .map(|_| ())
-            .map_err(error)
+            &[
+                &api.api_id,
+                &api.name,
+                &api.owner_contact,
+                &api.event_config.to_string(),
+                &api.created,
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn update_api(&self, api: StoredApi) -> Result<bool, String> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE apis SET name = $2, owner_contact = $3, event_config = $4 WHERE api_id = $1",
-                &[
-                    &api.api_id,
-                    &api.name,
-                    &api.owner_contact,
-                    &api.event_config.to_string(),
-                ],
-            )
-            .await
-            .map(|n| n > 0)
-            .map_err(error)
+        self.execute(
+            "UPDATE apis SET name = $2, owner_contact = $3, event_config = $4 WHERE api_id = $1",
+            &[
+                &api.api_id,
+                &api.name,
+                &api.owner_contact,
+                &api.event_config.to_string(),
+            ],
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     pub async fn delete_api(&self, api_id: &str, arn: &str) -> Result<bool, String> {
         // Data-modifying WITH clauses all run, in the statement's one
         // transaction, whether or not the final SELECT reads them.
         let row = self
-            .client()
-            .await?
             .query_one(
                 "WITH a AS (DELETE FROM apis WHERE api_id = $1 RETURNING 1),
                       k AS (DELETE FROM api_keys WHERE api_id = $1),
@@ -340,22 +362,18 @@ impl Postgres {
                  SELECT count(*) FROM a",
                 &[&api_id, &arn, &format!("{arn}/")],
             )
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(row.get::<_, i64>(0) > 0)
     }
 
     pub async fn api_keys(&self, api_id: &str) -> Result<Vec<StoredKey>, String> {
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT id, description, expires, deletes FROM api_keys
                  WHERE api_id = $1 ORDER BY created, id",
                 &[&api_id],
             )
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| StoredKey {
@@ -368,68 +386,56 @@ impl Postgres {
     }
 
     pub async fn insert_key(&self, api_id: &str, key: StoredKey) -> Result<(), String> {
-        self.client()
-            .await?
-            .execute(
-                &format!(
-                    "INSERT INTO api_keys (api_id, id, description, expires, deletes, created)
+        self.execute(
+            &format!(
+                "INSERT INTO api_keys (api_id, id, description, expires, deletes, created)
                      VALUES ($1, $2, $3, $4, $5, {NOW})"
-                ),
-                &[
-                    &api_id,
-                    &key.id,
-                    &key.description,
-                    &key.expires,
-                    &key.deletes,
-                ],
-            )
-            .await
-            .map(|_| ())
-            .map_err(error)
+            ),
+            &[
+                &api_id,
+                &key.id,
+                &key.description,
+                &key.expires,
+                &key.deletes,
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn update_key(&self, api_id: &str, key: StoredKey) -> Result<bool, String> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE api_keys SET description = $3, expires = $4, deletes = $5
+        self.execute(
+            "UPDATE api_keys SET description = $3, expires = $4, deletes = $5
                  WHERE api_id = $1 AND id = $2",
-                &[
-                    &api_id,
-                    &key.id,
-                    &key.description,
-                    &key.expires,
-                    &key.deletes,
-                ],
-            )
-            .await
-            .map(|n| n > 0)
-            .map_err(error)
+            &[
+                &api_id,
+                &key.id,
+                &key.description,
+                &key.expires,
+                &key.deletes,
+            ],
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     pub async fn delete_key(&self, api_id: &str, id: &str) -> Result<bool, String> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM api_keys WHERE api_id = $1 AND id = $2",
-                &[&api_id, &id],
-            )
-            .await
-            .map(|n| n > 0)
-            .map_err(error)
+        self.execute(
+            "DELETE FROM api_keys WHERE api_id = $1 AND id = $2",
+            &[&api_id, &id],
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     pub async fn namespaces(&self, api_id: &str) -> Result<Vec<StoredNamespace>, String> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.query(
                 "SELECT name, publish_auth_modes, subscribe_auth_modes, code_handlers, handler_configs
                  FROM channel_namespaces WHERE api_id = $1 ORDER BY created, name",
                 &[&api_id],
             )
             .await
-            .map_err(error)?;
+            ?;
         rows.iter()
             .map(|r| {
                 StoredNamespace::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
@@ -439,9 +445,7 @@ impl Postgres {
 
     pub async fn put_namespace(&self, api_id: &str, ns: StoredNamespace) -> Result<(), String> {
         let (publish, subscribe) = ns.mode_columns();
-        self.client()
-            .await?
-            .execute(
+        self.execute(
                 &format!(
                     "INSERT INTO channel_namespaces
                        (api_id, name, publish_auth_modes, subscribe_auth_modes, code_handlers, handler_configs, created, last_modified)
@@ -457,19 +461,15 @@ impl Postgres {
             )
             .await
             .map(|_| ())
-            .map_err(error)
     }
 
     pub async fn delete_namespace(&self, api_id: &str, name: &str) -> Result<bool, String> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM channel_namespaces WHERE api_id = $1 AND name = $2",
-                &[&api_id, &name],
-            )
-            .await
-            .map(|n| n > 0)
-            .map_err(error)
+        self.execute(
+            "DELETE FROM channel_namespaces WHERE api_id = $1 AND name = $2",
+            &[&api_id, &name],
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     pub async fn tags(
@@ -477,11 +477,8 @@ impl Postgres {
         arn: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, String> {
         let rows = self
-            .client()
-            .await?
             .query("SELECT key, value FROM tags WHERE arn = $1", &[&arn])
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -494,10 +491,7 @@ impl Postgres {
         let (keys, values): (Vec<String>, Vec<String>) = tags.into_iter().unzip();
         // The count and the insert in one statement: over the limit, nothing
         // is inserted.
-        let row = self
-            .client()
-            .await?
-            .query_one(
+        let row = self.query_one(
                 "WITH incoming AS (SELECT * FROM unnest($2::text[], $3::text[]) AS u(key, value)),
                       total AS (SELECT count(*) AS n FROM
                                   (SELECT key FROM tags WHERE arn = $1 UNION SELECT key FROM incoming) s),
@@ -508,7 +502,7 @@ impl Postgres {
                 &[&arn, &keys, &values, &(limit as i64)],
             )
             .await
-            .map_err(error)?;
+            ?;
         Ok(row.get(0))
     }
 
@@ -534,11 +528,8 @@ impl Postgres {
 impl Postgres {
     pub async fn functions(&self) -> Result<Vec<StoredFunction>, String> {
         let rows = self
-            .client()
-            .await?
             .query("SELECT name, spec, code FROM functions ORDER BY name", &[])
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| StoredFunction {
@@ -550,39 +541,30 @@ impl Postgres {
     }
 
     pub async fn put_function(&self, f: StoredFunction) -> Result<(), String> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO functions (name, spec, code) VALUES ($1, $2, $3)
+        self.execute(
+            "INSERT INTO functions (name, spec, code) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, code = excluded.code",
-                &[&f.name, &f.spec, &f.code],
-            )
-            .await
-            .map(|_| ())
-            .map_err(error)
+            &[&f.name, &f.spec, &f.code],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn delete_function(&self, name: &str) -> Result<bool, String> {
-        self.client()
-            .await?
-            .execute("DELETE FROM functions WHERE name = $1", &[&name])
+        self.execute("DELETE FROM functions WHERE name = $1", &[&name])
             .await
             .map(|n| n > 0)
-            .map_err(error)
     }
 }
 
 impl Postgres {
     pub async fn data_sources(&self, api_id: &str) -> Result<Vec<(String, String)>, String> {
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT name, spec FROM data_sources WHERE api_id = $1 ORDER BY name",
                 &[&api_id],
             )
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -592,27 +574,21 @@ impl Postgres {
         name: &str,
         spec: String,
     ) -> Result<(), String> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO data_sources (api_id, name, spec) VALUES ($1, $2, $3)
+        self.execute(
+            "INSERT INTO data_sources (api_id, name, spec) VALUES ($1, $2, $3)
                  ON CONFLICT (api_id, name) DO UPDATE SET spec = excluded.spec",
-                &[&api_id, &name, &spec],
-            )
-            .await
-            .map(|_| ())
-            .map_err(error)
+            &[&api_id, &name, &spec],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn delete_data_source(&self, api_id: &str, name: &str) -> Result<bool, String> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM data_sources WHERE api_id = $1 AND name = $2",
-                &[&api_id, &name],
-            )
-            .await
-            .map(|n| n > 0)
-            .map_err(error)
+        self.execute(
+            "DELETE FROM data_sources WHERE api_id = $1 AND name = $2",
+            &[&api_id, &name],
+        )
+        .await
+        .map(|n| n > 0)
     }
 }
