@@ -38,6 +38,9 @@ pub struct Ran {
     pub init: Option<Duration>,
 }
 
+/// How long a worker looks for the next invocation before it sleeps.
+const SPIN: Duration = Duration::from_micros(100);
+
 /// How often an idle worker looks at its control channel.
 pub const CONTROL_POLL: Duration = Duration::from_millis(20);
 /// How long a deploy waits for every worker to warm the new version (a
@@ -195,10 +198,28 @@ fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, ctl: mpsc::Receiver<Control>) {
         while let Ok(message) = ctl.try_recv() {
             control(&mut loaded, message);
         }
-        let job = match rx.lock().unwrap().recv_timeout(CONTROL_POLL) {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let job = {
+            let rx = rx.lock().unwrap();
+            // Right after an invocation the next one often follows within
+            // microseconds: look for it briefly before sleeping, which saves
+            // the thread's wake-up on a busy function.
+            let spin_until = std::time::Instant::now() + SPIN;
+            let mut got = rx.try_recv();
+            while matches!(got, Err(mpsc::TryRecvError::Empty))
+                && std::time::Instant::now() < spin_until
+            {
+                std::hint::spin_loop();
+                got = rx.try_recv();
+            }
+            match got {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+                Err(mpsc::TryRecvError::Empty) => match rx.recv_timeout(CONTROL_POLL) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+            }
         };
         let Job {
             code,
