@@ -337,6 +337,15 @@ mod tests {
         assert_eq!(error("2").0, "string");
         assert_eq!(error("3").0, "Sandbox.Timedout");
         assert_eq!(error("5").0, "Sandbox.Timedout", "after an await too");
+        let garbage =
+            JsFunction::load(&setup("export const handler = () => ({ n: 10n });")).unwrap();
+        match garbage.invoke("null", &ctx(), "r", Duration::from_secs(1)) {
+            JsResult::Error { error, broken } => {
+                assert_eq!(error["errorType"], "Runtime.MarshalError");
+                assert!(!broken, "an answer JSON cannot carry breaks nothing");
+            }
+            other => panic!("{other:?}"),
+        }
         let f = JsFunction::load(&setup(
             "export const handler = () => { const a = []; for(;;) a.push(new Array(1e5).fill(1)); };",
         ))
