@@ -43,11 +43,21 @@ pub fn allowed(env: &BTreeMap<String, String>) -> Option<Vec<String>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// Whether `url` is under `prefix`: a prefix without a trailing `/` ends
+/// at a path boundary (`https://api.example.com` does not admit
+/// `https://api.example.com.evil.net/`).
+fn under(url: &str, prefix: &str) -> bool {
+    match url.strip_prefix(prefix) {
+        None => false,
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']),
+    }
+}
+
 impl FetchHost {
     /// One request, answered as JSON text for the prelude:
     /// `{status, headers, body}` or `{error}`.
     pub fn fetch(&self, url: &str, method: &str, headers: &str, body: String) -> String {
-        if !self.allow.iter().any(|p| url.starts_with(p.as_str())) {
+        if !self.allow.iter().any(|p| under(url, p)) {
             return json!({"error": format!("{url} is not under {ALLOW_VARIABLE}")}).to_string();
         }
         let Ok(method) = hyper::Method::from_bytes(method.as_bytes()) else {
@@ -83,5 +93,32 @@ impl FetchHost {
             }
             Err(e) => json!({"error": e}).to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under;
+
+    #[test]
+    fn prefixes_end_at_path_boundaries() {
+        assert!(under(
+            "https://api.example.com/v1",
+            "https://api.example.com"
+        ));
+        assert!(under("https://api.example.com", "https://api.example.com"));
+        assert!(under(
+            "https://api.example.com/v1/x",
+            "https://api.example.com/v1/"
+        ));
+        assert!(!under(
+            "https://api.example.com.evil.net/",
+            "https://api.example.com"
+        ));
+        assert!(!under(
+            "https://api.example.com:8443/",
+            "https://api.example.com"
+        ));
+        assert!(!under("http://other/", "https://api.example.com/"));
     }
 }
