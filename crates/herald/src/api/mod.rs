@@ -5,7 +5,9 @@
 //! namespace's modes, then the request's own limits. Metrics are counted here,
 //! once per operation, whatever the transport.
 
+mod connections;
 mod data_sources;
+mod handlers;
 mod namespaces;
 mod reconcile;
 pub mod registry;
@@ -15,7 +17,7 @@ pub use registry::Registry;
 
 use crate::auth::{AuthHeaders, AuthRequest, Authorizer, Identity, Operation, Signed};
 use crate::config::{ApiConfig, AuthType, NamespaceConfig};
-use crate::handlers::{DirectHandler, Failure, HandlerPool, InvokeType, Kind, Outcome, Target};
+use crate::handlers::{Failure, HandlerPool, Kind, Outcome};
 use crate::http_client::HttpClient;
 use crate::hub::{Batch, EventFilter, Hub};
 use crate::metrics::{Metrics, Transport};
@@ -198,159 +200,6 @@ impl EventApi {
     /// The API's keys (the admin API changes them live).
     pub fn api_keys(&self) -> &crate::auth::ApiKeyStore {
         &self.keys
-    }
-
-    /// Remember that the connection behind `outbox` authenticated with `key`.
-    pub fn track_key_connection(&self, key: &str, outbox: &Arc<crate::hub::Outbox>) {
-        let mut map = self.key_connections.lock().unwrap();
-        let list = map.entry(key.to_string()).or_default();
-        list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(outbox));
-    }
-
-    /// End every connection that authenticated with `key` (it was deleted):
-    /// each closes with 1008 "API key deleted". Returns how many.
-    pub fn revoke_key_connections(&self, key: &str) -> usize {
-        let list = self
-            .key_connections
-            .lock()
-            .unwrap()
-            .remove(key)
-            .unwrap_or_default();
-        list.iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .map(|outbox| outbox.revoke(crate::hub::Revoked::KeyDeleted))
-            .count()
-    }
-
-    /// Remember an open WebSocket connection (dropped entries are pruned as
-    /// new ones come).
-    pub fn track_connection(&self, outbox: &Arc<crate::hub::Outbox>) {
-        let mut list = self.connections.lock().unwrap();
-        if list.len() >= 64 && list.len().is_power_of_two() {
-            list.retain(|w| w.strong_count() > 0);
-        }
-        list.push(Arc::downgrade(outbox));
-    }
-
-    /// The API was deleted: end every connection (1008 "API deleted").
-    pub fn revoke_all_connections(&self) -> usize {
-        let list = std::mem::take(&mut *self.connections.lock().unwrap());
-        list.iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .map(|outbox| outbox.revoke(crate::hub::Revoked::ApiDeleted))
-            .count()
-    }
-
-    /// Hot-reload the namespaces' handler code from `config` (same namespaces;
-    /// see [`HandlerPool::reload`]). Returns the refusals.
-    pub fn reload_handlers(&self, config: &ApiConfig) -> Vec<String> {
-        let code: HashMap<String, String> = config
-            .namespaces
-            .iter()
-            .filter(|n| self.namespace(&n.name).is_ok())
-            .filter_map(|n| Some((n.name.clone(), n.code_handlers.clone()?)))
-            .collect();
-        match &self.handlers {
-            Some(pool) => pool.reload(code),
-            None => Vec::new(),
-        }
-    }
-
-    /// Whether `ns` has a handler of this kind (code or DIRECT).
-    fn has_handler(&self, ns: &NamespaceConfig, kind: Kind) -> bool {
-        let direct = match kind {
-            Kind::OnPublish => ns.direct_on_publish.is_some(),
-            Kind::OnSubscribe => ns.direct_on_subscribe.is_some(),
-        };
-        direct || self.handlers.as_ref().is_some_and(|p| p.has(&ns.name))
-    }
-
-    /// Run a namespace's handler (DIRECT or code), counting it. `Absent` when
-    /// there is none.
-    async fn run_handler(
-        &self,
-        ns: &NamespaceConfig,
-        kind: Kind,
-        ctx: &Value,
-    ) -> Result<Outcome, Failure> {
-        let direct = match kind {
-            Kind::OnPublish => ns.direct_on_publish.as_ref(),
-            Kind::OnSubscribe => ns.direct_on_subscribe.as_ref(),
-        };
-        let started = Instant::now();
-        let result = match (direct, self.handlers.as_ref().filter(|p| p.has(&ns.name))) {
-            (Some(d), _) => {
-                let handler = DirectHandler {
-                    target: match &d.target {
-                        crate::config::DirectTarget::Url(url) => Target::Url(url.clone()),
-                        crate::config::DirectTarget::Function(name) => Target::Function {
-                            functions: self.functions.clone(),
-                            name: name.clone(),
-                        },
-                    },
-                    invoke_type: if d.event {
-                        InvokeType::Event
-                    } else {
-                        InvokeType::RequestResponse
-                    },
-                    timeout: d.timeout,
-                    http: self.http.clone(),
-                };
-                handler.invoke(&ns.name, kind, ctx).await
-            }
-            (None, Some(pool)) => pool.invoke(&ns.name, kind, ctx).await.result,
-            (None, None) => return Ok(Outcome::Absent),
-        };
-        let label = match &result {
-            Ok(Outcome::Absent) if direct.is_none() => return result,
-            Ok(Outcome::Absent | Outcome::Returned(_) | Outcome::SubscriptionFilter(_)) => "ok",
-            Ok(Outcome::Error { .. }) => "error",
-            Ok(Outcome::Unauthorized) => "unauthorized",
-            Err(Failure(why)) => {
-                tracing::warn!(namespace = %ns.name, handler = kind.export(), error = %why, "handler failed");
-                "failure"
-            }
-        };
-        self.metrics.handler(
-            &ns.name,
-            kind.export(),
-            label,
-            started.elapsed().as_secs_f64(),
-        );
-        result
-    }
-
-    /// AppSync's handler `ctx` (the fields Herald fills; `channel`,
-    /// `channelNamespace` and `operation` are copied to the top level in JS).
-    fn handler_ctx(
-        identity: &Identity,
-        headers: &AuthHeaders,
-        path: &str,
-        namespace: &str,
-        operation: &str,
-        events: Value,
-    ) -> Value {
-        let headers: serde_json::Map<String, Value> = headers
-            .iter()
-            .filter(|(k, _)| *k != "cookie")
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect();
-        serde_json::json!({
-            "identity": identity.to_appsync(),
-            "request": {"headers": headers, "domainName": null},
-            "info": {
-                "channel": {"path": path, "segments": path.trim_start_matches('/').split('/').collect::<Vec<_>>()},
-                "channelNamespace": {"name": namespace},
-                "operation": operation,
-            },
-            "events": events,
-            "stash": {},
-            "prev": null,
-            "outErrors": [],
-            "result": null,
-            "error": null,
-        })
     }
 
     pub fn limits(&self) -> &Limits {
