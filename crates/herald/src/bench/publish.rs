@@ -26,8 +26,9 @@ pub struct HttpPublisher {
 
 impl HttpPublisher {
     pub async fn connect(ep: &Endpoint, key: &str) -> Result<HttpPublisher, String> {
-        let tcp = tokio::net::TcpStream::connect(ep.addr)
+        let tcp = tokio::time::timeout(PUBLISH_TIMEOUT, tokio::net::TcpStream::connect(ep.addr))
             .await
+            .map_err(|_| format!("cannot connect within {} s", PUBLISH_TIMEOUT.as_secs()))?
             .map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let (sender, conn) =
@@ -51,15 +52,23 @@ impl HttpPublisher {
             .header("x-api-key", &self.key)
             .body(http_body_util::Full::new(Bytes::from(body)))
             .unwrap();
-        self.sender.ready().await.map_err(|e| e.to_string())?;
-        let resp = self
-            .sender
-            .send_request(req)
+        // Bounded: a publisher never waits forever on a server that stopped
+        // answering (once seen in CI under heavy load, with the server killed).
+        let exchange = async {
+            self.sender.ready().await.map_err(|e| e.to_string())?;
+            let resp = self
+                .sender
+                .send_request(req)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = resp.status();
+            use http_body_util::BodyExt;
+            let _ = resp.into_body().collect().await;
+            Ok::<_, String>(status)
+        };
+        let status = tokio::time::timeout(PUBLISH_TIMEOUT, exchange)
             .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        use http_body_util::BodyExt;
-        let _ = resp.into_body().collect().await;
+            .map_err(|_| format!("no answer within {} s", PUBLISH_TIMEOUT.as_secs()))??;
         if status.is_success() {
             Ok(events.len())
         } else {
@@ -136,6 +145,9 @@ impl Published {
             .fetch_add(events as u64, Ordering::Relaxed);
     }
 }
+
+/// The longest one HTTP publish may take before it counts as failed.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Waits between failed attempts, so a dead server is not hammered in a hot
 /// loop: 50 ms doubling to 1 s, back to nothing after a success.
