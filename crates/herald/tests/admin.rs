@@ -219,15 +219,7 @@ async fn several_apis_on_one_server_share_nothing() {
     // It starts empty: a namespace and a key are created next.
     let r = get(admin, &format!("/v2/apis/{id}/channelNamespaces")).await;
     assert_eq!(r.body["channelNamespaces"], json!([]));
-    let r = post(
-        admin,
-        &format!("/v2/apis/{id}/channelNamespaces"),
-        &json!({"name": "default"}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let r = post(admin, &format!("/v1/apis/{id}/apikeys"), &json!({})).await;
-    let key2 = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+    let key2 = namespace_and_key(admin, &id, "default").await;
 
     let base = format!("/apis/{id}");
     let mut sub2 =
@@ -1000,15 +992,7 @@ async fn update_api_applies_to_the_next_operation_without_dropping_connections()
     assert_eq!(r.status, 200, "{}", r.raw);
     let id = r.body["api"]["apiId"].as_str().unwrap().to_string();
     let created = r.body["api"]["created"].clone();
-    let r = post(
-        admin,
-        &format!("/v2/apis/{id}/channelNamespaces"),
-        &json!({"name": "n"}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let r = post(admin, &format!("/v1/apis/{id}/apikeys"), &json!({})).await;
-    let key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+    let key = namespace_and_key(admin, &id, "n").await;
     let realtime = format!("/apis/{id}/event/realtime");
     let mut open = WsClient::connect_path(server.addr, &realtime, &key).await;
     open.init().await;
@@ -1152,18 +1136,7 @@ async fn apis_by_host_under_a_base_domain() {
         r.body["api"]["dns"]["HTTP"],
         "chatapi0000000000000000000.events.test:8443"
     );
-    post(
-        admin,
-        &format!("/v2/apis/{id}/channelNamespaces"),
-        &json!({"name": "default"}),
-    )
-    .await;
-    let key = post(admin, &format!("/v1/apis/{id}/apikeys"), &json!({}))
-        .await
-        .body["apiKey"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = namespace_and_key(admin, &id, "default").await;
     let publish = |host: String, path: &'static str, key: String| async move {
         http_request(
             server.addr,

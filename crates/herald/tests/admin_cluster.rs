@@ -191,16 +191,7 @@ async fn three_nodes_share_one_postgres_store() {
     .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let second = r.body["api"]["apiId"].as_str().unwrap().to_string();
-    let r = post(
-        admin(b),
-        &format!("/v2/apis/{second}/channelNamespaces"),
-        &json!({"name": "n"}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let r = post(admin(b), &format!("/v1/apis/{second}/apikeys"), &json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let second_key = r.body["apiKey"]["id"].as_str().unwrap().to_string();
+    let second_key = namespace_and_key(admin(b), &second, "n").await;
     let publish_second = |addr: SocketAddr| {
         let (second, key) = (second.clone(), second_key.clone());
         async move {

@@ -128,3 +128,18 @@ pub async fn publish_with(addr: SocketAddr, key: &str) -> u16 {
     .await
     .status
 }
+
+/// Give API `api_id` a namespace `namespace` and a new key (AppSync's
+/// `CreateChannelNamespace` and `CreateApiKey`); returns the key.
+pub async fn namespace_and_key(admin: SocketAddr, api_id: &str, namespace: &str) -> String {
+    let r = post(
+        admin,
+        &format!("/v2/apis/{api_id}/channelNamespaces"),
+        &json!({"name": namespace}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = post(admin, &format!("/v1/apis/{api_id}/apikeys"), &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    r.body["apiKey"]["id"].as_str().unwrap().to_string()
+}
