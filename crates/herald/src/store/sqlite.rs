@@ -89,8 +89,23 @@ impl Sqlite {
                 // data directory at once (nodes starting together, tests).
                 conn.busy_timeout(std::time::Duration::from_secs(10))
                     .map_err(|e| e.to_string())?;
-                conn.pragma_update(None, "journal_mode", "WAL")
-                    .map_err(|e| format!("{}: cannot enable WAL: {e}", path.display()))?;
+                // Switching to WAL takes an exclusive lock, and SQLite does
+                // not always wait for it (no busy handler on this path): a
+                // process opening the directory while another migrates gets
+                // "database is locked" at once. Try again for up to 10 s.
+                let mut tries = 0;
+                loop {
+                    match conn.pragma_update(None, "journal_mode", "WAL") {
+                        Ok(()) => break,
+                        Err(e) if tries < 200 && e.to_string().contains("locked") => {
+                            tries += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                        Err(e) => {
+                            return Err(format!("{}: cannot enable WAL: {e}", path.display()))
+                        }
+                    }
+                }
                 conn
             }
             None => Connection::open_in_memory().map_err(|e| e.to_string())?,
