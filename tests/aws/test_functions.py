@@ -130,6 +130,10 @@ class Functions(unittest.TestCase):
         # By ARN too.
         self.assertEqual(self.invoke(created["FunctionArn"], {"x": 1})[1]["echo"], {"x": 1})
 
+        self.assertEqual([v["Version"] for v in self.lam.list_versions_by_function(FunctionName="echo")["Versions"]], ["$LATEST"])
+        self.assertEqual(self.lam.get_function_code_signing_config(FunctionName="echo")["FunctionName"], "echo")
+        code, _ = self.error(lambda: self.lam.publish_version(FunctionName="echo"))
+        self.assertEqual(code, "InvalidParameterValueException")
         self.assertEqual(self.lam.invoke(FunctionName="echo", InvocationType="DryRun")["StatusCode"], 204)
         self.assertEqual(self.lam.invoke(FunctionName="echo", InvocationType="Event", Payload=b"{}")["StatusCode"], 202)
 

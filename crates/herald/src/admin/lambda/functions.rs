@@ -306,6 +306,33 @@ pub async fn get(state: &AdminState, name: &str) -> Result<Response<Body>, AwsEr
     Ok(json_response(StatusCode::OK, &v))
 }
 
+/// `ListVersionsByFunction`: `$LATEST`, the only version Herald has (tools
+/// such as Terraform read it).
+pub fn list_versions(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
+    let f = existing(state, name)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"Versions": [configuration(&state.functions(), &f)]}),
+    ))
+}
+
+/// `PublishVersion`: refused (for an existing function) until versions exist.
+pub fn publish_version(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
+    existing(state, name)?;
+    Err(invalid(
+        "Herald serves $LATEST only: PublishVersion is not available yet",
+    ))
+}
+
+/// `GetFunctionCodeSigningConfig`: none (Herald does not check signatures).
+pub fn code_signing(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
+    let f = existing(state, name)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"CodeSigningConfigArn": "", "FunctionName": f.spec.name}),
+    ))
+}
+
 pub fn get_configuration(state: &AdminState, name: &str) -> Result<Response<Body>, AwsError> {
     let f = existing(state, name)?;
     Ok(json_response(

@@ -43,6 +43,15 @@ pub async fn route(
         (["2015-03-31", "functions", name, "code"], Method::PUT) => {
             functions::update_code(state, name, body).await
         }
+        (["2015-03-31", "functions", name, "versions"], Method::GET) => {
+            functions::list_versions(state, name)
+        }
+        (["2015-03-31", "functions", name, "versions"], Method::POST) => {
+            functions::publish_version(state, name)
+        }
+        (["2020-06-30", "functions", name, "code-signing-config"], Method::GET) => {
+            functions::code_signing(state, name)
+        }
         (["2015-03-31", "functions", name, "invocations"], Method::POST) => {
             invoke::invoke(state, name, headers, query, body).await
         }
