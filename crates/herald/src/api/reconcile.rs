@@ -156,6 +156,7 @@ pub async fn follow(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut retry = Duration::from_secs(1);
     loop {
         let set = tokio::select! {
             set = changes.next() => set,
@@ -180,18 +181,21 @@ pub async fn follow(
         }
         match result {
             Ok(problems) => {
+                retry = Duration::from_secs(1);
                 for p in problems {
                     tracing::error!(problem = %p, "a stored change cannot be applied on this node");
                 }
             }
             Err(e) => {
-                // Try everything again, at a pace a down database can bear.
-                tracing::warn!(error = %e, "re-reading the store failed; retrying in 1 s");
+                // Try everything again, at a pace a down database can bear:
+                // 1 s, doubling to 30 s, back to 1 s after a success.
+                tracing::warn!(error = %e, retry_ms = retry.as_millis() as u64, "re-reading the store failed; the node serves what it has meanwhile");
                 changes.all();
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(retry) => {}
                     _ = shutdown.changed() => return,
                 }
+                retry = (retry * 2).min(Duration::from_secs(30));
             }
         }
     }
