@@ -42,13 +42,6 @@ handler_configs = {{ on_publish = {{ behavior = "DIRECT", integration = {{ data_
     )
 }
 
-async fn publish(server: &TestServer, channel: &str, events: &[Value]) -> HttpResponse {
-    let events: Vec<String> = events.iter().map(Value::to_string).collect();
-    server
-        .post(json!({"channel": channel, "events": events}))
-        .await
-}
-
 #[tokio::test]
 async fn a_direct_handler_backed_by_an_in_process_function() {
     let server = start_with_toml(&config("REQUEST_RESPONSE")).await;

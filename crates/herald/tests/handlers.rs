@@ -20,13 +20,6 @@ async fn server_with(code: &str, extra: &str) -> TestServer {
     .await
 }
 
-async fn publish(server: &TestServer, channel: &str, events: &[Value]) -> HttpResponse {
-    let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-    server
-        .post(json!({"channel": channel, "events": events}))
-        .await
-}
-
 #[tokio::test]
 async fn filtering_example() {
     // AWS docs: "Filtering events" (odd numbers only).

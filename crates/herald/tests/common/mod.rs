@@ -252,6 +252,14 @@ pub async fn http_request(
     }
 }
 
+/// Publish `events` (each as its JSON text) to `channel` over HTTP.
+pub async fn publish(server: &TestServer, channel: &str, events: &[Value]) -> HttpResponse {
+    let events: Vec<String> = events.iter().map(Value::to_string).collect();
+    server
+        .post(json!({"channel": channel, "events": events}))
+        .await
+}
+
 pub async fn http_post(addr: SocketAddr, body: Vec<u8>, headers: &[(&str, &str)]) -> HttpResponse {
     let mut h = vec![("content-type", "application/json")];
     h.extend_from_slice(headers);

@@ -6,7 +6,7 @@
 
 use super::super::aws::{json_response, AwsError, Body};
 use super::super::AdminState;
-use super::functions::{changeable, deploy, empty, existing, object};
+use super::functions::{changeable, empty, existing, object, redeploy};
 use super::invalid;
 use crate::functions::{EventInvokeConfig, Function, Functions};
 use hyper::{Response, StatusCode};
@@ -99,10 +99,7 @@ pub async fn put(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let mut spec = f.spec.clone();
-    spec.event_invoke = Some(c.clone());
-    let zip = f.zip.as_deref().unwrap_or_default().to_vec();
-    let f = deploy(state, spec, zip).await?;
+    let f = redeploy(state, &f, |s| s.event_invoke = Some(c.clone())).await?;
     Ok(json_response(StatusCode::OK, &shape(&functions, &f, &c)))
 }
 
@@ -137,9 +134,6 @@ pub async fn delete(state: &AdminState, name: &str) -> Result<Response<Body>, Aw
     if f.spec.event_invoke.is_none() {
         return Err(missing(&state.functions(), &f.spec.name));
     }
-    let mut spec = f.spec.clone();
-    spec.event_invoke = None;
-    let zip = f.zip.as_deref().unwrap_or_default().to_vec();
-    deploy(state, spec, zip).await?;
+    redeploy(state, &f, |s| s.event_invoke = None).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -81,6 +81,30 @@ const IGNORED: &[&str] = &[
     "RevisionId",
 ];
 
+/// What is left of a request once its members are taken: the ignored ones
+/// dropped, any other refused by name.
+fn refuse_unknown(obj: &mut Map<String, Value>) -> Result<(), AwsError> {
+    for k in IGNORED {
+        obj.remove(*k);
+    }
+    match obj.keys().next() {
+        Some(other) => Err(invalid(format!("Herald does not support {other}"))),
+        None => Ok(()),
+    }
+}
+
+/// Deploy `f` again with its spec changed by `change` and the same code.
+pub(super) async fn redeploy(
+    state: &AdminState,
+    f: &Function,
+    change: impl FnOnce(&mut FunctionSpec),
+) -> Result<Arc<Function>, AwsError> {
+    let mut spec = f.spec.clone();
+    change(&mut spec);
+    let zip = f.zip.as_deref().unwrap_or_default().to_vec();
+    deploy(state, spec, zip).await
+}
+
 /// The configuration members of a create or update request, applied to `spec`.
 fn apply_fields(spec: &mut FunctionSpec, obj: &mut Map<String, Value>) -> Result<(), AwsError> {
     let text = |k: &str, v: Value| -> Result<String, AwsError> {
@@ -127,12 +151,7 @@ fn apply_fields(spec: &mut FunctionSpec, obj: &mut Map<String, Value>) -> Result
         }
         spec.environment = vars;
     }
-    for k in IGNORED {
-        obj.remove(*k);
-    }
-    if let Some(other) = obj.keys().next() {
-        return Err(invalid(format!("Herald does not support {other}")));
-    }
+    refuse_unknown(obj)?;
     spec.check().map_err(invalid)
 }
 
@@ -162,7 +181,7 @@ fn zip_of(code: Option<Value>) -> Result<Option<Vec<u8>>, AwsError> {
 }
 
 /// Build, store and serve `spec` with `zip`.
-pub(super) async fn deploy(
+async fn deploy(
     state: &AdminState,
     mut spec: FunctionSpec,
     zip: Vec<u8>,
@@ -384,12 +403,7 @@ pub async fn update_code(
         Some(v) => zip_of(Some(json!({"ZipFile": v})))?.unwrap_or_default(),
         None => return Err(invalid("ZipFile is required (Herald takes code as a zip)")),
     };
-    for k in IGNORED {
-        obj.remove(*k);
-    }
-    if let Some(other) = obj.keys().next() {
-        return Err(invalid(format!("Herald does not support {other}")));
-    }
+    refuse_unknown(&mut obj)?;
     let f = deploy(state, f.spec.clone(), zip).await?;
     tracing::info!(function = %f.spec.name, "function code updated");
     Ok(json_response(
@@ -408,8 +422,7 @@ pub async fn update_configuration(
     check_revision(&f, &obj)?;
     let mut spec = f.spec.clone();
     apply_fields(&mut spec, &mut obj)?;
-    let zip = f.zip.as_deref().unwrap_or_default().to_vec();
-    let f = deploy(state, spec, zip).await?;
+    let f = redeploy(state, &f, |s| *s = spec).await?;
     tracing::info!(function = %f.spec.name, "function configuration updated");
     Ok(json_response(
         StatusCode::OK,
@@ -449,10 +462,7 @@ pub async fn put_concurrency(
         .and_then(Value::as_u64)
         .filter(|n| *n <= 1000)
         .ok_or_else(|| invalid("ReservedConcurrentExecutions must be from 0 to 1000"))?;
-    let mut spec = f.spec.clone();
-    spec.reserved_concurrency = Some(n as u32);
-    let zip = f.zip.as_deref().unwrap_or_default().to_vec();
-    deploy(state, spec, zip).await?;
+    redeploy(state, &f, |s| s.reserved_concurrency = Some(n as u32)).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"ReservedConcurrentExecutions": n}),
@@ -473,9 +483,6 @@ pub async fn delete_concurrency(
     name: &str,
 ) -> Result<Response<Body>, AwsError> {
     let f = changeable(state, name)?;
-    let mut spec = f.spec.clone();
-    spec.reserved_concurrency = None;
-    let zip = f.zip.as_deref().unwrap_or_default().to_vec();
-    deploy(state, spec, zip).await?;
+    redeploy(state, &f, |s| s.reserved_concurrency = None).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
