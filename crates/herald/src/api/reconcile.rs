@@ -138,6 +138,7 @@ impl Registry {
 /// everything is re-read every `period`.
 pub async fn follow(
     apis: Arc<Registry>,
+    others: Vec<Arc<dyn crate::store::Reconciler>>,
     store: Store,
     period: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -178,6 +179,17 @@ pub async fn follow(
                 }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
+        }
+        for other in &others {
+            if set.all || set.apis.iter().any(|id| id.starts_with(other.prefix())) {
+                result = match (result, other.reconcile(&store).await) {
+                    (Ok(mut a), Ok(b)) => {
+                        a.extend(b);
+                        Ok(a)
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+            }
         }
         match result {
             Ok(problems) => {

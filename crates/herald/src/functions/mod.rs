@@ -151,11 +151,22 @@ pub fn now_rfc3339() -> String {
     format!("{date}T{time}Z")
 }
 
+/// Epoch milliseconds as RFC 3339 in UTC (`2024-01-02T03:04:05.000Z`).
+pub fn iso_millis(ms: u64) -> String {
+    let (date, time) = parts(Duration::from_millis(ms));
+    format!("{date}T{time}Z")
+}
+
 /// Today's date and the time of day with milliseconds, in UTC.
 fn now_parts() -> (String, String) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    parts(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+fn parts(d: Duration) -> (String, String) {
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since the epoch (Howard Hinnant's algorithm).

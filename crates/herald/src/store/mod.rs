@@ -120,6 +120,31 @@ pub struct StoredFunction {
 /// no `/`).
 pub const FUNCTION_CHANGE: &str = "fn/";
 
+/// An event source mapping as stored: its spec as JSON (the esm module's
+/// `MappingSpec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMapping {
+    pub uuid: String,
+    pub spec: String,
+}
+
+/// The prefix of a mapping's UUID in change notifications.
+pub const MAPPING_CHANGE: &str = "esm/";
+
+/// A subsystem that keeps resources of its own in the store and re-reads
+/// them when another node changed one (a notification id starting with
+/// [`Reconciler::prefix`]) or at the periodic full re-read. The node's one
+/// follow loop calls it, so a subsystem does not open a listener of its own.
+pub trait Reconciler: Send + Sync {
+    fn prefix(&self) -> &'static str;
+
+    /// Re-read and apply; what could not be applied, or the store's error.
+    fn reconcile<'a>(
+        &'a self,
+        store: &'a Store,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send + 'a>>;
+}
+
 enum Backend {
     Sqlite(sqlite::Sqlite),
     Postgres(Box<postgres::Postgres>),
@@ -297,6 +322,21 @@ impl Store {
     /// Delete a function; `false` when there was none.
     pub async fn delete_function(&self, name: &str) -> Result<bool, String> {
         write!(self.delete_function(name))
+    }
+
+    /// The event source mappings created through the Lambda API.
+    pub async fn mappings(&self) -> Result<Vec<StoredMapping>, String> {
+        dispatch!(self.mappings())
+    }
+
+    /// Insert or replace a mapping.
+    pub async fn put_mapping(&self, m: StoredMapping) -> Result<(), String> {
+        write!(self.put_mapping(m))
+    }
+
+    /// Delete a mapping; `false` when there was none.
+    pub async fn delete_mapping(&self, uuid: &str) -> Result<bool, String> {
+        write!(self.delete_mapping(uuid))
     }
 
     /// A resource's tags.

@@ -13,7 +13,7 @@
 //! store error, and nothing else). Schema migrations run at start under an
 //! advisory lock, so nodes starting together migrate once.
 
-use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredNamespace};
+use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredMapping, StoredNamespace};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
@@ -98,6 +98,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER data_sources_changed AFTER INSERT OR UPDATE OR DELETE ON data_sources
         FOR EACH ROW EXECUTE FUNCTION herald_notify();
     ALTER TABLE channel_namespaces ADD COLUMN handler_configs TEXT;",
+    // 4: event source mappings, notified as `esm/<uuid>`.
+    "CREATE TABLE event_source_mappings (
+        uuid TEXT PRIMARY KEY,
+        spec TEXT NOT NULL
+    );
+    CREATE FUNCTION herald_notify_mapping() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('herald_changes', 'esm/' || OLD.uuid);
+        ELSE
+            PERFORM pg_notify('herald_changes', 'esm/' || NEW.uuid);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER event_source_mappings_changed AFTER INSERT OR UPDATE OR DELETE ON event_source_mappings
+        FOR EACH ROW EXECUTE FUNCTION herald_notify_mapping();",
 ];
 
 /// Now, in epoch seconds, in SQL.
@@ -554,6 +570,43 @@ impl Postgres {
         self.execute("DELETE FROM functions WHERE name = $1", &[&name])
             .await
             .map(|n| n > 0)
+    }
+}
+
+impl Postgres {
+    pub async fn mappings(&self) -> Result<Vec<StoredMapping>, String> {
+        let rows = self
+            .query(
+                "SELECT uuid, spec FROM event_source_mappings ORDER BY uuid",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredMapping {
+                uuid: r.get(0),
+                spec: r.get(1),
+            })
+            .collect())
+    }
+
+    pub async fn put_mapping(&self, m: StoredMapping) -> Result<(), String> {
+        self.execute(
+            "INSERT INTO event_source_mappings (uuid, spec) VALUES ($1, $2)
+                 ON CONFLICT (uuid) DO UPDATE SET spec = excluded.spec",
+            &[&m.uuid, &m.spec],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_mapping(&self, uuid: &str) -> Result<bool, String> {
+        self.execute(
+            "DELETE FROM event_source_mappings WHERE uuid = $1",
+            &[&uuid],
+        )
+        .await
+        .map(|n| n > 0)
     }
 }
 

@@ -8,7 +8,7 @@
 //! the connection's lock is only held inside such a call, never across an
 //! `.await`.
 
-use super::{StoredApi, StoredFunction, StoredKey, StoredNamespace};
+use super::{StoredApi, StoredFunction, StoredKey, StoredMapping, StoredNamespace};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -66,6 +66,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (api_id, name)
     );
     ALTER TABLE channel_namespaces ADD COLUMN handler_configs TEXT;",
+    // 7: event source mappings created through the Lambda API (spec as JSON).
+    "CREATE TABLE event_source_mappings (
+        uuid TEXT PRIMARY KEY,
+        spec TEXT NOT NULL
+    );",
 ];
 
 /// The database.
@@ -486,6 +491,47 @@ impl Sqlite {
         self.run(move |c| {
             c.execute("DELETE FROM functions WHERE name = ?1", params![name])
                 .map(|n| n > 0)
+        })
+        .await
+    }
+}
+
+impl Sqlite {
+    pub async fn mappings(&self) -> Result<Vec<StoredMapping>, String> {
+        self.run(|c| {
+            let mut stmt =
+                c.prepare("SELECT uuid, spec FROM event_source_mappings ORDER BY uuid")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredMapping {
+                    uuid: r.get(0)?,
+                    spec: r.get(1)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn put_mapping(&self, m: StoredMapping) -> Result<(), String> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO event_source_mappings (uuid, spec) VALUES (?1, ?2)
+                 ON CONFLICT (uuid) DO UPDATE SET spec = excluded.spec",
+                params![m.uuid, m.spec],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete_mapping(&self, uuid: &str) -> Result<bool, String> {
+        let uuid = uuid.to_string();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM event_source_mappings WHERE uuid = ?1",
+                params![uuid],
+            )
+            .map(|n| n > 0)
         })
         .await
     }
