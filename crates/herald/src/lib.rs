@@ -16,6 +16,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod esm;
 pub mod functions;
 pub mod handlers;
 pub mod http_client;

@@ -44,6 +44,7 @@ const MAX_BODY: usize = 70 << 20;
 /// What every admin request sees.
 pub struct AdminState {
     pub apis: Arc<Registry>,
+    pub mappings: Arc<crate::esm::Mappings>,
     verifier: IamVerifier,
     /// The public listener, for the endpoints `GetApi` returns.
     public: SocketAddr,
@@ -112,6 +113,7 @@ impl AdminServer {
     pub async fn bind(
         addr: SocketAddr,
         apis: Arc<Registry>,
+        mappings: Arc<crate::esm::Mappings>,
         public: SocketAddr,
     ) -> Result<AdminServer, String> {
         let api = apis.default_api().clone();
@@ -133,6 +135,7 @@ impl AdminServer {
             listener,
             state: Arc::new(AdminState {
                 apis,
+                mappings,
                 verifier,
                 public,
             }),

@@ -133,6 +133,12 @@ pub struct ConfigFile {
     pub functions: Vec<FunctionFile>,
     #[serde(default)]
     pub function_pool: FunctionPoolFile,
+    /// `[[event_sources]]`: brokers behind event source ARNs.
+    #[serde(default)]
+    pub event_sources: Vec<crate::esm::config::EventSourceFile>,
+    /// `[[event_source_mappings]]`: Lambda's fields in snake_case.
+    #[serde(default)]
+    pub event_source_mappings: Vec<toml::Value>,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -257,6 +263,10 @@ pub struct ApiConfig {
     pub functions: Vec<FunctionFile>,
     /// `[function_pool]`.
     pub function_pool: crate::functions::PoolSettings,
+    /// `[[event_sources]]`, checked.
+    pub event_sources: Vec<crate::esm::config::EventSourceFile>,
+    /// `[[event_source_mappings]]`, validated as the Lambda API validates.
+    pub event_source_mappings: Vec<crate::esm::spec::MappingSpec>,
     /// `[function_pool] http_ca_file`.
     pub function_ca_file: Option<PathBuf>,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
@@ -617,6 +627,13 @@ impl ApiConfig {
                 file.functions.clone()
             },
             function_ca_file: file.function_pool.http_ca_file.clone(),
+            event_sources: {
+                for s in &file.event_sources {
+                    s.check()?;
+                }
+                file.event_sources.clone()
+            },
+            event_source_mappings: crate::esm::from_file(&file.event_source_mappings)?,
             function_pool: crate::functions::PoolSettings {
                 workers: file.function_pool.workers.unwrap_or(2).max(1),
                 queue: file.function_pool.queue.unwrap_or(1024).max(1),

@@ -52,6 +52,7 @@ pub struct Server {
     listener: TcpListener,
     admin: Option<crate::admin::AdminServer>,
     apis: Arc<Registry>,
+    mappings: Arc<crate::esm::Mappings>,
     tls: Option<TlsAcceptor>,
     api: Arc<EventApi>,
     /// The certificate clients should trust, in self-signed mode.
@@ -114,8 +115,12 @@ impl Server {
             functions.install(declared).await;
         }
         let hub = Hub::from_config(&config).await?;
+        let file_mappings = config.event_source_mappings.clone();
+        let event_sources = config.event_sources.clone();
         let mut api = EventApi::new(config, hub, store.clone(), functions.clone())?;
         functions.metrics.register(api.metrics.registry_mut());
+        let esm_metrics = crate::esm::metrics::EsmMetrics::default();
+        esm_metrics.register(api.metrics.registry_mut());
         let api = Arc::new(api);
         let apis = Arc::new(Registry::new(api.clone()));
         // What the admin API created earlier. Stored code that no longer
@@ -126,17 +131,37 @@ impl Server {
         };
         let mut problems = apis.reconcile(&store, &everything).await?;
         problems.extend(functions.reconcile(&store).await?);
+        // Event source mappings start once what they invoke is in place.
+        let mappings = Arc::new(crate::esm::Mappings::new(
+            functions.clone(),
+            apis.clone(),
+            event_sources,
+            esm_metrics,
+        ));
+        for m in file_mappings {
+            if let Err(crate::esm::CheckError::Invalid(e) | crate::esm::CheckError::NotFound(e)) =
+                mappings.check_runnable(&m)
+            {
+                problems.push(format!("[[event_source_mappings]] {}: {e}", m.uuid));
+            }
+            mappings.apply(m);
+        }
+        problems.extend(mappings.reconcile(&store).await?);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
         let admin = match admin_listen {
-            Some(addr) => Some(crate::admin::AdminServer::bind(addr, apis.clone(), public).await?),
+            Some(addr) => Some(
+                crate::admin::AdminServer::bind(addr, apis.clone(), mappings.clone(), public)
+                    .await?,
+            ),
             None => None,
         };
         Ok(Server {
             listener,
             admin,
             apis,
+            mappings,
             tls: tls.map(TlsAcceptor::from),
             api,
             self_signed_cert,
@@ -160,6 +185,11 @@ impl Server {
 
     pub fn api(&self) -> Arc<EventApi> {
         self.api.clone()
+    }
+
+    /// The event source mappings this server runs.
+    pub fn mappings(&self) -> Arc<crate::esm::Mappings> {
+        self.mappings.clone()
     }
 
     /// Run in the background until [`RunningServer::shutdown`].
@@ -203,6 +233,7 @@ impl Server {
         // On a shared store, other nodes' changes.
         tokio::spawn(crate::api::follow(
             self.apis.clone(),
+            vec![self.mappings.clone() as Arc<dyn crate::store::Reconciler>],
             self.api.store.clone(),
             self.api.config.store.reconcile,
             shutdown_rx.clone(),
@@ -258,6 +289,7 @@ impl Server {
             }
         }
         drop(self.listener);
+        self.mappings.stop_all();
         tracing::info!("shutting down: closing connections");
         let _ = shutdown_tx.send(true);
         drop(done_tx);

@@ -6,6 +6,7 @@
 mod event_invoke;
 mod functions;
 mod invoke;
+mod mappings;
 
 use super::aws::{percent_decode, AwsError, Body};
 use super::AdminState;
@@ -78,6 +79,17 @@ pub async fn route(
         }
         (["2019-09-25", "functions", name, "event-invoke-config", "list"], Method::GET) => {
             event_invoke::list(state, name)
+        }
+        (["2015-03-31", "event-source-mappings"], Method::POST) => {
+            mappings::create(state, body).await
+        }
+        (["2015-03-31", "event-source-mappings"], Method::GET) => mappings::list(state, query),
+        (["2015-03-31", "event-source-mappings", uuid], Method::GET) => mappings::get(state, uuid),
+        (["2015-03-31", "event-source-mappings", uuid], Method::PUT) => {
+            mappings::update(state, uuid, body).await
+        }
+        (["2015-03-31", "event-source-mappings", uuid], Method::DELETE) => {
+            mappings::delete(state, uuid).await
         }
         _ => return None,
     })

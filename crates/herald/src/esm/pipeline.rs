@@ -1,0 +1,574 @@
+//! The one pipeline every mapping runs, over any [`Source`]: poll, filter,
+//! batch, invoke, then acknowledge, release, retry or send to the on-failure
+//! destination according to the source's [`Semantics`] (Lambda's rules, see
+//! the reference table in `docs/event-source-mappings.md`).
+//!
+//! One batch is in flight per mapping on each node; records of a batch are
+//! acknowledged only after their outcome is final, so a stop (update,
+//! delete, shutdown) between invoke and acknowledgement leaves them to be
+//! delivered again: at least once.
+
+use super::destination::Destination;
+use super::metrics::Counts;
+use super::source::{Record, Semantics, Source, SourceKind};
+use super::spec::MappingSpec;
+use super::target::{Invocation, Target};
+use herald_pattern::Pattern;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Lambda's synchronous invoke limit: a batch is cut so its event stays
+/// below it.
+const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024 - 4096;
+/// Longest a poll waits for a first record before the loop looks at `stop`.
+const POLL_WAIT: Duration = Duration::from_secs(1);
+/// Retries of a failed batch (streams) start at this delay and double...
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// ...up to this.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Attempts to deliver to the on-failure destination before the records
+/// count as dropped.
+const DESTINATION_ATTEMPTS: u32 = 3;
+
+/// What `GetEventSourceMapping` shows of a running mapping.
+pub struct Status {
+    last_result: Mutex<&'static str>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            last_result: Mutex::new("No records processed"),
+        }
+    }
+}
+
+impl Status {
+    pub fn last_result(&self) -> &'static str {
+        *self.last_result.lock().unwrap()
+    }
+
+    fn set(&self, r: &'static str) {
+        *self.last_result.lock().unwrap() = r;
+    }
+}
+
+pub struct Pipeline {
+    pub spec: Arc<MappingSpec>,
+    pub kind: SourceKind,
+    pub target: Target,
+    pub filters: Vec<Pattern>,
+    pub destination: Option<Destination>,
+    pub counts: Counts,
+    pub status: Arc<Status>,
+    /// How often a held record's claim is renewed while it is processed.
+    pub renew_every: Duration,
+}
+
+/// Why the pipeline gave up on a batch (Lambda's `condition`).
+#[derive(Clone, Copy)]
+enum Condition {
+    RetryAttemptsExhausted,
+    RecordAgeExceeded,
+}
+
+/// The last invocation's ending, for the on-failure record.
+#[derive(Clone, Copy, PartialEq)]
+enum Last {
+    None,
+    FunctionError,
+    PartialFailure,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn iso(ms: u64) -> String {
+    crate::functions::iso_millis(ms)
+}
+
+/// Run until `stop` turns true (or its sender is dropped).
+pub async fn run<S: Source>(mut source: S, p: Pipeline, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_secs(1);
+    let mut lag_at = tokio::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let polled = tokio::select! {
+            b = collect(&mut source, &p) => b,
+            _ = stop.changed() => return,
+        };
+        match polled {
+            Err(e) => {
+                tracing::warn!(mapping = %p.spec.uuid, error = %e, retry_ms = backoff.as_millis() as u64, "polling the event source failed");
+                p.status.set("PROBLEM: Polling the event source failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            Ok(records) => {
+                backoff = Duration::from_secs(1);
+                if !records.is_empty() && !p.process(&mut source, records, &mut stop).await {
+                    return;
+                }
+            }
+        }
+        if lag_at.elapsed() >= Duration::from_secs(1) {
+            lag_at = tokio::time::Instant::now();
+            if let Some(lag) = source.lag().await {
+                p.counts.offset_lag(lag);
+            }
+        }
+    }
+}
+
+/// Up to `BatchSize` records, waiting at most the batching window once the
+/// first has come.
+async fn collect<S: Source>(source: &mut S, p: &Pipeline) -> Result<Vec<Record>, String> {
+    let max = p.spec.batch_size as usize;
+    let mut out = source.poll(max, POLL_WAIT).await?;
+    p.counts.polled(out.len());
+    if out.is_empty() || p.spec.window_secs == 0 {
+        return Ok(out);
+    }
+    let until = tokio::time::Instant::now() + Duration::from_secs(p.spec.window_secs);
+    while out.len() < max {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let more = source.poll(max - out.len(), left).await?;
+        p.counts.polled(more.len());
+        out.extend(more);
+    }
+    Ok(out)
+}
+
+/// A partial batch response Lambda treats as a whole-batch failure (empty,
+/// null or unknown identifier, wrong key, not an `EventResponse`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+/// Lambda's partial batch response: the indexes of the reported items, or
+/// `Err` when the response is malformed (the whole batch failed).
+pub fn reported_failures(payload: &[u8], ids: &[&str]) -> Result<Vec<usize>, Malformed> {
+    let text = std::str::from_utf8(payload).map_err(|_| Malformed)?.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let v: Value = serde_json::from_str(text).map_err(|_| Malformed)?;
+    let list = match &v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(o) => match o.get("batchItemFailures") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(l)) => l,
+            Some(_) => return Err(Malformed),
+        },
+        _ => return Err(Malformed),
+    };
+    let mut out = Vec::new();
+    for item in list {
+        let id = match item.get("itemIdentifier") {
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            _ => return Err(Malformed),
+        };
+        let i = ids.iter().position(|x| *x == id).ok_or(Malformed)?;
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+fn tokens(records: &[Record]) -> Vec<String> {
+    records.iter().map(|r| r.token.clone()).collect()
+}
+
+/// Cut `records` so each batch's event stays under the invoke limit.
+fn by_size(records: Vec<Record>) -> Vec<Vec<Record>> {
+    let mut out = vec![Vec::new()];
+    let mut bytes = 0;
+    for r in records {
+        let size = r.event.to_string().len() + 1;
+        let last = out.last_mut().expect("never empty");
+        if !last.is_empty() && bytes + size > MAX_EVENT_BYTES {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        out.last_mut().expect("never empty").push(r);
+    }
+    out
+}
+
+impl Pipeline {
+    fn matches(&self, r: &Record) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| f.matches(&r.filter_view))
+    }
+
+    /// One polled batch to its end. `false`: stopped part way (what was not
+    /// acknowledged will be delivered again).
+    async fn process<S: Source>(
+        &self,
+        source: &mut S,
+        records: Vec<Record>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let (matched, filtered): (Vec<Record>, Vec<Record>) =
+            records.into_iter().partition(|r| self.matches(r));
+        if !filtered.is_empty() {
+            self.counts.filtered_out(filtered.len());
+            self.ack(source, &filtered, false).await;
+        }
+        for batch in by_size(matched) {
+            if batch.is_empty() {
+                continue;
+            }
+            let done = match self.kind.semantics() {
+                Semantics::Queue => {
+                    self.queue_batch(source, batch, stop).await;
+                    true
+                }
+                Semantics::Stream => self.stream_batch(source, batch, stop).await,
+            };
+            if !done {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Acknowledge; `processed`: these were processed (not filtered out or
+    /// given up on).
+    async fn ack<S: Source>(&self, source: &mut S, records: &[Record], processed: bool) {
+        if records.is_empty() {
+            return;
+        }
+        match source.ack(tokens(records)).await {
+            Ok(()) => {
+                if processed {
+                    self.counts.processed(records.len());
+                }
+                if self.kind.semantics() == Semantics::Queue {
+                    self.counts.deleted(records.len());
+                }
+            }
+            // Not acknowledged: the broker hands them out again (at least once).
+            Err(e) => {
+                tracing::warn!(mapping = %self.spec.uuid, error = %e, records = records.len(), "acknowledging records failed; they will be delivered again")
+            }
+        }
+    }
+
+    /// Invoke, renewing the records' claim while the function runs.
+    async fn invoke<S: Source>(&self, source: &mut S, records: &[Record]) -> Invocation {
+        let event = json!({"Records": records.iter().map(|r| &r.event).collect::<Vec<_>>()});
+        let data: Vec<&Value> = records.iter().map(|r| &r.data).collect();
+        self.counts.invoked(records.len());
+        let call = self.target.invoke(&event, &data);
+        tokio::pin!(call);
+        let mut renew = tokio::time::interval(self.renew_every);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut call => return done,
+                _ = renew.tick() => {
+                    if let Err(e) = source.release(tokens(records)).await {
+                        tracing::warn!(mapping = %self.spec.uuid, error = %e, "renewing the claim on records failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues: successes are deleted, failures go back to the broker (its
+    /// redrive policy handles poison messages).
+    async fn queue_batch<S: Source>(
+        &self,
+        source: &mut S,
+        batch: Vec<Record>,
+        _stop: &mut watch::Receiver<bool>,
+    ) {
+        let failed: Vec<usize> = match self.invoke(source, &batch).await {
+            Invocation::Returned(payload) if self.spec.report_item_failures => {
+                let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+                reported_failures(&payload, &ids).unwrap_or_else(|_| (0..batch.len()).collect())
+            }
+            Invocation::Returned(_) => Vec::new(),
+            Invocation::FunctionError(_) | Invocation::NotRun(_) => (0..batch.len()).collect(),
+        };
+        if failed.is_empty() {
+            self.status.set("OK");
+            self.ack(source, &batch, true).await;
+            return;
+        }
+        self.status.set("PROBLEM: Function call failed");
+        self.counts.failed_invoke(batch.len());
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (i, r) in batch.into_iter().enumerate() {
+            if failed.contains(&i) {
+                bad.push(r);
+            } else {
+                good.push(r);
+            }
+        }
+        self.ack(source, &good, true).await;
+        if let Err(e) = source.release(tokens(&bad)).await {
+            tracing::warn!(mapping = %self.spec.uuid, error = %e, "returning failed messages failed; they come back after the visibility timeout");
+        }
+    }
+
+    /// Streams: retry in order (bisecting when asked) until success, the
+    /// retry limit or the record age; then the destination, and move on.
+    async fn stream_batch<S: Source>(
+        &self,
+        source: &mut S,
+        batch: Vec<Record>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut work: VecDeque<(Vec<Record>, i64, Last)> = VecDeque::from([(batch, 0, Last::None)]);
+        let mut delay = RETRY_FIRST;
+        while let Some((mut records, attempts, last)) = work.pop_front() {
+            if *stop.borrow() {
+                return false;
+            }
+            if self.spec.max_record_age_secs >= 0 {
+                let limit = self.spec.max_record_age_secs as u64 * 1000;
+                let now = now_ms();
+                let split = records
+                    .iter()
+                    .position(|r| now.saturating_sub(r.arrived_ms) <= limit)
+                    .unwrap_or(records.len());
+                // Older records come first in a stream; those past the age go.
+                if split > 0 {
+                    let old: Vec<Record> = records.drain(..split).collect();
+                    self.give_up(source, &old, Condition::RecordAgeExceeded, attempts, last)
+                        .await;
+                }
+                if records.is_empty() {
+                    continue;
+                }
+            }
+            let outcome = self.invoke(source, &records).await;
+            // The index of the first record to retry, and whether the whole
+            // batch failed (bisectable).
+            let (first_failed, last) = match outcome {
+                Invocation::Returned(payload) if self.spec.report_item_failures => {
+                    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+                    match reported_failures(&payload, &ids) {
+                        Ok(f) if f.is_empty() => (None, Last::None),
+                        Ok(f) => (f.into_iter().min(), Last::PartialFailure),
+                        Err(Malformed) => (Some(0), Last::FunctionError),
+                    }
+                }
+                Invocation::Returned(_) => (None, Last::None),
+                Invocation::FunctionError(_) => (Some(0), Last::FunctionError),
+                Invocation::NotRun(why) => {
+                    // Not the function's failure: no retry is spent.
+                    tracing::warn!(mapping = %self.spec.uuid, error = %why, "invoking failed; retrying");
+                    self.status.set(if why.starts_with("Function not found") {
+                        "PROBLEM: Function not found"
+                    } else {
+                        "PROBLEM: Function call failed"
+                    });
+                    self.counts.failed_invoke(records.len());
+                    if !self.wait(source, &records, &mut delay, stop).await {
+                        return false;
+                    }
+                    work.push_front((records, attempts, last));
+                    continue;
+                }
+            };
+            let Some(first) = first_failed else {
+                self.status.set("OK");
+                self.ack(source, &records, true).await;
+                delay = RETRY_FIRST;
+                continue;
+            };
+            self.status.set("PROBLEM: Function call failed");
+            self.counts.failed_invoke(records.len());
+            let rest = records.split_off(first);
+            self.ack(source, &records, true).await;
+            let mut rest = rest;
+            if last == Last::FunctionError && self.spec.bisect && rest.len() > 1 {
+                // Bisect: each half on its own, without spending a retry.
+                let second = rest.split_off(rest.len() / 2);
+                work.push_front((second, attempts, last));
+                work.push_front((rest, attempts, last));
+                continue;
+            }
+            let next = attempts + 1;
+            if self.spec.max_retries >= 0 && next > self.spec.max_retries {
+                self.give_up(source, &rest, Condition::RetryAttemptsExhausted, next, last)
+                    .await;
+                continue;
+            }
+            if !self.wait(source, &rest, &mut delay, stop).await {
+                return false;
+            }
+            work.push_front((rest, next, last));
+        }
+        true
+    }
+
+    /// Wait before a retry, keeping the claim on the records; `false` when
+    /// stopped meanwhile.
+    async fn wait<S: Source>(
+        &self,
+        source: &mut S,
+        records: &[Record],
+        delay: &mut Duration,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let _ = source.release(tokens(records)).await;
+        let d = *delay;
+        *delay = (*delay * 2).min(RETRY_MAX);
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = stop.changed() => false,
+        }
+    }
+
+    /// Records given up on: to the on-failure destination (or dropped,
+    /// counted and logged), then acknowledged so the stream moves on.
+    async fn give_up<S: Source>(
+        &self,
+        source: &mut S,
+        records: &[Record],
+        condition: Condition,
+        invokes: i64,
+        last: Last,
+    ) {
+        let condition = match condition {
+            Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Condition::RecordAgeExceeded => "RecordAgeExceeded",
+        };
+        let record = self.failure_record(records, condition, invokes, last);
+        let delivered = match &self.destination {
+            None => false,
+            Some(d) => {
+                let mut ok = false;
+                for attempt in 0..DESTINATION_ATTEMPTS {
+                    match d.deliver(&record).await {
+                        Ok(()) => {
+                            ok = true;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(mapping = %self.spec.uuid, error = %e, attempt, "delivering to the on-failure destination failed");
+                            self.counts.destination_failures(1);
+                            tokio::time::sleep(RETRY_FIRST * 2u32.pow(attempt)).await;
+                        }
+                    }
+                }
+                ok
+            }
+        };
+        if delivered {
+            self.counts.on_failure_delivered(records.len());
+        } else {
+            self.counts.dropped(records.len());
+            tracing::error!(
+                mapping = %self.spec.uuid,
+                condition,
+                records = records.len(),
+                first = %records.first().map(|r| r.id.as_str()).unwrap_or_default(),
+                last = %records.last().map(|r| r.id.as_str()).unwrap_or_default(),
+                "records dropped: no on-failure destination took them"
+            );
+        }
+        self.ack(source, records, false).await;
+    }
+
+    /// Lambda's invocation record for a stream batch given up on, with the
+    /// records (`payload`, as AWS's S3 destinations carry them).
+    fn failure_record(
+        &self,
+        records: &[Record],
+        condition: &str,
+        invokes: i64,
+        last: Last,
+    ) -> Value {
+        let first = records.first();
+        let last_r = records.last();
+        let event = json!({"Records": records.iter().map(|r| &r.event).collect::<Vec<_>>()});
+        json!({
+            "requestContext": {
+                "requestId": crate::new_uuid().to_string(),
+                "functionArn": self.target.function_arn(),
+                "condition": condition,
+                "approximateInvokeCount": invokes,
+            },
+            "responseContext": match last {
+                Last::None => json!({"statusCode": 200, "executedVersion": "$LATEST"}),
+                Last::FunctionError => json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}),
+                Last::PartialFailure => json!({"statusCode": 200, "executedVersion": "$LATEST"}),
+            },
+            "version": "1.0",
+            "timestamp": iso(now_ms()),
+            self.kind.batch_info_key(): {
+                "shardId": SourceKind::resource(&self.spec.source_arn),
+                "startSequenceNumber": first.map(|r| r.id.as_str()),
+                "endSequenceNumber": last_r.map(|r| r.id.as_str()),
+                "approximateArrivalOfFirstRecord": first.map(|r| iso(r.arrived_ms)),
+                "approximateArrivalOfLastRecord": last_r.map(|r| iso(r.arrived_ms)),
+                "batchSize": records.len(),
+                "streamArn": self.spec.source_arn,
+            },
+            "payload": event.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_responses_follow_lambdas_rules() {
+        let ids = ["a", "b", "c"];
+        for ok in [
+            "",
+            "null",
+            "{}",
+            "{\"batchItemFailures\": []}",
+            "{\"batchItemFailures\": null}",
+        ] {
+            assert_eq!(reported_failures(ok.as_bytes(), &ids), Ok(vec![]), "{ok}");
+        }
+        assert_eq!(
+            reported_failures(
+                br#"{"batchItemFailures":[{"itemIdentifier":"c"},{"itemIdentifier":"b"}]}"#,
+                &ids
+            ),
+            Ok(vec![2, 1])
+        );
+        for bad in [
+            "not json",
+            "\"done\"",
+            r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":null}]}"#,
+            r#"{"batchItemFailures":[{"itemId":"a"}]}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":"zzz"}]}"#,
+            r#"{"batchItemFailures":"a"}"#,
+        ] {
+            assert_eq!(
+                reported_failures(bad.as_bytes(), &ids),
+                Err(Malformed),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The brokers, one file each; each implements [`super::source::Source`].
+
+pub mod jetstream;
+pub mod redis_streams;
+
+/// A broker URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    crate::config::redact_url(url)
+}

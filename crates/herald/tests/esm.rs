@@ -1,0 +1,620 @@
+//! Event source mappings against the real brokers (Redis on 127.0.0.1:6379,
+//! NATS JetStream on 127.0.0.1:4222): batching, filtering, partial batch
+//! responses, bisect, retries and record age ending at the on-failure
+//! destination, channel targets, the metrics adding up, and a killed node's
+//! records processed after its restart.
+//!
+//! The function is an HTTP function served by the test, so the test sees
+//! every batch Herald sends and chooses every answer.
+
+mod common;
+
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const REGION_ACCOUNT: &str = "us-east-1:000000000000";
+
+type Policy = Arc<dyn Fn(&Value, usize) -> (u16, String) + Send + Sync>;
+
+/// A function over HTTP: every event it receives goes to `calls`; `policy`
+/// (the event and the call's number) chooses the answer.
+struct FnServer {
+    addr: SocketAddr,
+    calls: mpsc::Receiver<Value>,
+}
+
+async fn fn_server(policy: Policy) -> FnServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, calls) = mpsc::channel(10_000);
+    let count = Arc::new(Mutex::new(0usize));
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (tx, policy, count) = (tx.clone(), policy.clone(), count.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (tx, policy, count) = (tx.clone(), policy.clone(), count.clone());
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let event: Value = serde_json::from_slice(&body).unwrap();
+                        let n = {
+                            let mut c = count.lock().unwrap();
+                            *c += 1;
+                            *c
+                        };
+                        let (status, answer) = policy(&event, n);
+                        let _ = tx.send(event).await;
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(bytes::Bytes::from(answer)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    FnServer { addr, calls }
+}
+
+impl FnServer {
+    /// The next batch Herald sent (bounded wait).
+    async fn batch(&mut self) -> Vec<Value> {
+        let event = tokio::time::timeout(WAIT, self.calls.recv())
+            .await
+            .expect("the function was invoked in time")
+            .unwrap();
+        event["Records"].as_array().unwrap().clone()
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// The server's configuration: an HTTP function `sink`, the brokers, one
+/// namespace `esm`, and `mapping` (TOML of one `[[event_source_mappings]]`).
+fn config(function: SocketAddr, mapping: &str) -> String {
+    format!(
+        r#"
+[[api_keys]]
+id = "{KEY}"
+[[channel_namespaces]]
+name = "esm"
+[[functions]]
+name = "sink"
+runtime = "provided.al2023"
+url = "http://{function}/"
+timeout_secs = 10
+[[event_sources]]
+arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/*"
+url = "redis://127.0.0.1:6379"
+ack_wait_secs = 2
+[[event_sources]]
+arn = "arn:aws:nats:{REGION_ACCOUNT}:stream/*"
+url = "nats://127.0.0.1:4222"
+ack_wait_secs = 2
+[[event_source_mappings]]
+{mapping}
+"#
+    )
+}
+
+async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis runs on 127.0.0.1:6379 (scripts/setup starts it)")
+}
+
+async fn xadd(
+    r: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    id: &str,
+    fields: &[(&str, String)],
+) {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key).arg(id);
+    for (k, v) in fields {
+        cmd.arg(*k).arg(v);
+    }
+    let _: String = cmd.query_async(r).await.unwrap();
+}
+
+/// The mapping's metric `name`, from `/metrics`.
+async fn metric(server: &TestServer, name: &str, uuid: &str) -> u64 {
+    let text = http_request(server.addr, "GET", "/metrics", vec![], &[])
+        .await
+        .raw;
+    let prefix = format!("herald_{name}{{mapping=\"{uuid}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+/// Wait (bounded) until the mapping's metrics equal `want`.
+async fn metrics_reach(server: &TestServer, uuid: &str, want: &[(&str, u64)]) {
+    let mut last = HashMap::new();
+    for _ in 0..500 {
+        let mut all = true;
+        for (name, v) in want {
+            let got = metric(server, name, uuid).await;
+            last.insert(*name, got);
+            all &= got == *v;
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("metrics never reached {want:?}; last {last:?}");
+}
+
+fn ok() -> (u16, String) {
+    (200, "{}".into())
+}
+
+fn fields(record: &Value) -> &Value {
+    &record["redis"]["fields"]
+}
+
+#[tokio::test]
+async fn redis_streams_batches_filters_and_the_counts_add_up() {
+    let key = unique("esm-happy");
+    let mut f = fn_server(Arc::new(|_, _| ok())).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+batch_size = 10
+maximum_batching_window_in_seconds = 1
+filter_criteria = {{ filters = [{{ pattern = '{{"data": {{"type": ["order"], "amount": [{{"numeric": [">", 5]}}]}}}}' }}] }}
+metrics_config = {{ metrics = ["EventCount"] }}"#
+        ),
+    ))
+    .await;
+    let mut r = redis().await;
+    let mut expected = Vec::new();
+    for i in 0..25u32 {
+        let (kind, amount) = if i % 5 == 0 {
+            ("refund", 10)
+        } else {
+            ("order", i)
+        };
+        xadd(
+            &mut r,
+            &key,
+            "*",
+            &[
+                ("type", kind.into()),
+                ("amount", amount.to_string()),
+                ("n", i.to_string()),
+            ],
+        )
+        .await;
+        if kind == "order" && amount > 5 {
+            expected.push(i.to_string());
+        }
+    }
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let batch = f.batch().await;
+        assert!(
+            !batch.is_empty() && batch.len() <= 10,
+            "batch of {}",
+            batch.len()
+        );
+        for rec in batch {
+            assert_eq!(rec["eventSource"], "herald:redis");
+            assert_eq!(
+                rec["eventSourceARN"],
+                format!("arn:aws:redis:{REGION_ACCOUNT}:stream/{key}")
+            );
+            seen.push(fields(&rec)["n"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        seen, expected,
+        "in stream order, the filtered-out ones never sent"
+    );
+    let n = expected.len() as u64;
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 25),
+            ("esm_filtered_out_events_total", 25 - n),
+            ("esm_invoked_events_total", n),
+            ("esm_processed_events_total", n),
+            ("esm_failed_invoke_events_total", 0),
+            ("esm_offset_lag", 0),
+        ],
+    )
+    .await;
+    // Everything was acknowledged to the group.
+    let pending: Value = redis::cmd("XPENDING")
+        .arg(&key)
+        .arg(format!("herald-{uuid}"))
+        .query_async::<redis::Value>(&mut r)
+        .await
+        .map(|v| match v {
+            redis::Value::Array(a) => match a.first() {
+                Some(redis::Value::Int(n)) => json!(n),
+                _ => json!(null),
+            },
+            _ => json!(null),
+        })
+        .unwrap();
+    assert_eq!(pending, json!(0));
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_partial_batch_response_retries_from_the_lowest_failed_record() {
+    let key = unique("esm-partial");
+    // First call: report records 3 and 5 failed; then succeed.
+    let mut f = fn_server(Arc::new(|event, n| {
+        if n == 1 {
+            let recs = event["Records"].as_array().unwrap();
+            let id = |i: usize| recs[i]["redis"]["id"].clone();
+            (200, json!({"batchItemFailures": [{"itemIdentifier": id(5)}, {"itemIdentifier": id(3)}]}).to_string())
+        } else {
+            ok()
+        }
+    }))
+    .await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut r = redis().await;
+    for i in 0..8u32 {
+        xadd(&mut r, &key, "*", &[("n", i.to_string())]).await;
+    }
+    let server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+function_response_types = ["ReportBatchItemFailures"]
+metrics_config = {{ metrics = ["EventCount"] }}"#
+        ),
+    ))
+    .await;
+    let first = f.batch().await;
+    assert_eq!(first.len(), 8);
+    let second = f.batch().await;
+    let ns: Vec<&str> = second
+        .iter()
+        .map(|r| fields(r)["n"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ns,
+        ["3", "4", "5", "6", "7"],
+        "the checkpoint is the lowest failed record"
+    );
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 8),
+            ("esm_invoked_events_total", 13),
+            ("esm_failed_invoke_events_total", 8),
+            ("esm_processed_events_total", 8),
+        ],
+    )
+    .await;
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bisect_isolates_a_poison_record_which_ends_in_the_file_destination() {
+    let key = unique("esm-bisect");
+    let dir = temp_dir("esm-bisect");
+    let dest = dir.join("failed.jsonl");
+    // Any batch holding the poison record fails.
+    let mut f = fn_server(Arc::new(|event, _| {
+        let poisoned = event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["redis"]["fields"]["poison"] == "yes");
+        if poisoned {
+            (
+                500,
+                json!({"errorType": "Poison", "errorMessage": "cannot digest"}).to_string(),
+            )
+        } else {
+            ok()
+        }
+    }))
+    .await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut r = redis().await;
+    for i in 0..8u32 {
+        let poison = if i == 5 { "yes" } else { "no" };
+        xadd(
+            &mut r,
+            &key,
+            "*",
+            &[("n", i.to_string()), ("poison", poison.into())],
+        )
+        .await;
+    }
+    let server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+bisect_batch_on_function_error = true
+maximum_retry_attempts = 1
+destination_config = {{ on_failure = {{ destination = "file://{}" }} }}
+metrics_config = {{ metrics = ["EventCount"] }}"#,
+            dest.display()
+        ),
+    ))
+    .await;
+    // Batches: 8 (fails), 0-3 (ok), 4-7 (fails), 4-5 (fails), 4 (ok),
+    // 5 (fails), 5 again (fails, retries spent), 6-7 (ok).
+    let mut sizes = Vec::new();
+    for _ in 0..8 {
+        sizes.push(f.batch().await.len());
+    }
+    assert_eq!(sizes, [8, 4, 4, 2, 1, 1, 1, 2]);
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 8),
+            ("esm_processed_events_total", 7),
+            ("esm_on_failure_destination_delivered_events_total", 1),
+            ("esm_dropped_events_total", 0),
+        ],
+    )
+    .await;
+    let text = std::fs::read_to_string(&dest).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let rec = &lines[0];
+    assert_eq!(rec["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(rec["requestContext"]["approximateInvokeCount"], 2);
+    assert_eq!(rec["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(rec["RedisStreamsBatchInfo"]["batchSize"], 1);
+    assert_eq!(rec["RedisStreamsBatchInfo"]["shardId"], key.as_str());
+    let payload: Value = serde_json::from_str(rec["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["Records"][0]["redis"]["fields"]["n"], "5");
+    assert_eq!(
+        rec["RedisStreamsBatchInfo"]["startSequenceNumber"],
+        payload["Records"][0]["redis"]["id"]
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn records_past_their_age_go_to_a_channel_destination_without_an_invoke() {
+    let key = unique("esm-age");
+    let mut f = fn_server(Arc::new(|_, _| ok())).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+maximum_record_age_in_seconds = 60
+destination_config = {{ on_failure = {{ destination = "channel:/esm/failed" }} }}
+metrics_config = {{ metrics = ["EventCount"] }}"#
+        ),
+    ))
+    .await;
+    let mut sub = server.ws().await;
+    sub.init().await;
+    sub.subscribe("s", "/esm/failed").await;
+    // An entry stamped two minutes ago (explicit ids may be old on a stream
+    // the group created empty), then a fresh one.
+    let mut r = redis().await;
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 120_000;
+    xadd(&mut r, &key, &format!("{old}-0"), &[("n", "old".into())]).await;
+    xadd(&mut r, &key, "*", &[("n", "new".into())]).await;
+    let failed = sub.data("s").await;
+    assert_eq!(failed["requestContext"]["condition"], "RecordAgeExceeded");
+    assert_eq!(failed["requestContext"]["approximateInvokeCount"], 0);
+    assert_eq!(
+        failed["requestContext"]["functionArn"],
+        format!("arn:aws:lambda:{REGION_ACCOUNT}:function:sink")
+    );
+    let payload: Value = serde_json::from_str(failed["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["Records"][0]["redis"]["fields"]["n"], "old");
+    let batch = f.batch().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(fields(&batch[0])["n"], "new");
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 2),
+            ("esm_invoked_events_total", 1),
+            ("esm_processed_events_total", 1),
+            ("esm_on_failure_destination_delivered_events_total", 1),
+        ],
+    )
+    .await;
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+}
+
+async fn jetstream(name: &str) -> async_nats::jetstream::Context {
+    let client = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("NATS runs on 127.0.0.1:4222 (scripts/setup starts it)");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.to_string(),
+        subjects: vec![format!("{name}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js
+}
+
+async fn js_publish(js: &async_nats::jetstream::Context, subject: String, body: Value) {
+    js.publish(subject, body.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_jetstream_stream_feeds_a_channel_with_no_code() {
+    let name = unique("ESM").replace('-', "_");
+    let f = fn_server(Arc::new(|_, _| ok())).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:nats:{REGION_ACCOUNT}:stream/{name}"
+function_name = "channel:/esm/orders"
+starting_position = "TRIM_HORIZON"
+filter_criteria = {{ filters = [{{ pattern = '{{"subject": [{{"prefix": "{name}.orders"}}]}}' }}] }}
+metrics_config = {{ metrics = ["EventCount"] }}"#
+        ),
+    ))
+    .await;
+    let mut sub = server.ws().await;
+    sub.init().await;
+    sub.subscribe("s", "/esm/orders").await;
+    let js = jetstream(&name).await;
+    for i in 0..20 {
+        let subject = if i % 4 == 3 {
+            format!("{name}.audit")
+        } else {
+            format!("{name}.orders.eu")
+        };
+        js_publish(&js, subject, json!({"n": i})).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..15 {
+        got.push(sub.data("s").await["n"].as_i64().unwrap());
+    }
+    let want: Vec<i64> = (0..20).filter(|i| i % 4 != 3).collect();
+    assert_eq!(got, want, "each record's data, in stream order");
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 20),
+            ("esm_filtered_out_events_total", 5),
+            ("esm_processed_events_total", 15),
+            ("esm_offset_lag", 0),
+        ],
+    )
+    .await;
+    js.delete_stream(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn jetstream_retries_run_out_and_the_batch_goes_to_the_destination() {
+    let name = unique("ESMF").replace('-', "_");
+    let mut f = fn_server(Arc::new(|_, _| {
+        (
+            500,
+            json!({"errorType": "Boom", "errorMessage": "always"}).to_string(),
+        )
+    }))
+    .await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let js = jetstream(&name).await;
+    for i in 0..3 {
+        js_publish(&js, format!("{name}.x"), json!({"n": i})).await;
+    }
+    let server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:nats:{REGION_ACCOUNT}:stream/{name}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+maximum_retry_attempts = 2
+destination_config = {{ on_failure = {{ destination = "channel:/esm/failed" }} }}
+metrics_config = {{ metrics = ["EventCount"] }}"#
+        ),
+    ))
+    .await;
+    for _ in 0..3 {
+        let batch = f.batch().await;
+        assert_eq!(batch.len(), 3);
+        let data = &batch[0]["jetstream"]["data"];
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&decoded).unwrap(),
+            json!({"n": 0})
+        );
+    }
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 3),
+            ("esm_invoked_events_total", 9),
+            ("esm_failed_invoke_events_total", 9),
+            ("esm_processed_events_total", 0),
+            ("esm_on_failure_destination_delivered_events_total", 3),
+            ("esm_offset_lag", 0),
+        ],
+    )
+    .await;
+    js.delete_stream(&name).await.unwrap();
+}
