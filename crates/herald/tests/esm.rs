@@ -53,6 +53,10 @@ async fn fn_server(policy: Policy) -> FnServer {
                         };
                         let (status, answer) = policy(&event, n);
                         let _ = tx.send(event).await;
+                        if status == 0 {
+                            // Never answer (a function that hangs).
+                            std::future::pending::<()>().await;
+                        }
                         Ok::<_, std::convert::Infallible>(
                             hyper::Response::builder()
                                 .status(status)
@@ -617,4 +621,102 @@ metrics_config = {{ metrics = ["EventCount"] }}"#
     )
     .await;
     js.delete_stream(&name).await.unwrap();
+}
+
+/// A `herald serve` process (killed when dropped).
+struct Node {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node(config_text: &str, node_id: &str) -> Node {
+    use std::io::BufRead;
+    let dir = temp_dir("esm-node");
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, format!("node_id = \"{node_id}\"\n{config_text}")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .args(["--data", dir.to_str().unwrap()])
+        .env("HERALD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("Herald listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .parse()
+        .unwrap();
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Node { child, addr }
+}
+
+/// Node A is killed (SIGKILL) while its function holds a batch; node B, a
+/// different consumer in the same group, claims the unacknowledged entries
+/// once `ack_wait_secs` has passed and processes every one; its counts add up.
+#[tokio::test]
+async fn a_killed_nodes_records_are_taken_over_and_processed() {
+    let key = unique("esm-kill");
+    // The first call never answers (A dies holding it); later calls succeed.
+    let mut f = fn_server(Arc::new(
+        |_, n| if n == 1 { (0, String::new()) } else { ok() },
+    ))
+    .await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let text = config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+metrics_config = {{ metrics = ["EventCount"] }}"#
+        ),
+    );
+    let mut r = redis().await;
+    for i in 0..5u32 {
+        xadd(&mut r, &key, "*", &[("n", i.to_string())]).await;
+    }
+    let a = node(&text, "node-a");
+    let held = f.batch().await;
+    assert_eq!(held.len(), 5);
+    drop(a);
+    let b = node(&text, "node-b");
+    let again = f.batch().await;
+    let ids = |b: &[Value]| b.iter().map(|r| fields(r)["n"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&held), "the same records, in order");
+    let b_server = TestServer {
+        addr: b.addr,
+        running: None,
+    };
+    metrics_reach(
+        &b_server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 5),
+            ("esm_processed_events_total", 5),
+            ("esm_offset_lag", 0),
+        ],
+    )
+    .await;
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .unwrap();
 }
