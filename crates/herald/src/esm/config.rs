@@ -25,6 +25,10 @@ pub struct EventSourceFile {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// SigV4 credentials for SQS and Kinesis (none: requests go unsigned,
+    /// as local stand-ins accept).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
     /// How long a record handed to a node may stay unacknowledged before the
     /// broker (JetStream) or another node (Redis Streams) hands it out again.
     /// Herald renews its claim while it works on a record, so this bounds
@@ -80,6 +84,8 @@ mod tests {
             url: url.into(),
             username: None,
             password: None,
+            access_key_id: None,
+            secret_access_key: None,
             ack_wait_secs: None,
         };
         let all = [

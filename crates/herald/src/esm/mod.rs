@@ -40,6 +40,11 @@ use tokio::sync::watch;
 
 /// Mappings a server holds at most (each is a task and broker connection).
 pub const MAX_MAPPINGS: usize = 1000;
+/// Pollers of a queue mapping without `ScalingConfig.MaximumConcurrency`
+/// (Lambda starts SQS mappings at five concurrent batches).
+pub const DEFAULT_QUEUE_CONCURRENCY: u64 = 5;
+/// Pollers of one queue mapping on one node, at most.
+pub const MAX_QUEUE_WORKERS: u64 = 64;
 
 struct Running {
     spec: Arc<MappingSpec>,
@@ -141,9 +146,12 @@ impl Mappings {
     /// for its ARN that Herald reads, and a target that exists.
     pub fn check_runnable(&self, spec: &MappingSpec) -> Result<(), CheckError> {
         let kind = spec.kind();
-        if !matches!(kind, SourceKind::RedisStreams | SourceKind::JetStream) {
+        if !matches!(
+            kind,
+            SourceKind::RedisStreams | SourceKind::JetStream | SourceKind::Sqs
+        ) {
             return Err(CheckError::Invalid(format!(
-                "Herald does not read {} event sources yet; it reads Redis Streams (arn:aws:redis:...) and NATS JetStream (arn:aws:nats:...)",
+                "Herald does not read {} event sources yet; it reads SQS, Redis Streams (arn:aws:redis:...) and NATS JetStream (arn:aws:nats:...)",
                 kind.name()
             )));
         }
@@ -234,7 +242,39 @@ impl Mappings {
     fn start(&self, spec: Arc<MappingSpec>, status: Arc<Status>) -> watch::Sender<bool> {
         let (stop_tx, stop) = watch::channel(false);
         let source = config::find(&self.sources, &spec.source_arn).cloned();
-        let pipeline = Pipeline {
+        // Queues run several pollers (records are independent); a stream one.
+        let workers = match spec.kind().semantics() {
+            source::Semantics::Queue => spec
+                .max_concurrency
+                .unwrap_or(DEFAULT_QUEUE_CONCURRENCY)
+                .min(MAX_QUEUE_WORKERS) as usize,
+            source::Semantics::Stream => 1,
+        };
+        for _ in 0..workers {
+            let pipeline = self.pipeline(&spec, &status, source.as_ref());
+            let (node, region, stop) = (self.node_id.clone(), self.region.clone(), stop.clone());
+            let source = source.clone();
+            let http = self.functions.http().clone();
+            tokio::spawn(async move {
+                let Some(source) = source else {
+                    tracing::error!(mapping = %pipeline.spec.uuid, "no [[event_sources]] entry for {}", pipeline.spec.source_arn);
+                    return;
+                };
+                drive(source, pipeline, node, region, http, stop).await
+            });
+        }
+        stop_tx
+    }
+
+    fn pipeline(
+        &self,
+        spec: &Arc<MappingSpec>,
+        status: &Arc<Status>,
+        source: Option<&EventSourceFile>,
+    ) -> Pipeline {
+        let spec = spec.clone();
+        let status = status.clone();
+        Pipeline {
             kind: spec.kind(),
             target: target::Target::new(&spec.function, self.functions.clone(), self.apis.clone()),
             filters: spec
@@ -248,20 +288,9 @@ impl Mappings {
                 .and_then(|d| destination::Destination::new(d, self.apis.clone())),
             counts: self.metrics.counts(&spec.uuid, spec.metrics),
             status,
-            renew_every: source
-                .as_ref()
-                .map_or(Duration::from_secs(20), |s| s.ack_wait() / 3),
+            renew_every: source.map_or(Duration::from_secs(20), |s| s.ack_wait() / 3),
             spec,
-        };
-        let (node, region) = (self.node_id.clone(), self.region.clone());
-        tokio::spawn(async move {
-            let Some(source) = source else {
-                tracing::error!(mapping = %pipeline.spec.uuid, "no [[event_sources]] entry for {}", pipeline.spec.source_arn);
-                return;
-            };
-            drive(source, pipeline, node, region, stop).await
-        });
-        stop_tx
+        }
     }
 
     /// Make the API's mappings exactly the stored ones (the configuration
@@ -339,6 +368,7 @@ async fn drive(
     p: Pipeline,
     node: String,
     region: String,
+    http: crate::http_client::HttpClient,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
@@ -356,6 +386,12 @@ async fn drive(
             }
             SourceKind::JetStream => {
                 match sources::jetstream::JetStream::connect(&source, &p.spec, &region).await {
+                    Ok(s) => return pipeline::run(s, p, stop).await,
+                    Err(e) => e,
+                }
+            }
+            SourceKind::Sqs => {
+                match sources::sqs::Sqs::connect(http.clone(), &source, &p.spec).await {
                     Ok(s) => return pipeline::run(s, p, stop).await,
                     Err(e) => e,
                 }

@@ -313,6 +313,22 @@ impl Pipeline {
             self.ack(source, &batch, true).await;
             return;
         }
+        // FIFO: a group stops at its first failure; its later messages are
+        // not deleted, so they come back in order after the failed one.
+        let mut failed = failed;
+        for i in 0..batch.len() {
+            if failed.contains(&i) {
+                continue;
+            }
+            if let Some(g) = &batch[i].group {
+                if failed
+                    .iter()
+                    .any(|&f| f < i && batch[f].group.as_ref() == Some(g))
+                {
+                    failed.push(i);
+                }
+            }
+        }
         self.status.set("PROBLEM: Function call failed");
         self.counts.failed_invoke(batch.len());
         let mut good = Vec::new();

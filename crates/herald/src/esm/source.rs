@@ -137,6 +137,8 @@ pub struct Record {
     pub id: String,
     /// What the source needs to acknowledge or release it.
     pub token: String,
+    /// An SQS FIFO message's group: order is kept within it.
+    pub group: Option<String>,
     /// When the broker took it (epoch milliseconds): record age.
     pub arrived_ms: u64,
     /// The record as the function's event holds it (Lambda's shape).

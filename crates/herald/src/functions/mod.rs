@@ -284,6 +284,11 @@ impl Functions {
     }
 
     /// `arn:aws:lambda:<region>:<account>:function:<name>`.
+    /// The server's one outbound HTTP client (for other subsystems too).
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     pub fn arn(&self, name: &str) -> String {
         format!(
             "arn:aws:lambda:{}:{}:function:{name}",

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod esm;
 
 use base64::Engine as _;
 use bytes::Bytes;

@@ -132,6 +132,7 @@ impl JetStream {
             data,
             size: m.message.payload.len(),
             token: reply,
+            group: None,
             id: seq,
             arrived_ms,
         })

@@ -2,6 +2,7 @@
 
 pub mod jetstream;
 pub mod redis_streams;
+pub mod sqs;
 
 /// A broker URL without its password, for messages.
 pub fn redact(url: &str) -> String {

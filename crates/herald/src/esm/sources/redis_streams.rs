@@ -153,6 +153,7 @@ impl RedisStreams {
             filter_view: json!({"stream": self.key, "id": id, "data": data}),
             data,
             token: id.clone(),
+            group: None,
             id,
             arrived_ms,
             size,

@@ -1,0 +1,245 @@
+//! SQS (any server speaking SQS's JSON protocol; the tests use
+//! `moto_server`): long polling (`ReceiveMessage` waiting up to 20 s), the
+//! queue's visibility timeout, `DeleteMessageBatch` for what is done.
+//!
+//! Failure follows Lambda: a message that failed is left alone and comes
+//! back when its visibility timeout expires; the queue's redrive policy
+//! (`maxReceiveCount` → dead-letter queue) handles poison messages, not the
+//! mapping. Requests are signed with SigV4 when the event source has
+//! credentials.
+
+use super::super::config::EventSourceFile;
+use super::super::source::{decoded, Record, Source, SourceKind};
+use super::super::spec::MappingSpec;
+use crate::http_client::HttpClient;
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct Sqs {
+    http: HttpClient,
+    endpoint: String,
+    host: String,
+    credentials: Option<(String, String)>,
+    region: String,
+    arn: String,
+    queue_url: String,
+}
+
+/// The region in an ARN.
+fn region_of(arn: &str) -> &str {
+    arn.split(':').nth(3).unwrap_or("us-east-1")
+}
+
+impl Sqs {
+    pub async fn connect(
+        http: HttpClient,
+        source: &EventSourceFile,
+        spec: &MappingSpec,
+    ) -> Result<Sqs, String> {
+        let endpoint = source.url.trim_end_matches('/').to_string();
+        let host = endpoint
+            .split("://")
+            .nth(1)
+            .unwrap_or(&endpoint)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut sqs = Sqs {
+            http,
+            host,
+            credentials: source
+                .access_key_id
+                .clone()
+                .zip(source.secret_access_key.clone()),
+            region: region_of(&spec.source_arn).to_string(),
+            arn: spec.source_arn.clone(),
+            queue_url: String::new(),
+            endpoint,
+        };
+        let name = SourceKind::resource(&spec.source_arn);
+        let r = sqs
+            .call(
+                "GetQueueUrl",
+                json!({"QueueName": name}),
+                Duration::from_secs(10),
+            )
+            .await?;
+        sqs.queue_url = r["QueueUrl"]
+            .as_str()
+            .ok_or("GetQueueUrl returned no QueueUrl")?
+            .to_string();
+        Ok(sqs)
+    }
+
+    /// One SQS JSON-protocol call.
+    async fn call(&self, op: &str, body: Value, timeout: Duration) -> Result<Value, String> {
+        let body = Bytes::from(body.to_string());
+        let target = format!("AmazonSQS.{op}");
+        let content_type = "application/x-amz-json-1.0";
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".into(), content_type.into()),
+            ("x-amz-target".into(), target.clone()),
+        ];
+        if let Some((id, secret)) = &self.credentials {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            headers.extend(crate::auth::sigv4::sign(
+                id,
+                secret,
+                &self.region,
+                "sqs",
+                "POST",
+                "/",
+                &[
+                    ("host", &self.host),
+                    ("content-type", content_type),
+                    ("x-amz-target", &target),
+                ],
+                &body,
+                now,
+            ));
+        }
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let resp = self
+            .http
+            .request(
+                Method::POST,
+                &format!("{}/", self.endpoint),
+                &refs,
+                body,
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("SQS {op}: {e}"))?;
+        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        if resp.status.as_u16() != 200 {
+            return Err(format!(
+                "SQS {op}: {} {}: {}",
+                resp.status,
+                v["__type"].as_str().unwrap_or_default(),
+                v["message"]
+                    .as_str()
+                    .or(v["Message"].as_str())
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(v)
+    }
+
+    fn record(&self, m: &Value) -> Record {
+        let body = m["Body"].as_str().unwrap_or_default().to_string();
+        let attributes = m["Attributes"].clone();
+        let arrived_ms = attributes["SentTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default();
+        // Lambda's messageAttributes shape: lower-camel keys, list fields.
+        let mut message_attributes = Map::new();
+        if let Some(attrs) = m["MessageAttributes"].as_object() {
+            for (k, a) in attrs {
+                message_attributes.insert(
+                    k.clone(),
+                    json!({
+                        "stringValue": a["StringValue"],
+                        "binaryValue": a["BinaryValue"],
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": a["DataType"],
+                    }),
+                );
+            }
+        }
+        let (data, _) = decoded(body.as_bytes());
+        let event = json!({
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": body,
+            "attributes": attributes,
+            "messageAttributes": message_attributes,
+            "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.arn,
+            "awsRegion": self.region,
+        });
+        let mut filter_view = event.clone();
+        filter_view["body"] = data.clone();
+        Record {
+            id: m["MessageId"].as_str().unwrap_or_default().to_string(),
+            token: m["ReceiptHandle"].as_str().unwrap_or_default().to_string(),
+            group: attributes["MessageGroupId"].as_str().map(str::to_string),
+            arrived_ms,
+            size: body.len(),
+            event,
+            filter_view,
+            data,
+        }
+    }
+}
+
+impl Source for Sqs {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, String> {
+        // Long polling: whole seconds, at most 20.
+        let wait_secs = wait.as_secs_f64().ceil().clamp(0.0, 20.0) as u64;
+        let r = self
+            .call(
+                "ReceiveMessage",
+                json!({
+                    "QueueUrl": self.queue_url,
+                    "MaxNumberOfMessages": max.clamp(1, 10),
+                    "WaitTimeSeconds": wait_secs,
+                    "AttributeNames": ["All"],
+                    "MessageSystemAttributeNames": ["All"],
+                    "MessageAttributeNames": ["All"],
+                }),
+                Duration::from_secs(wait_secs + 10),
+            )
+            .await?;
+        Ok(r["Messages"]
+            .as_array()
+            .map(|ms| ms.iter().map(|m| self.record(m)).collect())
+            .unwrap_or_default())
+    }
+
+    async fn ack(&mut self, tokens: Vec<String>) -> Result<(), String> {
+        for chunk in tokens.chunks(10) {
+            let entries: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, t)| json!({"Id": i.to_string(), "ReceiptHandle": t}))
+                .collect();
+            let r = self
+                .call(
+                    "DeleteMessageBatch",
+                    json!({"QueueUrl": self.queue_url, "Entries": entries}),
+                    Duration::from_secs(10),
+                )
+                .await?;
+            if let Some(failed) = r["Failed"].as_array().filter(|f| !f.is_empty()) {
+                return Err(format!(
+                    "DeleteMessageBatch: {} entries failed: {}",
+                    failed.len(),
+                    failed[0]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lambda leaves a failed message alone: it comes back when its
+    /// visibility timeout expires (and the queue's redrive policy counts it).
+    async fn release(&mut self, _tokens: Vec<String>) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Option<u64> {
+        None
+    }
+}
