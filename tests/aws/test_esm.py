@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 import uuid
 
@@ -129,7 +130,13 @@ class EventSourceMappings(unittest.TestCase):
         batch = self.next_batch()
         self.assertEqual([r["redis"]["fields"]["n"] for r in batch], ["2"])
 
-        got = self.lam.get_event_source_mapping(UUID=uid)
+        # The result is recorded once the invocation returned: wait for it.
+        deadline = time.monotonic() + 10
+        while True:
+            got = self.lam.get_event_source_mapping(UUID=uid)
+            if got["LastProcessingResult"] == "OK" or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         self.assertEqual((got["State"], got["LastProcessingResult"]), ("Enabled", "OK"))
         listed = self.lam.list_event_source_mappings(FunctionName="sink")["EventSourceMappings"]
         self.assertIn(uid, [m["UUID"] for m in listed])

@@ -12,6 +12,7 @@
 
 mod connect;
 mod delivery;
+mod esm;
 mod function;
 mod handler;
 mod proc;
@@ -23,6 +24,7 @@ mod target;
 use clap::{Args, Subcommand};
 use connect::{connect_scenario, http_publish_scenario};
 use delivery::delivery_scenario;
+use esm::esm_scenario;
 use function::function_scenario;
 use handler::handler_scenario;
 use publish::Plan;
@@ -156,6 +158,30 @@ pub enum Scenario {
         #[arg(long, default_value_t = 5)]
         duration: u64,
     },
+    /// An event source mapping next to the broker's own consumer: records/s
+    /// (batch 100, a trivial JavaScript function) and append-to-invoke
+    /// latency at a fixed rate. Needs the broker (Redis or NATS JetStream).
+    Esm {
+        /// `redis` or `jetstream`.
+        #[arg(long, default_value = "redis")]
+        source: String,
+        /// The broker's URL (default: 127.0.0.1 and its usual port).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        #[arg(long, default_value_t = 100)]
+        batch: u64,
+        /// Record size in bytes.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Records per second in the live phase.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Seconds of the live phase.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+    },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
         #[command(flatten)]
@@ -231,6 +257,26 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 loads,
                 calls,
                 concurrency,
+                std::time::Duration::from_secs(duration),
+            )
+            .await?
+        }
+        Scenario::Esm {
+            source,
+            url,
+            records,
+            batch,
+            payload,
+            rate,
+            duration,
+        } => {
+            esm_scenario(
+                source,
+                url,
+                records,
+                batch,
+                payload,
+                rate,
                 std::time::Duration::from_secs(duration),
             )
             .await?

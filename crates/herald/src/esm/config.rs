@@ -34,6 +34,9 @@ pub struct EventSourceFile {
     /// Herald renews its claim while it works on a record, so this bounds
     /// only how late a dead node's records are taken over. Default 60 s.
     pub ack_wait_secs: Option<u64>,
+    /// RabbitMQ: deliveries of a failing message before it is rejected to
+    /// the queue's dead-letter exchange (default 10).
+    pub max_deliveries: Option<u64>,
 }
 
 pub const DEFAULT_ACK_WAIT_SECS: u64 = 60;
@@ -86,6 +89,7 @@ mod tests {
             password: None,
             access_key_id: None,
             secret_access_key: None,
+            max_deliveries: None,
             ack_wait_secs: None,
         };
         let all = [

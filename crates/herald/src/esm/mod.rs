@@ -63,6 +63,7 @@ pub struct Mappings {
     account: String,
     metrics: EsmMetrics,
     running: Mutex<HashMap<String, Running>>,
+    observer: Mutex<Option<pipeline::Observer>>,
 }
 
 /// A mapping as the API shows it.
@@ -88,6 +89,7 @@ impl Mappings {
             sources,
             metrics,
             running: Mutex::new(HashMap::new()),
+            observer: Mutex::new(None),
         }
     }
 
@@ -148,10 +150,13 @@ impl Mappings {
         let kind = spec.kind();
         if !matches!(
             kind,
-            SourceKind::RedisStreams | SourceKind::JetStream | SourceKind::Sqs
+            SourceKind::RedisStreams
+                | SourceKind::JetStream
+                | SourceKind::Sqs
+                | SourceKind::RabbitMq
         ) {
             return Err(CheckError::Invalid(format!(
-                "Herald does not read {} event sources yet; it reads SQS, Redis Streams (arn:aws:redis:...) and NATS JetStream (arn:aws:nats:...)",
+                "Herald does not read {} event sources yet; it reads SQS, Amazon MQ (RabbitMQ), Redis Streams (arn:aws:redis:...) and NATS JetStream (arn:aws:nats:...)",
                 kind.name()
             )));
         }
@@ -233,6 +238,12 @@ impl Mappings {
         removed.is_some()
     }
 
+    /// Watch every batch of mappings applied from now on, just before it is
+    /// invoked (benchmarks).
+    pub fn observe(&self, f: pipeline::Observer) {
+        *self.observer.lock().unwrap() = Some(f);
+    }
+
     /// Stop every mapping (shutdown): each finishes its current step; records
     /// not acknowledged are delivered again.
     pub fn stop_all(&self) {
@@ -288,6 +299,7 @@ impl Mappings {
                 .and_then(|d| destination::Destination::new(d, self.apis.clone())),
             counts: self.metrics.counts(&spec.uuid, spec.metrics),
             status,
+            observer: self.observer.lock().unwrap().clone(),
             renew_every: source.map_or(Duration::from_secs(20), |s| s.ack_wait() / 3),
             spec,
         }
@@ -392,6 +404,12 @@ async fn drive(
             }
             SourceKind::Sqs => {
                 match sources::sqs::Sqs::connect(http.clone(), &source, &p.spec).await {
+                    Ok(s) => return pipeline::run(s, p, stop).await,
+                    Err(e) => e,
+                }
+            }
+            SourceKind::RabbitMq => {
+                match sources::rabbitmq::RabbitMq::connect(&source, &p.spec).await {
                     Ok(s) => return pipeline::run(s, p, stop).await,
                     Err(e) => e,
                 }

@@ -66,7 +66,13 @@ pub struct Pipeline {
     pub status: Arc<Status>,
     /// How often a held record's claim is renewed while it is processed.
     pub renew_every: Duration,
+    /// Called with each batch just before it is invoked (`herald bench esm`
+    /// measures append-to-invoke latency with it).
+    pub observer: Option<Observer>,
 }
+
+/// See [`Pipeline::observer`].
+pub type Observer = Arc<dyn Fn(&[Record]) + Send + Sync>;
 
 /// Why the pipeline gave up on a batch (Lambda's `condition`).
 #[derive(Clone, Copy)]
@@ -273,9 +279,12 @@ impl Pipeline {
 
     /// Invoke, renewing the records' claim while the function runs.
     async fn invoke<S: Source>(&self, source: &mut S, records: &[Record]) -> Invocation {
-        let event = json!({"Records": records.iter().map(|r| &r.event).collect::<Vec<_>>()});
+        let event = source.event(records);
         let data: Vec<&Value> = records.iter().map(|r| &r.data).collect();
         self.counts.invoked(records.len());
+        if let Some(o) = &self.observer {
+            o(records);
+        }
         let call = self.target.invoke(&event, &data);
         tokio::pin!(call);
         let mut renew = tokio::time::interval(self.renew_every);
@@ -284,7 +293,7 @@ impl Pipeline {
             tokio::select! {
                 done = &mut call => return done,
                 _ = renew.tick() => {
-                    if let Err(e) = source.release(tokens(records)).await {
+                    if let Err(e) = source.renew(tokens(records)).await {
                         tracing::warn!(mapping = %self.spec.uuid, error = %e, "renewing the claim on records failed");
                     }
                 }
@@ -448,7 +457,7 @@ impl Pipeline {
         delay: &mut Duration,
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
-        let _ = source.release(tokens(records)).await;
+        let _ = source.renew(tokens(records)).await;
         let d = *delay;
         *delay = (*delay * 2).min(RETRY_MAX);
         tokio::select! {

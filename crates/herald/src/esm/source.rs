@@ -165,10 +165,25 @@ pub trait Source: Send + 'static {
     /// These records are done: never hand them out again.
     fn ack(&mut self, tokens: Vec<String>) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Queues: hand these out again (their receive count grows). Streams:
-    /// keep them (the pipeline still holds them): renew the claim so no other
-    /// consumer takes them while they are retried.
-    fn release(&mut self, tokens: Vec<String>) -> impl Future<Output = Result<(), String>> + Send;
+    /// Queues: these failed; hand them out again (or to the dead-letter
+    /// queue, by the broker's or the source's retry limit).
+    fn release(&mut self, tokens: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = tokens;
+        async { Ok(()) }
+    }
+
+    /// The pipeline still holds these (an invocation running, a stream batch
+    /// waiting for its retry): renew the claim so no other consumer takes
+    /// them meanwhile.
+    fn renew(&mut self, tokens: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = tokens;
+        async { Ok(()) }
+    }
+
+    /// The function's event for a batch (Lambda's shape for this source).
+    fn event(&self, records: &[Record]) -> Value {
+        serde_json::json!({"Records": records.iter().map(|r| &r.event).collect::<Vec<_>>()})
+    }
 
     /// Records behind the head (`OffsetLag`), when the broker says.
     fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;

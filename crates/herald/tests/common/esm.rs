@@ -70,6 +70,14 @@ pub async fn fn_server(policy: Policy) -> FnServer {
 
 impl FnServer {
     /// The next batch Herald sent (bounded wait).
+    /// The next event Herald sent, whole (bounded wait).
+    pub async fn event(&mut self) -> Value {
+        tokio::time::timeout(WAIT, self.calls.recv())
+            .await
+            .expect("the function was invoked in time")
+            .unwrap()
+    }
+
     pub async fn batch(&mut self) -> Vec<Value> {
         let event = tokio::time::timeout(WAIT, self.calls.recv())
             .await
@@ -110,6 +118,10 @@ arn = "arn:aws:sqs:{REGION_ACCOUNT}:*"
 url = "http://{sqs}"
 access_key_id = "testing"
 secret_access_key = "testing"
+[[event_sources]]
+arn = "arn:aws:mq:{REGION_ACCOUNT}:broker:*"
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+max_deliveries = 3
 [[event_sources]]
 arn = "arn:aws:nats:{REGION_ACCOUNT}:stream/*"
 url = "nats://127.0.0.1:4222"

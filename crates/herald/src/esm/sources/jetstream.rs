@@ -174,7 +174,7 @@ impl Source for JetStream {
         self.reply_all(tokens, "+ACK").await
     }
 
-    async fn release(&mut self, tokens: Vec<String>) -> Result<(), String> {
+    async fn renew(&mut self, tokens: Vec<String>) -> Result<(), String> {
         self.reply_all(tokens, "+WPI").await
     }
 

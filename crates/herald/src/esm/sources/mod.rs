@@ -1,6 +1,7 @@
 //! The brokers, one file each; each implements [`super::source::Source`].
 
 pub mod jetstream;
+pub mod rabbitmq;
 pub mod redis_streams;
 pub mod sqs;
 

@@ -254,7 +254,7 @@ impl Source for RedisStreams {
         Ok(())
     }
 
-    async fn release(&mut self, tokens: Vec<String>) -> Result<(), String> {
+    async fn renew(&mut self, tokens: Vec<String>) -> Result<(), String> {
         let _: RValue = redis::cmd("XCLAIM")
             .arg(&self.key)
             .arg(&self.group)

@@ -233,11 +233,9 @@ impl Source for Sqs {
         Ok(())
     }
 
-    /// Lambda leaves a failed message alone: it comes back when its
-    /// visibility timeout expires (and the queue's redrive policy counts it).
-    async fn release(&mut self, _tokens: Vec<String>) -> Result<(), String> {
-        Ok(())
-    }
+    // `release` is the default no-op: Lambda leaves a failed message alone;
+    // it comes back when its visibility timeout expires (and the queue's
+    // redrive policy counts it).
 
     async fn lag(&mut self) -> Option<u64> {
         None

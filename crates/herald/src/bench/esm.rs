@@ -1,0 +1,386 @@
+//! The `esm` scenario: an event source mapping's cost next to the broker's
+//! own, on the same machine and the same records.
+//!
+//! 1. **Broker alone**: a backlog of N records is consumed the cheapest way a
+//!    program can (Redis `XREADGROUP` + `XACK` per 100; JetStream pull
+//!    `fetch` of 100, each acknowledged): records/s.
+//! 2. **Herald, backlog**: a mapping (batch 100, a trivial JavaScript
+//!    function run in-process) drains a fresh backlog of N records: records/s
+//!    end to end (poll, filter, batch, invoke, acknowledge).
+//! 3. **Herald, live**: records appended at `--rate` per second for
+//!    `--duration` seconds while the mapping runs: p50/p99 from the broker's
+//!    append time to the invoke (millisecond timestamps: Redis ids, JetStream
+//!    publish times).
+//!
+//! The ratio of (2) to (1) is Herald's overhead over the broker's own
+//! consume cost.
+
+use crate::esm::source::Record;
+use crate::server::Server;
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const FUNCTION: &str = "export const handler = async (event) => ({ n: event.Records.length });";
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &crate::new_uuid().simple().to_string()[..8])
+}
+
+/// One broker under test.
+enum Broker {
+    Redis {
+        conn: redis::aio::MultiplexedConnection,
+        url: String,
+    },
+    JetStream {
+        js: async_nats::jetstream::Context,
+        url: String,
+    },
+}
+
+impl Broker {
+    async fn connect(source: &str, url: Option<String>) -> Result<Broker, String> {
+        match source {
+            "redis" => {
+                let url = url.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+                let conn = redis::Client::open(url.as_str())
+                    .map_err(|e| e.to_string())?
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| format!("Redis {url}: {e}"))?;
+                Ok(Broker::Redis { conn, url })
+            }
+            "jetstream" => {
+                let url = url.unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+                let client = async_nats::connect(url.as_str())
+                    .await
+                    .map_err(|e| format!("NATS {url}: {e}"))?;
+                Ok(Broker::JetStream {
+                    js: async_nats::jetstream::new(client),
+                    url,
+                })
+            }
+            other => Err(format!("--source {other}: redis or jetstream")),
+        }
+    }
+
+    fn service(&self) -> &'static str {
+        match self {
+            Broker::Redis { .. } => "redis",
+            Broker::JetStream { .. } => "nats",
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Broker::Redis { url, .. } | Broker::JetStream { url, .. } => url,
+        }
+    }
+
+    /// A new, empty stream.
+    async fn create(&mut self, name: &str) -> Result<(), String> {
+        match self {
+            Broker::Redis { .. } => Ok(()),
+            Broker::JetStream { js, .. } => js
+                .create_stream(async_nats::jetstream::stream::Config {
+                    name: name.to_string(),
+                    subjects: vec![format!("{name}.>")],
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn remove(&mut self, name: &str) {
+        match self {
+            Broker::Redis { conn, .. } => {
+                let _: Result<(), _> = redis::cmd("DEL").arg(name).query_async(conn).await;
+            }
+            Broker::JetStream { js, .. } => {
+                let _ = js.delete_stream(name).await;
+            }
+        }
+    }
+
+    /// Append `n` records of about `payload` bytes, pipelined.
+    async fn produce(&mut self, name: &str, n: usize, payload: usize) -> Result<(), String> {
+        let body =
+            json!({"kind": "order", "pad": "x".repeat(payload.saturating_sub(30))}).to_string();
+        match self {
+            Broker::Redis { conn, .. } => {
+                for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                    let mut pipe = redis::pipe();
+                    for _ in chunk {
+                        pipe.cmd("XADD")
+                            .arg(name)
+                            .arg("*")
+                            .arg("data")
+                            .arg(&body)
+                            .ignore();
+                    }
+                    let _: () = pipe.query_async(conn).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Broker::JetStream { js, .. } => {
+                for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                    let mut acks = Vec::with_capacity(chunk.len());
+                    for _ in chunk {
+                        acks.push(
+                            js.publish(format!("{name}.x"), body.clone().into())
+                                .await
+                                .map_err(|e| e.to_string())?,
+                        );
+                    }
+                    for a in acks {
+                        a.await.map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Consume `n` records the broker's own cheapest way; seconds taken.
+    async fn consume(&mut self, name: &str, n: usize) -> Result<f64, String> {
+        let started = Instant::now();
+        let mut done = 0;
+        match self {
+            Broker::Redis { conn, .. } => {
+                let _: Result<redis::Value, _> = redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(name)
+                    .arg("base")
+                    .arg("0")
+                    .query_async(conn)
+                    .await;
+                while done < n {
+                    let reply: redis::Value = redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg("base")
+                        .arg("c")
+                        .arg("COUNT")
+                        .arg(100)
+                        .arg("STREAMS")
+                        .arg(name)
+                        .arg(">")
+                        .query_async(conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let ids = entry_ids(&reply);
+                    if ids.is_empty() {
+                        break;
+                    }
+                    let _: redis::Value = redis::cmd("XACK")
+                        .arg(name)
+                        .arg("base")
+                        .arg(&ids)
+                        .query_async(conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    done += ids.len();
+                }
+            }
+            Broker::JetStream { js, .. } => {
+                use async_nats::jetstream::consumer::{pull, AckPolicy};
+                let stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+                let consumer = stream
+                    .create_consumer(pull::Config {
+                        durable_name: Some("base".into()),
+                        ack_policy: AckPolicy::Explicit,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                while done < n {
+                    let mut batch = consumer
+                        .fetch()
+                        .max_messages(100)
+                        .expires(Duration::from_secs(1))
+                        .messages()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut got = 0;
+                    while let Some(m) = batch.next().await {
+                        let m = m.map_err(|e| e.to_string())?;
+                        m.ack().await.map_err(|e| e.to_string())?;
+                        got += 1;
+                    }
+                    if got == 0 {
+                        break;
+                    }
+                    done += got;
+                }
+            }
+        }
+        if done < n {
+            return Err(format!("the broker gave {done} of {n} records"));
+        }
+        Ok(started.elapsed().as_secs_f64())
+    }
+}
+
+fn entry_ids(reply: &redis::Value) -> Vec<String> {
+    fn items(v: &redis::Value) -> &[redis::Value] {
+        match v {
+            redis::Value::Array(a) => a,
+            _ => &[],
+        }
+    }
+    let mut out = Vec::new();
+    for stream in items(reply) {
+        if let Some(entries) = items(stream).get(1) {
+            for e in items(entries) {
+                if let Some(redis::Value::BulkString(id)) = items(e).first() {
+                    out.push(String::from_utf8_lossy(id).into_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the observer saw.
+#[derive(Default)]
+struct Seen {
+    records: usize,
+    latency_ms: Option<Histogram<u64>>,
+}
+
+pub async fn esm_scenario(
+    source: String,
+    url: Option<String>,
+    records: usize,
+    batch: u64,
+    payload: usize,
+    rate: u64,
+    duration: Duration,
+) -> Result<Value, String> {
+    let mut broker = Broker::connect(&source, url).await?;
+    // 1. The broker alone.
+    let base = unique("HERALDBENCHBASE");
+    broker.create(&base).await?;
+    broker.produce(&base, records, payload).await?;
+    let broker_secs = broker.consume(&base, records).await;
+    broker.remove(&base).await;
+    let broker_secs = broker_secs?;
+
+    // 2 and 3: a server with the function, the mapping applied here.
+    let config_text = format!(
+        "[[functions]]\nname = \"bench\"\ncode = '''{FUNCTION}'''\n[[event_sources]]\narn = \"arn:aws:{svc}:us-east-1:000000000000:stream/*\"\nurl = \"{url}\"\n[server]\nmetrics = true\n",
+        svc = broker.service(),
+        url = broker.url(),
+    );
+    let file = crate::config::ConfigFile::parse(&config_text)?;
+    let mut config = crate::config::ApiConfig::resolve(
+        file,
+        crate::config::Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("an address")),
+            ..Default::default()
+        },
+    )?;
+    config.admin_listen = None;
+    config.store = crate::config::StoreConfig::memory();
+    config.drain = Duration::ZERO;
+    let server = Server::bind(config).await?;
+    let mappings = server.mappings();
+    let running = server.spawn();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    {
+        let (seen, notify) = (seen.clone(), notify.clone());
+        mappings.observe(Arc::new(move |batch: &[Record]| {
+            let now = now_ms();
+            let mut s = seen.lock().unwrap();
+            s.records += batch.len();
+            if let Some(h) = s.latency_ms.as_mut() {
+                for r in batch {
+                    let _ = h.record(now.saturating_sub(r.arrived_ms));
+                }
+            }
+            notify.notify_one();
+        }));
+    }
+    let stream = unique("HERALDBENCH");
+    broker.create(&stream).await?;
+    broker.produce(&stream, records, payload).await?;
+    let spec_json = json!({
+        "EventSourceArn": format!("arn:aws:{}:us-east-1:000000000000:stream/{stream}", broker.service()),
+        "FunctionName": "bench",
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": batch,
+    });
+    let spec = crate::esm::spec::MappingSpec::from_request(
+        spec_json.as_object().expect("an object"),
+        None,
+        crate::new_uuid().to_string(),
+    )?;
+    let uuid = spec.uuid.clone();
+    let started = Instant::now();
+    mappings.apply(spec);
+    let wait_for = |target: usize| {
+        let (seen, notify) = (seen.clone(), notify.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if seen.lock().unwrap().records >= target {
+                    return Ok(());
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(format!(
+                        "the mapping invoked {} of {target} records in 120 s",
+                        seen.lock().unwrap().records
+                    ));
+                }
+                let _ = tokio::time::timeout(left, notify.notified()).await;
+            }
+        }
+    };
+    wait_for(records).await?;
+    let herald_secs = started.elapsed().as_secs_f64();
+
+    // 3. Live records at a fixed rate.
+    seen.lock().unwrap().latency_ms = Some(Histogram::new(3).expect("a histogram"));
+    let before = seen.lock().unwrap().records;
+    let per_tick = (rate / 100).max(1) as usize;
+    let ticks = (duration.as_secs_f64() * 100.0) as usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for _ in 0..ticks {
+        tick.tick().await;
+        broker.produce(&stream, per_tick, payload).await?;
+    }
+    wait_for(before + per_tick * ticks).await?;
+    let h = seen.lock().unwrap().latency_ms.take().expect("set above");
+    mappings.remove(&uuid);
+    running.shutdown().await;
+    broker.remove(&stream).await;
+    let broker_rate = records as f64 / broker_secs;
+    let herald_rate = records as f64 / herald_secs;
+    Ok(json!({
+        "scenario": "esm",
+        "source": source,
+        "records": records,
+        "batch": batch,
+        "payload_bytes": payload,
+        "broker_consume_per_sec": broker_rate.round(),
+        "herald_end_to_end_per_sec": herald_rate.round(),
+        "herald_over_broker_cost": format!("{:.2}", broker_rate / herald_rate),
+        "live_rate_per_sec": per_tick as u64 * 100,
+        "live_records": h.len(),
+        "append_to_invoke_p50_ms": h.value_at_quantile(0.5),
+        "append_to_invoke_p99_ms": h.value_at_quantile(0.99),
+        "append_to_invoke_max_ms": h.max(),
+    }))
+}
