@@ -144,7 +144,8 @@ pub struct Record {
     /// The record as the function's event holds it (Lambda's shape).
     pub event: Value,
     /// What `FilterCriteria` see: the record with its data (`body` or
-    /// `data`) decoded when it is JSON.
+    /// `data`) decoded when it is JSON (`null` when the mapping has no
+    /// filters and no channel target: nothing reads it).
     pub filter_view: Value,
     /// What a channel target publishes: the data, decoded when JSON, else as
     /// a string.

@@ -410,6 +410,12 @@ impl MappingSpec {
         self.function.strip_prefix(CHANNEL_PREFIX)
     }
 
+    /// Whether records need their decoded data (for filters or a channel
+    /// target); without, sources skip decoding it.
+    pub fn needs_view(&self) -> bool {
+        !self.filters.is_empty() || self.channel_target().is_some()
+    }
+
     /// The mapping's ARN.
     pub fn arn(&self, region: &str, account: &str) -> String {
         format!(

@@ -28,6 +28,8 @@ pub struct JetStream {
     stream: String,
     arn: String,
     region: String,
+    /// Decode each payload for filters and channel targets.
+    view: bool,
 }
 
 impl JetStream {
@@ -83,6 +85,7 @@ impl JetStream {
             stream: name,
             arn: spec.source_arn.clone(),
             region: region.to_string(),
+            view: spec.needs_view(),
         })
     }
 
@@ -99,7 +102,11 @@ impl JetStream {
             .as_ref()
             .map(|r| r.to_string())
             .ok_or("a JetStream message without a reply subject")?;
-        let (data, _) = decoded(&m.message.payload);
+        let data = if self.view {
+            decoded(&m.message.payload).0
+        } else {
+            Value::Null
+        };
         let mut headers = Map::new();
         if let Some(h) = &m.message.headers {
             for (k, v) in h.iter() {
@@ -128,7 +135,11 @@ impl JetStream {
                     "data": b64,
                 },
             }),
-            filter_view: json!({"subject": subject, "headers": headers, "data": data}),
+            filter_view: if self.view {
+                json!({"subject": subject, "headers": headers, "data": data})
+            } else {
+                Value::Null
+            },
             data,
             size: m.message.payload.len(),
             token: reply,

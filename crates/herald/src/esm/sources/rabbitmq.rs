@@ -42,6 +42,8 @@ pub struct RabbitMq {
     held: HashMap<u64, (String, u64)>,
     /// Deliveries seen per message identity (classic queues).
     counts: HashMap<String, u64>,
+    /// Decode each body for filters and channel targets.
+    view: bool,
 }
 
 fn vhost_of(url: &str) -> String {
@@ -130,6 +132,7 @@ impl RabbitMq {
                 .max(1),
             held: HashMap::new(),
             counts: HashMap::new(),
+            view: spec.needs_view(),
         })
     }
 
@@ -184,7 +187,11 @@ impl RabbitMq {
             "clusterId": text(p.cluster_id()),
             "bodySize": d.data.len(),
         });
-        let (data, _) = decoded(&d.data);
+        let data = if self.view {
+            decoded(&d.data).0
+        } else {
+            Value::Null
+        };
         Record {
             id: identity,
             token: tag.to_string(),
@@ -196,7 +203,11 @@ impl RabbitMq {
                 "redelivered": d.redelivered,
                 "data": base64::engine::general_purpose::STANDARD.encode(&d.data),
             }),
-            filter_view: json!({"basicProperties": properties, "data": data}),
+            filter_view: if self.view {
+                json!({"basicProperties": properties, "data": data})
+            } else {
+                Value::Null
+            },
             data,
         }
     }

@@ -36,6 +36,8 @@ pub struct RedisStreams {
     recovering: Option<String>,
     ack_wait: Duration,
     last_claim: Instant,
+    /// Decode each entry for filters and channel targets.
+    view: bool,
 }
 
 fn text(v: &RValue) -> Option<String> {
@@ -123,6 +125,7 @@ impl RedisStreams {
             recovering: Some("0".into()),
             ack_wait: source.ack_wait(),
             last_claim: Instant::now(),
+            view: spec.needs_view(),
         })
     }
 
@@ -137,10 +140,17 @@ impl RedisStreams {
         let mut size = 0;
         for (k, v) in fields {
             size += k.len() + v.len();
-            data.insert(k.clone(), super::super::source::decoded(v.as_bytes()).0);
+            if self.view {
+                data.insert(k.clone(), super::super::source::decoded(v.as_bytes()).0);
+            }
             raw.insert(k, Value::String(v));
         }
-        let data = Value::Object(data);
+        let (filter_view, data) = if self.view {
+            let data = Value::Object(data);
+            (json!({"stream": self.key, "id": id, "data": data}), data)
+        } else {
+            (Value::Null, Value::Null)
+        };
         Record {
             event: json!({
                 "eventSource": "herald:redis",
@@ -150,7 +160,7 @@ impl RedisStreams {
                 "eventName": "redis:stream:entry",
                 "redis": {"stream": self.key, "id": id, "approximateArrivalTimestamp": arrived_ms as f64 / 1000.0, "fields": raw},
             }),
-            filter_view: json!({"stream": self.key, "id": id, "data": data}),
+            filter_view,
             data,
             token: id.clone(),
             group: None,

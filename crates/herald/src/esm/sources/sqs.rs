@@ -25,6 +25,8 @@ pub struct Sqs {
     region: String,
     arn: String,
     queue_url: String,
+    /// Decode each body for filters and channel targets.
+    view: bool,
 }
 
 /// The region in an ARN.
@@ -57,6 +59,7 @@ impl Sqs {
             region: region_of(&spec.source_arn).to_string(),
             arn: spec.source_arn.clone(),
             queue_url: String::new(),
+            view: spec.needs_view(),
             endpoint,
         };
         let name = SourceKind::resource(&spec.source_arn);
@@ -157,7 +160,11 @@ impl Sqs {
                 );
             }
         }
-        let (data, _) = decoded(body.as_bytes());
+        let data = if self.view {
+            decoded(body.as_bytes()).0
+        } else {
+            Value::Null
+        };
         let event = json!({
             "messageId": m["MessageId"],
             "receiptHandle": m["ReceiptHandle"],
@@ -169,8 +176,13 @@ impl Sqs {
             "eventSourceARN": self.arn,
             "awsRegion": self.region,
         });
-        let mut filter_view = event.clone();
-        filter_view["body"] = data.clone();
+        let filter_view = if self.view {
+            let mut v = event.clone();
+            v["body"] = data.clone();
+            v
+        } else {
+            Value::Null
+        };
         Record {
             id: m["MessageId"].as_str().unwrap_or_default().to_string(),
             token: m["ReceiptHandle"].as_str().unwrap_or_default().to_string(),
