@@ -76,6 +76,7 @@ async fn node(db: &Database, reconcile_secs: u64) -> TestServer {
          [[iam_credentials]]\naccess_key_id = \"{ADMIN_KEY}\"\nsecret_access_key = \"{ADMIN_SECRET}\"\n\
          principal = \"ops\"\nallow = [{{ actions = [\"admin\"] }}]\n\
          [[api_keys]]\nid = \"{KEY}\"\n[[channel_namespaces]]\nname = \"default\"\n\
+         [[event_sources]]\narn = \"arn:aws:redis:eu-west-1:000000000000:stream/*\"\nurl = \"redis://127.0.0.1:6379\"\n\
          [store]\nbackend = \"postgres\"\nurl = \"{}\"\nreconcile_secs = {reconcile_secs}\n",
         db.url
     );
@@ -266,6 +267,45 @@ async fn three_nodes_share_one_postgres_store() {
         ..lambda("POST", "/2015-03-31/functions/shared/invocations", "{}")
     };
     assert_eq!(call(admin(c), dry_run).await.status, 204);
+
+    // An event source mapping created on B runs on A and C; disabled on C,
+    // deleted on A, everywhere.
+    let stream = format!("cluster-esm-{}", uuid::Uuid::new_v4().simple());
+    let r = call(
+        admin(b),
+        lambda(
+            "POST",
+            "/2015-03-31/event-source-mappings/",
+            // The helper takes 'static text; a test may leak two strings.
+            Box::leak(format!(r#"{{"FunctionName": "shared", "StartingPosition": "LATEST", "EventSourceArn": "arn:aws:redis:eu-west-1:000000000000:stream/{stream}"}}"#).into_boxed_str()),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.raw);
+    let uuid = r.body["UUID"].as_str().unwrap().to_string();
+    let path: &'static str =
+        Box::leak(format!("/2015-03-31/event-source-mappings/{uuid}").into_boxed_str());
+    for node in [a, c] {
+        within(BOUND, "mapping created on B exists on A and C", || async {
+            call(admin(node), lambda("GET", path, "")).await.status == 200
+        })
+        .await;
+    }
+    let r = call(admin(c), lambda("PUT", path, r#"{"Enabled": false}"#)).await;
+    assert_eq!(r.body["State"], "Disabling", "{}", r.raw);
+    within(BOUND, "mapping disabled on C is disabled on A", || async {
+        call(admin(a), lambda("GET", path, "")).await.body["State"] == "Disabled"
+    })
+    .await;
+    assert_eq!(call(admin(a), lambda("DELETE", path, "")).await.status, 202);
+    for node in [b, c] {
+        within(
+            BOUND,
+            "mapping deleted on A is gone from B and C",
+            || async { call(admin(node), lambda("GET", path, "")).await.status == 404 },
+        )
+        .await;
+    }
     let r = call(
         admin(a),
         lambda("DELETE", "/2015-03-31/functions/shared", ""),
