@@ -62,6 +62,8 @@ pub struct Mappings {
     region: String,
     account: String,
     metrics: EsmMetrics,
+    /// Stream checkpoints and leases (Kinesis).
+    store: Store,
     running: Mutex<HashMap<String, Running>>,
     observer: Mutex<Option<pipeline::Observer>>,
 }
@@ -78,6 +80,7 @@ impl Mappings {
         apis: Arc<Registry>,
         sources: Vec<EventSourceFile>,
         metrics: EsmMetrics,
+        store: Store,
     ) -> Mappings {
         let config = &apis.default_api().config;
         Mappings {
@@ -88,6 +91,7 @@ impl Mappings {
             apis: apis.clone(),
             sources,
             metrics,
+            store,
             running: Mutex::new(HashMap::new()),
             observer: Mutex::new(None),
         }
@@ -147,19 +151,6 @@ impl Mappings {
     /// What a new or changed mapping needs besides valid fields: a broker
     /// for its ARN that Herald reads, and a target that exists.
     pub fn check_runnable(&self, spec: &MappingSpec) -> Result<(), CheckError> {
-        let kind = spec.kind();
-        if !matches!(
-            kind,
-            SourceKind::RedisStreams
-                | SourceKind::JetStream
-                | SourceKind::Sqs
-                | SourceKind::RabbitMq
-        ) {
-            return Err(CheckError::Invalid(format!(
-                "Herald does not read {} event sources yet; it reads SQS, Amazon MQ (RabbitMQ), Redis Streams (arn:aws:redis:...) and NATS JetStream (arn:aws:nats:...)",
-                kind.name()
-            )));
-        }
         if config::find(&self.sources, &spec.source_arn).is_none() {
             return Err(CheckError::Invalid(format!(
                 "No [[event_sources]] entry in the configuration maps {} to a broker",
@@ -266,12 +257,13 @@ impl Mappings {
             let (node, region, stop) = (self.node_id.clone(), self.region.clone(), stop.clone());
             let source = source.clone();
             let http = self.functions.http().clone();
+            let store = self.store.clone();
             tokio::spawn(async move {
                 let Some(source) = source else {
                     tracing::error!(mapping = %pipeline.spec.uuid, "no [[event_sources]] entry for {}", pipeline.spec.source_arn);
                     return;
                 };
-                drive(source, pipeline, node, region, http, stop).await
+                drive(source, pipeline, node, region, http, store, stop).await
             });
         }
         stop_tx
@@ -381,6 +373,7 @@ async fn drive(
     node: String,
     region: String,
     http: crate::http_client::HttpClient,
+    store: Store,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
@@ -414,7 +407,18 @@ async fn drive(
                     Err(e) => e,
                 }
             }
-            other => format!("Herald does not read {} event sources yet", other.name()),
+            SourceKind::Kinesis => match sources::kinesis::Kinesis::connect(
+                http.clone(),
+                store.clone(),
+                &source,
+                &p.spec,
+                &node,
+            )
+            .await
+            {
+                Ok(s) => return pipeline::run(s, p, stop).await,
+                Err(e) => e,
+            },
         };
         tracing::warn!(mapping = %p.spec.uuid, error = %connected, retry_ms = backoff.as_millis() as u64, "connecting to the event source failed");
         tokio::select! {

@@ -203,7 +203,7 @@ impl MappingSpec {
         if kind == SourceKind::Sqs && source_arn.ends_with(".fifo") && batch_size > 10 {
             return Err("Batch size for SQS FIFO queues must be less than or equal to 10".into());
         }
-        if matches!(kind, SourceKind::Sqs | SourceKind::Kinesis) && batch_size > 10 && window == 0 {
+        if kind == SourceKind::Sqs && batch_size > 10 && window == 0 {
             return Err("Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10".into());
         }
         let filters = match field(body, "FilterCriteria") {

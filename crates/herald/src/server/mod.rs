@@ -137,6 +137,7 @@ impl Server {
             apis.clone(),
             event_sources,
             esm_metrics,
+            store.clone(),
         ));
         for m in file_mappings {
             if let Err(crate::esm::CheckError::Invalid(e) | crate::esm::CheckError::NotFound(e)) =

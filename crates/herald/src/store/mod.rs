@@ -339,6 +339,24 @@ impl Store {
         write!(self.delete_mapping(uuid))
     }
 
+    /// A stream shard's checkpoint (the last sequence number done). Not
+    /// counted as a local write: checkpoints are not resources a re-read
+    /// applies.
+    pub async fn checkpoint(&self, uuid: &str, shard: &str) -> Result<Option<String>, String> {
+        dispatch!(self.checkpoint(uuid, shard))
+    }
+
+    pub async fn put_checkpoint(&self, uuid: &str, shard: &str, seq: &str) -> Result<(), String> {
+        dispatch!(self.put_checkpoint(uuid, shard, seq))
+    }
+
+    /// Take or renew the lease on running mapping `uuid` for `ttl` seconds;
+    /// `false` while another owner holds an unexpired one. Times are epoch
+    /// seconds of the nodes' clocks.
+    pub async fn lease(&self, uuid: &str, owner: &str, now: f64, ttl: f64) -> Result<bool, String> {
+        dispatch!(self.lease(uuid, owner, now, ttl))
+    }
+
     /// A resource's tags.
     pub async fn tags(
         &self,

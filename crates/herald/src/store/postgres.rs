@@ -13,7 +13,9 @@
 //! store error, and nothing else). Schema migrations run at start under an
 //! advisory lock, so nodes starting together migrate once.
 
-use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredMapping, StoredNamespace};
+mod esm;
+
+use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredNamespace};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
@@ -114,6 +116,18 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER event_source_mappings_changed AFTER INSERT OR UPDATE OR DELETE ON event_source_mappings
         FOR EACH ROW EXECUTE FUNCTION herald_notify_mapping();",
+    // 5: stream checkpoints (Kinesis) and which node runs a mapping.
+    "CREATE TABLE esm_checkpoints (
+        uuid TEXT NOT NULL,
+        shard TEXT NOT NULL,
+        sequence TEXT NOT NULL,
+        PRIMARY KEY (uuid, shard)
+    );
+    CREATE TABLE esm_leases (
+        uuid TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires DOUBLE PRECISION NOT NULL
+    );",
 ];
 
 /// Now, in epoch seconds, in SQL.
@@ -570,43 +584,6 @@ impl Postgres {
         self.execute("DELETE FROM functions WHERE name = $1", &[&name])
             .await
             .map(|n| n > 0)
-    }
-}
-
-impl Postgres {
-    pub async fn mappings(&self) -> Result<Vec<StoredMapping>, String> {
-        let rows = self
-            .query(
-                "SELECT uuid, spec FROM event_source_mappings ORDER BY uuid",
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredMapping {
-                uuid: r.get(0),
-                spec: r.get(1),
-            })
-            .collect())
-    }
-
-    pub async fn put_mapping(&self, m: StoredMapping) -> Result<(), String> {
-        self.execute(
-            "INSERT INTO event_source_mappings (uuid, spec) VALUES ($1, $2)
-                 ON CONFLICT (uuid) DO UPDATE SET spec = excluded.spec",
-            &[&m.uuid, &m.spec],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    pub async fn delete_mapping(&self, uuid: &str) -> Result<bool, String> {
-        self.execute(
-            "DELETE FROM event_source_mappings WHERE uuid = $1",
-            &[&uuid],
-        )
-        .await
-        .map(|n| n > 0)
     }
 }
 

@@ -8,7 +8,9 @@
 //! the connection's lock is only held inside such a call, never across an
 //! `.await`.
 
-use super::{StoredApi, StoredFunction, StoredKey, StoredMapping, StoredNamespace};
+mod esm;
+
+use super::{StoredApi, StoredFunction, StoredKey, StoredNamespace};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -70,6 +72,18 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE event_source_mappings (
         uuid TEXT PRIMARY KEY,
         spec TEXT NOT NULL
+    );",
+    // 8: stream checkpoints (Kinesis) and which node runs a mapping.
+    "CREATE TABLE esm_checkpoints (
+        uuid TEXT NOT NULL,
+        shard TEXT NOT NULL,
+        sequence TEXT NOT NULL,
+        PRIMARY KEY (uuid, shard)
+    );
+    CREATE TABLE esm_leases (
+        uuid TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires REAL NOT NULL
     );",
 ];
 
@@ -491,47 +505,6 @@ impl Sqlite {
         self.run(move |c| {
             c.execute("DELETE FROM functions WHERE name = ?1", params![name])
                 .map(|n| n > 0)
-        })
-        .await
-    }
-}
-
-impl Sqlite {
-    pub async fn mappings(&self) -> Result<Vec<StoredMapping>, String> {
-        self.run(|c| {
-            let mut stmt =
-                c.prepare("SELECT uuid, spec FROM event_source_mappings ORDER BY uuid")?;
-            let rows = stmt.query_map([], |r| {
-                Ok(StoredMapping {
-                    uuid: r.get(0)?,
-                    spec: r.get(1)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub async fn put_mapping(&self, m: StoredMapping) -> Result<(), String> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO event_source_mappings (uuid, spec) VALUES (?1, ?2)
-                 ON CONFLICT (uuid) DO UPDATE SET spec = excluded.spec",
-                params![m.uuid, m.spec],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    pub async fn delete_mapping(&self, uuid: &str) -> Result<bool, String> {
-        let uuid = uuid.to_string();
-        self.run(move |c| {
-            c.execute(
-                "DELETE FROM event_source_mappings WHERE uuid = ?1",
-                params![uuid],
-            )
-            .map(|n| n > 0)
         })
         .await
     }

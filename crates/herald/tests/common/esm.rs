@@ -119,6 +119,12 @@ url = "http://{sqs}"
 access_key_id = "testing"
 secret_access_key = "testing"
 [[event_sources]]
+arn = "arn:aws:kinesis:{REGION_ACCOUNT}:stream/*"
+url = "http://{sqs}"
+access_key_id = "testing"
+secret_access_key = "testing"
+ack_wait_secs = 2
+[[event_sources]]
 arn = "arn:aws:mq:{REGION_ACCOUNT}:broker:*"
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 max_deliveries = 3
@@ -228,4 +234,23 @@ pub async fn queue(name: &str, attributes: Value) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// One Kinesis call (JSON 1.1, on the same moto_server); panics on an error.
+pub async fn kinesis(op: &str, body: Value) -> Value {
+    let target = format!("Kinesis_20131202.{op}");
+    let r = http_request(
+        sqs_addr(),
+        "POST",
+        "/",
+        body.to_string().into_bytes(),
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", &target),
+            ("authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "Kinesis {op}: {}", r.raw);
+    r.body
 }

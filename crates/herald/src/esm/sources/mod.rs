@@ -1,6 +1,8 @@
 //! The brokers, one file each; each implements [`super::source::Source`].
 
+pub mod aws;
 pub mod jetstream;
+pub mod kinesis;
 pub mod rabbitmq;
 pub mod redis_streams;
 pub mod sqs;

@@ -11,17 +11,13 @@
 use super::super::config::EventSourceFile;
 use super::super::source::{decoded, Record, Source, SourceKind};
 use super::super::spec::MappingSpec;
+use super::aws::AwsJson;
 use crate::http_client::HttpClient;
-use bytes::Bytes;
-use hyper::Method;
 use serde_json::{json, Map, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub struct Sqs {
-    http: HttpClient,
-    endpoint: String,
-    host: String,
-    credentials: Option<(String, String)>,
+    client: AwsJson,
     region: String,
     arn: String,
     queue_url: String,
@@ -40,101 +36,37 @@ impl Sqs {
         source: &EventSourceFile,
         spec: &MappingSpec,
     ) -> Result<Sqs, String> {
-        let endpoint = source.url.trim_end_matches('/').to_string();
-        let host = endpoint
-            .split("://")
-            .nth(1)
-            .unwrap_or(&endpoint)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let mut sqs = Sqs {
+        let region = region_of(&spec.source_arn).to_string();
+        let client = AwsJson::new(
             http,
-            host,
-            credentials: source
-                .access_key_id
-                .clone()
-                .zip(source.secret_access_key.clone()),
-            region: region_of(&spec.source_arn).to_string(),
-            arn: spec.source_arn.clone(),
-            queue_url: String::new(),
-            view: spec.needs_view(),
-            endpoint,
-        };
+            source,
+            &region,
+            "sqs",
+            "AmazonSQS",
+            "application/x-amz-json-1.0",
+        );
         let name = SourceKind::resource(&spec.source_arn);
-        let r = sqs
+        let r = client
             .call(
                 "GetQueueUrl",
                 json!({"QueueName": name}),
                 Duration::from_secs(10),
             )
             .await?;
-        sqs.queue_url = r["QueueUrl"]
-            .as_str()
-            .ok_or("GetQueueUrl returned no QueueUrl")?
-            .to_string();
-        Ok(sqs)
+        Ok(Sqs {
+            queue_url: r["QueueUrl"]
+                .as_str()
+                .ok_or("GetQueueUrl returned no QueueUrl")?
+                .to_string(),
+            client,
+            region,
+            arn: spec.source_arn.clone(),
+            view: spec.needs_view(),
+        })
     }
 
-    /// One SQS JSON-protocol call.
     async fn call(&self, op: &str, body: Value, timeout: Duration) -> Result<Value, String> {
-        let body = Bytes::from(body.to_string());
-        let target = format!("AmazonSQS.{op}");
-        let content_type = "application/x-amz-json-1.0";
-        let mut headers: Vec<(String, String)> = vec![
-            ("content-type".into(), content_type.into()),
-            ("x-amz-target".into(), target.clone()),
-        ];
-        if let Some((id, secret)) = &self.credentials {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            headers.extend(crate::auth::sigv4::sign(
-                id,
-                secret,
-                &self.region,
-                "sqs",
-                "POST",
-                "/",
-                &[
-                    ("host", &self.host),
-                    ("content-type", content_type),
-                    ("x-amz-target", &target),
-                ],
-                &body,
-                now,
-            ));
-        }
-        let refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let resp = self
-            .http
-            .request(
-                Method::POST,
-                &format!("{}/", self.endpoint),
-                &refs,
-                body,
-                timeout,
-            )
-            .await
-            .map_err(|e| format!("SQS {op}: {e}"))?;
-        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-        if resp.status.as_u16() != 200 {
-            return Err(format!(
-                "SQS {op}: {} {}: {}",
-                resp.status,
-                v["__type"].as_str().unwrap_or_default(),
-                v["message"]
-                    .as_str()
-                    .or(v["Message"].as_str())
-                    .unwrap_or_default()
-            ));
-        }
-        Ok(v)
+        self.client.call(op, body, timeout).await
     }
 
     fn record(&self, m: &Value) -> Record {

@@ -1,0 +1,213 @@
+//! Kinesis mappings against `moto_server` (the Kinesis API, JSON 1.1):
+//! Lambda's record shape, order per shard, bisect and a file destination,
+//! and checkpoints in the store: a restarted server resumes after the last
+//! record done, sending nothing twice that was done and losing nothing.
+
+mod common;
+
+use base64::Engine as _;
+use common::esm::*;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+async fn stream(name: &str, shards: u32) {
+    kinesis(
+        "CreateStream",
+        json!({"StreamName": name, "ShardCount": shards}),
+    )
+    .await;
+}
+
+async fn put(name: &str, key: &str, body: Value) {
+    let data = base64::engine::general_purpose::STANDARD.encode(body.to_string());
+    kinesis(
+        "PutRecord",
+        json!({"StreamName": name, "Data": data, "PartitionKey": key}),
+    )
+    .await;
+}
+
+fn decoded(record: &Value) -> Value {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(record["kinesis"]["data"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+fn mapping(uuid: &str, name: &str, extra: &str) -> String {
+    format!(
+        r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:kinesis:{REGION_ACCOUNT}:stream/{name}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+metrics_config = {{ metrics = ["EventCount"] }}
+{extra}"#
+    )
+}
+
+/// A server whose store is a data directory (checkpoints survive it).
+async fn server_in(dir: &std::path::Path, text: &str) -> TestServer {
+    let file = herald::config::ConfigFile::parse(text).unwrap();
+    let mut config = herald::config::ApiConfig::resolve(
+        file,
+        herald::config::Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    config.admin_listen = None;
+    config.drain = std::time::Duration::ZERO;
+    TestServer::with_config(config).await
+}
+
+#[tokio::test]
+async fn kinesis_records_in_shard_order_and_checkpoints_that_survive_a_restart() {
+    let name = unique("esm-kin");
+    stream(&name, 2).await;
+    let dir = temp_dir("esm-kinesis");
+    let mut f = fn_server(Arc::new(|_, _| ok())).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let text = config(f.addr, &mapping(&uuid, &name, "batch_size = 5"));
+    for i in 0..12 {
+        put(
+            &name,
+            &format!("k{}", i % 3),
+            json!({"n": i, "key": format!("k{}", i % 3)}),
+        )
+        .await;
+    }
+    let mut server = server_in(&dir, &text).await;
+    // Per partition key (so per shard), in order.
+    let mut by_key: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut total = 0;
+    while total < 12 {
+        for r in f.batch().await {
+            assert_eq!(r["eventSource"], "aws:kinesis");
+            assert!(r["eventID"].as_str().unwrap().starts_with("shardId-"));
+            let d = decoded(&r);
+            by_key
+                .entry(d["key"].as_str().unwrap().into())
+                .or_default()
+                .push(d["n"].as_i64().unwrap());
+            total += 1;
+        }
+    }
+    for (k, ns) in &by_key {
+        let mut sorted = ns.clone();
+        sorted.sort();
+        assert_eq!(ns, &sorted, "key {k} in order");
+    }
+    metrics_reach(&server, &uuid, &[("esm_processed_events_total", 12)]).await;
+    server.shutdown().await;
+    // Restarted on the same store: only what came after.
+    for i in 12..15 {
+        put(&name, "k0", json!({"n": i, "key": "k0"})).await;
+    }
+    let server = server_in(&dir, &text).await;
+    let mut after = Vec::new();
+    while after.len() < 3 {
+        after.extend(
+            f.batch()
+                .await
+                .iter()
+                .map(|r| decoded(r)["n"].as_i64().unwrap()),
+        );
+    }
+    assert_eq!(
+        after,
+        [12, 13, 14],
+        "resumed after the checkpoint: nothing again, nothing lost"
+    );
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 3),
+            ("esm_processed_events_total", 3),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_poison_record_is_bisected_out_to_the_destination() {
+    let name = unique("esm-kin-bisect");
+    stream(&name, 1).await;
+    let dir = temp_dir("esm-kinesis-bisect");
+    let dest = dir.join("failed.jsonl");
+    let mut f = fn_server(Arc::new(|event, _| {
+        let poisoned = event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| decoded(r)["poison"] == true);
+        if poisoned {
+            (
+                500,
+                json!({"errorType": "Poison", "errorMessage": "no"}).to_string(),
+            )
+        } else {
+            ok()
+        }
+    }))
+    .await;
+    for i in 0..4 {
+        put(&name, "k", json!({"n": i, "poison": i == 2})).await;
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let server = start_with_toml(&config(
+        f.addr,
+        &mapping(
+            &uuid,
+            &name,
+            &format!(
+                "bisect_batch_on_function_error = true\nmaximum_retry_attempts = 0\ndestination_config = {{ on_failure = {{ destination = \"file://{}\" }} }}",
+                dest.display()
+            ),
+        ),
+    ))
+    .await;
+    // 4 (fails), 0-1 (ok), 2-3 (fails), 2 (fails: no retries left), 3 (ok).
+    let sizes: Vec<usize> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(f.batch().await.len());
+        }
+        v
+    };
+    assert_eq!(sizes, [4, 2, 2, 1, 1]);
+    metrics_reach(
+        &server,
+        &uuid,
+        &[
+            ("esm_processed_events_total", 3),
+            ("esm_on_failure_destination_delivered_events_total", 1),
+        ],
+    )
+    .await;
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&dest)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        line["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(line["KinesisBatchInfo"]["batchSize"], 1);
+    assert_eq!(
+        line["KinesisBatchInfo"]["streamArn"],
+        format!("arn:aws:kinesis:{REGION_ACCOUNT}:stream/{name}")
+    );
+    let payload: Value = serde_json::from_str(line["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(decoded(&payload["Records"][0])["n"], 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
