@@ -153,7 +153,29 @@ impl Broker {
     }
 
     /// Consume `n` records the broker's own cheapest way; seconds taken.
-    async fn consume(&mut self, name: &str, n: usize) -> Result<f64, String> {
+    /// With `function`, each batch is also handed to it as a minimal
+    /// Lambda-style event (`{"Records": [{"id", "data"}]}`), built by hand:
+    /// what a purpose-written consumer calling the function costs.
+    async fn consume(
+        &mut self,
+        name: &str,
+        n: usize,
+        function: Option<&crate::functions::Functions>,
+    ) -> Result<f64, String> {
+        let group = if function.is_some() { "basefn" } else { "base" };
+        let call = |records: Vec<Value>| async move {
+            if let Some(f) = function {
+                let event = serde_json::to_vec(&json!({ "Records": records })).expect("JSON");
+                let r = f
+                    .invoke("bench", bytes::Bytes::from(event), None)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                if r.function_error {
+                    return Err("the function failed".to_string());
+                }
+            }
+            Ok::<(), String>(())
+        };
         let started = Instant::now();
         let mut done = 0;
         match self {
@@ -161,14 +183,14 @@ impl Broker {
                 let _: Result<redis::Value, _> = redis::cmd("XGROUP")
                     .arg("CREATE")
                     .arg(name)
-                    .arg("base")
+                    .arg(group)
                     .arg("0")
                     .query_async(conn)
                     .await;
                 while done < n {
                     let reply: redis::Value = redis::cmd("XREADGROUP")
                         .arg("GROUP")
-                        .arg("base")
+                        .arg(group)
                         .arg("c")
                         .arg("COUNT")
                         .arg(100)
@@ -178,13 +200,14 @@ impl Broker {
                         .query_async(conn)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let ids = entry_ids(&reply);
+                    let (ids, records) = entries(&reply, function.is_some());
                     if ids.is_empty() {
                         break;
                     }
+                    call(records).await?;
                     let _: redis::Value = redis::cmd("XACK")
                         .arg(name)
-                        .arg("base")
+                        .arg(group)
                         .arg(&ids)
                         .query_async(conn)
                         .await
@@ -197,7 +220,7 @@ impl Broker {
                 let stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
                 let consumer = stream
                     .create_consumer(pull::Config {
-                        durable_name: Some("base".into()),
+                        durable_name: Some(group.into()),
                         ack_policy: AckPolicy::Explicit,
                         ..Default::default()
                     })
@@ -211,15 +234,25 @@ impl Broker {
                         .messages()
                         .await
                         .map_err(|e| e.to_string())?;
-                    let mut got = 0;
+                    let mut got = Vec::new();
                     while let Some(m) = batch.next().await {
-                        let m = m.map_err(|e| e.to_string())?;
-                        m.ack().await.map_err(|e| e.to_string())?;
-                        got += 1;
+                        got.push(m.map_err(|e| e.to_string())?);
                     }
-                    if got == 0 {
+                    if got.is_empty() {
                         break;
                     }
+                    if function.is_some() {
+                        use base64::Engine as _;
+                        let records = got
+                            .iter()
+                            .map(|m| json!({"id": m.info().map(|i| i.stream_sequence).unwrap_or(0), "data": base64::engine::general_purpose::STANDARD.encode(&m.message.payload)}))
+                            .collect();
+                        call(records).await?;
+                    }
+                    for m in &got {
+                        m.ack().await.map_err(|e| e.to_string())?;
+                    }
+                    let got = got.len();
                     done += got;
                 }
             }
@@ -229,6 +262,36 @@ impl Broker {
         }
         Ok(started.elapsed().as_secs_f64())
     }
+}
+
+/// Entry ids, and (when asked) each entry as `{"id", "data"}`.
+fn entries(reply: &redis::Value, records: bool) -> (Vec<String>, Vec<Value>) {
+    let ids = entry_ids(reply);
+    let mut out = Vec::new();
+    if records {
+        fn items(v: &redis::Value) -> &[redis::Value] {
+            match v {
+                redis::Value::Array(a) => a,
+                _ => &[],
+            }
+        }
+        for stream in items(reply) {
+            if let Some(list) = items(stream).get(1) {
+                for e in items(list) {
+                    let parts = items(e);
+                    let text = |v: Option<&redis::Value>| match v {
+                        Some(redis::Value::BulkString(b)) => {
+                            String::from_utf8_lossy(b).into_owned()
+                        }
+                        _ => String::new(),
+                    };
+                    let fields = parts.get(1).map(items).unwrap_or(&[]);
+                    out.push(json!({"id": text(parts.first()), "data": text(fields.get(1))}));
+                }
+            }
+        }
+    }
+    (ids, out)
 }
 
 fn entry_ids(reply: &redis::Value) -> Vec<String> {
@@ -272,9 +335,7 @@ pub async fn esm_scenario(
     let base = unique("HERALDBENCHBASE");
     broker.create(&base).await?;
     broker.produce(&base, records, payload).await?;
-    let broker_secs = broker.consume(&base, records).await;
-    broker.remove(&base).await;
-    let broker_secs = broker_secs?;
+    let broker_secs = broker.consume(&base, records, None).await?;
 
     // 2 and 3: a server with the function, the mapping applied here.
     let config_text = format!(
@@ -294,6 +355,12 @@ pub async fn esm_scenario(
     config.store = crate::config::StoreConfig::memory();
     config.drain = Duration::ZERO;
     let server = Server::bind(config).await?;
+    // 1b. The broker and the function, by hand (same backlog, another group).
+    let with_function = broker
+        .consume(&base, records, Some(&server.api().functions))
+        .await;
+    broker.remove(&base).await;
+    let with_function_secs = with_function?;
     let mappings = server.mappings();
     let running = server.spawn();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -368,6 +435,7 @@ pub async fn esm_scenario(
     broker.remove(&stream).await;
     let broker_rate = records as f64 / broker_secs;
     let herald_rate = records as f64 / herald_secs;
+    let by_hand_rate = records as f64 / with_function_secs;
     Ok(json!({
         "scenario": "esm",
         "source": source,
@@ -377,6 +445,8 @@ pub async fn esm_scenario(
         "broker_consume_per_sec": broker_rate.round(),
         "herald_end_to_end_per_sec": herald_rate.round(),
         "herald_over_broker_cost": format!("{:.2}", broker_rate / herald_rate),
+        "broker_and_function_by_hand_per_sec": by_hand_rate.round(),
+        "herald_over_by_hand_cost": format!("{:.2}", by_hand_rate / herald_rate),
         "live_rate_per_sec": per_tick as u64 * 100,
         "live_records": h.len(),
         "append_to_invoke_p50_ms": h.value_at_quantile(0.5),

@@ -292,6 +292,7 @@ impl Mappings {
             counts: self.metrics.counts(&spec.uuid, spec.metrics),
             status,
             observer: self.observer.lock().unwrap().clone(),
+            ahead: pipeline::Ahead::default(),
             renew_every: source.map_or(Duration::from_secs(20), |s| s.ack_wait() / 3),
             spec,
         }

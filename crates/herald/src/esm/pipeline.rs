@@ -69,6 +69,34 @@ pub struct Pipeline {
     /// Called with each batch just before it is invoked (`herald bench esm`
     /// measures append-to-invoke latency with it).
     pub observer: Option<Observer>,
+    /// The next batch, read while the current one was invoked.
+    pub ahead: Ahead,
+}
+
+/// Records read ahead: while a full batch is invoked, the next one is
+/// polled (without waiting), so reading and decoding overlap the function
+/// instead of following it. At most one batch; it keeps its claim renewed
+/// while the current batch is retried, and is the next batch processed, so
+/// order holds.
+#[derive(Default)]
+pub struct Ahead(Mutex<Vec<Record>>);
+
+impl Ahead {
+    fn take(&self) -> Vec<Record> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
+    }
+
+    fn put(&self, records: Vec<Record>) {
+        self.0.lock().unwrap().extend(records);
+    }
+
+    fn tokens(&self) -> Vec<String> {
+        tokens(&self.0.lock().unwrap())
+    }
 }
 
 /// See [`Pipeline::observer`].
@@ -143,9 +171,12 @@ pub async fn run<S: Source>(mut source: S, p: Pipeline, mut stop: watch::Receive
 /// first has come.
 async fn collect<S: Source>(source: &mut S, p: &Pipeline) -> Result<Vec<Record>, String> {
     let max = p.spec.batch_size as usize;
-    let mut out = source.poll(max, POLL_WAIT).await?;
-    p.counts.polled(out.len());
-    if out.is_empty() || p.spec.window_secs == 0 {
+    let mut out = p.ahead.take();
+    if out.is_empty() {
+        out = source.poll(max, POLL_WAIT).await?;
+        p.counts.polled(out.len());
+    }
+    if out.is_empty() || p.spec.window_secs == 0 || out.len() >= max {
         return Ok(out);
     }
     let until = tokio::time::Instant::now() + Duration::from_secs(p.spec.window_secs);
@@ -287,6 +318,33 @@ impl Pipeline {
         }
         let call = self.target.invoke(&event, &data);
         tokio::pin!(call);
+        // A full batch: there is likely more; read it while this one runs.
+        if records.len() >= self.spec.batch_size as usize && self.ahead.is_empty() {
+            let mut done = None;
+            {
+                let next = source.poll(self.spec.batch_size as usize, Duration::ZERO);
+                tokio::pin!(next);
+                loop {
+                    tokio::select! {
+                        r = &mut call, if done.is_none() => done = Some(r),
+                        n = &mut next => {
+                            match n {
+                                Ok(more) => {
+                                    self.counts.polled(more.len());
+                                    self.ahead.put(more);
+                                }
+                                // The next collect polls again.
+                                Err(e) => tracing::debug!(mapping = %self.spec.uuid, error = %e, "reading ahead failed"),
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(r) = done {
+                return r;
+            }
+        }
         let mut renew = tokio::time::interval(self.renew_every);
         renew.tick().await;
         loop {
@@ -457,7 +515,9 @@ impl Pipeline {
         delay: &mut Duration,
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
-        let _ = source.renew(tokens(records)).await;
+        let mut held = tokens(records);
+        held.extend(self.ahead.tokens());
+        let _ = source.renew(held).await;
         let d = *delay;
         *delay = (*delay * 2).min(RETRY_MAX);
         tokio::select! {
