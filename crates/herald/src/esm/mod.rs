@@ -19,6 +19,7 @@ pub mod config;
 pub mod destination;
 pub mod metrics;
 pub mod pipeline;
+pub mod response;
 pub mod source;
 pub mod sources;
 pub mod spec;
@@ -447,7 +448,7 @@ pub fn derived_uuid(source_arn: &str, function: &str) -> String {
 pub fn from_file(tables: &[toml::Value]) -> Result<Vec<MappingSpec>, String> {
     let mut out: Vec<MappingSpec> = Vec::new();
     for t in tables {
-        let v = spec::lambda_names(t);
+        let v = config::lambda_names(t);
         let body = v
             .as_object()
             .ok_or("[[event_source_mappings]] entries are tables")?;

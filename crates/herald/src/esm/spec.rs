@@ -521,40 +521,6 @@ pub fn now_secs() -> f64 {
         .as_secs_f64()
 }
 
-/// A configuration-file table with snake_case keys as Lambda's request:
-/// `batch_size` → `BatchSize`, `uuid` → `UUID`. Strings (patterns among
-/// them) are left alone.
-pub fn lambda_names(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| {
-                    let name = match k.as_str() {
-                        "uuid" => "UUID".to_string(),
-                        "uri" => "URI".to_string(),
-                        _ => k
-                            .split('_')
-                            .map(|w| {
-                                let mut c = w.chars();
-                                c.next()
-                                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                                    .unwrap_or_default()
-                            })
-                            .collect(),
-                    };
-                    (name, lambda_names(v))
-                })
-                .collect(),
-        ),
-        toml::Value::Array(a) => Value::Array(a.iter().map(lambda_names).collect()),
-        toml::Value::String(s) => json!(s),
-        toml::Value::Integer(i) => json!(i),
-        toml::Value::Float(f) => json!(f),
-        toml::Value::Boolean(b) => json!(b),
-        toml::Value::Datetime(d) => json!(d.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,17 +603,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("cannot be changed"), "{e}");
-    }
-
-    #[test]
-    fn file_keys_become_lambdas() {
-        let t: toml::Value = toml::from_str("uuid = 'a'\nevent_source_arn = 'x'\nmaximum_batching_window_in_seconds = 1\n[destination_config.on_failure]\ndestination = 'file:///tmp/x'").unwrap();
-        let v = lambda_names(&t);
-        assert_eq!(v["UUID"], "a");
-        assert_eq!(v["MaximumBatchingWindowInSeconds"], 1);
-        assert_eq!(
-            v["DestinationConfig"]["OnFailure"]["Destination"],
-            "file:///tmp/x"
-        );
     }
 }
