@@ -559,3 +559,122 @@ metrics_config = {{ metrics = ["EventCount"] }}"#
         .await
         .unwrap();
 }
+
+/// Retries run out: an SQS destination gets the invocation record without
+/// the records (as AWS sends it); an S3 destination gets an object under
+/// AWS's key layout holding the records too.
+#[tokio::test]
+async fn sqs_and_s3_destinations_get_lambdas_records() {
+    let failing = || {
+        Arc::new(|_: &Value, _| {
+            (
+                500,
+                json!({"errorType": "Boom", "errorMessage": "no"}).to_string(),
+            )
+        })
+    };
+    // SQS.
+    let key = unique("esm-dest-sqs");
+    let q = unique("esm-dlq");
+    let url = queue(&q, json!({})).await;
+    let mut f = fn_server(failing()).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let _server = start_with_toml(&config(
+        f.addr,
+        &format!(
+            r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+maximum_retry_attempts = 0
+destination_config = {{ on_failure = {{ destination = "arn:aws:sqs:{REGION_ACCOUNT}:{q}" }} }}"#
+        ),
+    ))
+    .await;
+    let mut r = redis().await;
+    xadd(&mut r, &key, "*", &[("n", "1".into())]).await;
+    f.batch().await;
+    let mut got = Value::Null;
+    for _ in 0..20 {
+        let m = sqs(
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "WaitTimeSeconds": 1}),
+        )
+        .await;
+        if let Some(m) = m["Messages"].as_array().and_then(|m| m.first()) {
+            got = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+            break;
+        }
+    }
+    assert_eq!(
+        got["requestContext"]["condition"], "RetryAttemptsExhausted",
+        "{got}"
+    );
+    assert_eq!(got["RedisStreamsBatchInfo"]["batchSize"], 1);
+    assert!(
+        got.get("payload").is_none(),
+        "SQS destinations get the metadata only"
+    );
+
+    // S3.
+    let key2 = unique("esm-dest-s3");
+    let bucket = unique("esm-bucket");
+    let created = http_request(sqs_addr(), "PUT", &format!("/{bucket}"), vec![], &[("authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")]).await;
+    assert_eq!(created.status, 200, "{}", created.raw);
+    let mut f2 = fn_server(failing()).await;
+    let uuid2 = uuid::Uuid::new_v4().to_string();
+    let _server2 = start_with_toml(&config(
+        f2.addr,
+        &format!(
+            r#"uuid = "{uuid2}"
+event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key2}"
+function_name = "sink"
+starting_position = "TRIM_HORIZON"
+maximum_retry_attempts = 0
+destination_config = {{ on_failure = {{ destination = "arn:aws:s3:::{bucket}" }} }}"#
+        ),
+    ))
+    .await;
+    xadd(&mut r, &key2, "*", &[("n", "2".into())]).await;
+    f2.batch().await;
+    let auth = [("authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")];
+    let mut object_key = None;
+    for _ in 0..500 {
+        let listed = http_request(
+            sqs_addr(),
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix=aws/lambda/{uuid2}/"),
+            vec![],
+            &auth,
+        )
+        .await;
+        if let Some(start) = listed.raw.find("<Key>") {
+            let end = listed.raw[start..].find("</Key>").unwrap() + start;
+            object_key = Some(listed.raw[start + 5..end].to_string());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let object_key = object_key.expect("an object under aws/lambda/<uuid>/");
+    assert!(
+        object_key.starts_with(&format!("aws/lambda/{uuid2}/{key2}/")),
+        "{object_key}"
+    );
+    let object = http_request(
+        sqs_addr(),
+        "GET",
+        &format!("/{bucket}/{object_key}"),
+        vec![],
+        &auth,
+    )
+    .await;
+    let body: Value = serde_json::from_str(&object.raw).unwrap();
+    let payload: Value = serde_json::from_str(body["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        payload["Records"][0]["redis"]["fields"]["n"], "2",
+        "the object holds the records"
+    );
+    for k in [&key, &key2] {
+        let _: () = redis::cmd("DEL").arg(k).query_async(&mut r).await.unwrap();
+    }
+}

@@ -54,7 +54,8 @@ impl EventSourceFile {
                 self.arn
             ));
         }
-        if !self.arn.ends_with('*') {
+        // S3 buckets (destinations) are not event sources.
+        if !self.arn.ends_with('*') && !self.arn.starts_with("arn:aws:s3:::") {
             super::source::SourceKind::of_arn(&self.arn)
                 .map_err(|e| format!("[[event_sources]] {}: {e}", self.arn))?;
         }

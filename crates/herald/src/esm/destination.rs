@@ -7,6 +7,14 @@
 //! * `channel:/ns/path` (or `channel:<apiId>/ns/path`): one event per failed batch.
 //! * `file:///absolute/path`: one JSON line per failed batch, appended and
 //!   flushed to disk before the records are acknowledged.
+//! * `arn:aws:sqs:<region>:<account>:<queue>`: the invocation record without
+//!   the records, as AWS sends it (`SendMessage`).
+//! * `arn:aws:s3:::<bucket>`: the record with the records (`payload`), as an
+//!   object `aws/lambda/<mapping UUID>/<shard>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>`,
+//!   AWS's key layout (`PutObject`, path-style).
+//!
+//! SQS and S3 destinations are reached through the `[[event_sources]]` entry
+//! matching their ARN (the endpoint and credentials).
 
 use super::target::ChannelTarget;
 use crate::api::Registry;
@@ -25,6 +33,9 @@ pub fn check(d: &str) -> Result<(), String> {
     if let Some(rest) = d.strip_prefix(super::spec::CHANNEL_PREFIX) {
         return super::spec::check_channel(rest);
     }
+    if d.starts_with("arn:aws:sqs:") || d.starts_with("arn:aws:s3:::") {
+        return Ok(());
+    }
     if let Some(path) = d.strip_prefix("file://") {
         if !path.starts_with('/') {
             return Err(format!("on-failure destination {d}: a file destination needs an absolute path (file:///...)"));
@@ -32,7 +43,7 @@ pub fn check(d: &str) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "Unsupported on-failure destination {d}: Herald delivers to channel:/namespace/path and file:///path"
+        "Unsupported on-failure destination {d}: Herald delivers to channel:/namespace/path, file:///path, SQS queue ARNs and S3 bucket ARNs"
     ))
 }
 
@@ -42,12 +53,53 @@ pub enum Destination {
         channel: ChannelTarget,
     },
     File(PathBuf),
+    Sqs {
+        client: super::sources::aws::AwsJson,
+        queue: String,
+    },
+    S3 {
+        http: crate::http_client::HttpClient,
+        source: super::config::EventSourceFile,
+        bucket: String,
+        /// `aws/lambda/<uuid>/`.
+        prefix: String,
+    },
 }
 
 impl Destination {
-    pub fn new(d: &str, apis: Arc<Registry>) -> Option<Destination> {
+    pub fn new(
+        d: &str,
+        apis: Arc<Registry>,
+        http: &crate::http_client::HttpClient,
+        sources: &[super::config::EventSourceFile],
+        uuid: &str,
+    ) -> Option<Destination> {
         if let Some(channel) = ChannelTarget::parse(d) {
             return Some(Destination::Channel { apis, channel });
+        }
+        if let Some(bucket) = d.strip_prefix("arn:aws:s3:::") {
+            let source = super::config::find(sources, d)?.clone();
+            return Some(Destination::S3 {
+                http: http.clone(),
+                source,
+                bucket: bucket.to_string(),
+                prefix: format!("aws/lambda/{uuid}/"),
+            });
+        }
+        if d.starts_with("arn:aws:sqs:") {
+            let source = super::config::find(sources, d)?;
+            let region = d.split(':').nth(3).unwrap_or("us-east-1");
+            return Some(Destination::Sqs {
+                client: super::sources::aws::AwsJson::new(
+                    http.clone(),
+                    source,
+                    region,
+                    "sqs",
+                    "AmazonSQS",
+                    "application/x-amz-json-1.0",
+                ),
+                queue: super::source::SourceKind::resource(d).to_string(),
+            });
         }
         d.strip_prefix("file://")
             .map(|p| Destination::File(PathBuf::from(p)))
@@ -59,6 +111,50 @@ impl Destination {
         match self {
             Destination::Channel { apis, channel } => {
                 channel.publish(apis, vec![record.to_string()]).await
+            }
+            Destination::Sqs { client, queue } => {
+                let url = client
+                    .call(
+                        "GetQueueUrl",
+                        serde_json::json!({"QueueName": queue}),
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await?;
+                // AWS sends SQS destinations the metadata only.
+                let mut body = record.clone();
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("payload");
+                }
+                client
+                    .call(
+                        "SendMessage",
+                        serde_json::json!({"QueueUrl": url["QueueUrl"], "MessageBody": body.to_string()}),
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            Destination::S3 {
+                http,
+                source,
+                bucket,
+                prefix,
+            } => {
+                let shard = record
+                    .as_object()
+                    .and_then(|o| o.values().find_map(|v| v.get("shardId")))
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                let ts = crate::functions::now_rfc3339(); // 2024-01-02T03:04:05.000Z
+                let key = format!(
+                    "{prefix}{shard}/{}/{}/{}/{}-{}",
+                    &ts[0..4],
+                    &ts[5..7],
+                    &ts[8..10],
+                    ts[..19].replace(':', "."),
+                    crate::new_uuid()
+                );
+                put_object(http, source, bucket, &key, record.to_string().into_bytes()).await
             }
             Destination::File(path) => {
                 let mut line = record.to_string();
@@ -78,4 +174,81 @@ impl Destination {
             }
         }
     }
+}
+
+/// S3 `PutObject`, path-style, SigV4-signed when the source has credentials.
+async fn put_object(
+    http: &crate::http_client::HttpClient,
+    source: &super::config::EventSourceFile,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let endpoint = source.url.trim_end_matches('/');
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or(endpoint)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let path = format!("/{bucket}/{key}");
+    let hash: String = ring::digest::digest(&ring::digest::SHA256, &body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/json".into()),
+        ("x-amz-content-sha256".into(), hash.clone()),
+    ];
+    if let (Some(id), Some(secret)) = (&source.access_key_id, &source.secret_access_key) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let region = source
+            .arn
+            .split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+            .unwrap_or("us-east-1");
+        headers.extend(crate::auth::sigv4::sign(
+            id,
+            secret,
+            region,
+            "s3",
+            "PUT",
+            &path,
+            &[("host", &host), ("x-amz-content-sha256", &hash)],
+            &body,
+            now,
+        ));
+    }
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = http
+        .request(
+            hyper::Method::PUT,
+            &format!("{endpoint}{path}"),
+            &refs,
+            bytes::Bytes::from(body),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| format!("S3 PutObject {bucket}/{key}: {e}"))?;
+    if !r.status.is_success() {
+        return Err(format!(
+            "S3 PutObject {bucket}/{key}: {} {}",
+            r.status.as_u16(),
+            String::from_utf8_lossy(&r.body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ));
+    }
+    Ok(())
 }

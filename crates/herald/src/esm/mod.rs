@@ -158,6 +158,13 @@ impl Mappings {
                 spec.source_arn
             )));
         }
+        if let Some(d) = spec.on_failure.as_deref().filter(|d| d.starts_with("arn:")) {
+            if config::find(&self.sources, d).is_none() {
+                return Err(CheckError::Invalid(format!(
+                    "No [[event_sources]] entry in the configuration maps the destination {d} to an endpoint"
+                )));
+            }
+        }
         match target::ChannelTarget::parse(&spec.function) {
             Some(c) => {
                 if let Some(id) = &c.api_id {
@@ -286,10 +293,15 @@ impl Mappings {
                 .iter()
                 .filter_map(|p| herald_pattern::Pattern::parse(p).ok())
                 .collect(),
-            destination: spec
-                .on_failure
-                .as_deref()
-                .and_then(|d| destination::Destination::new(d, self.apis.clone())),
+            destination: spec.on_failure.as_deref().and_then(|d| {
+                destination::Destination::new(
+                    d,
+                    self.apis.clone(),
+                    self.functions.http(),
+                    &self.sources,
+                    &spec.uuid,
+                )
+            }),
             counts: self.metrics.counts(&spec.uuid, spec.metrics),
             status,
             observer: self.observer.lock().unwrap().clone(),

@@ -125,6 +125,11 @@ access_key_id = "testing"
 secret_access_key = "testing"
 ack_wait_secs = 2
 [[event_sources]]
+arn = "arn:aws:s3:::*"
+url = "http://{sqs}"
+access_key_id = "testing"
+secret_access_key = "testing"
+[[event_sources]]
 arn = "arn:aws:mq:{REGION_ACCOUNT}:broker:*"
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 max_deliveries = 3
