@@ -678,3 +678,156 @@ destination_config = {{ on_failure = {{ destination = "arn:aws:s3:::{bucket}" }}
         let _: () = redis::cmd("DEL").arg(k).query_async(&mut r).await.unwrap();
     }
 }
+
+/// Start node A, wait for the batch it holds (its function never answers),
+/// SIGKILL it, start node B: the held batch and the one B gets.
+async fn kill_and_take_over(text: &str, f: &mut FnServer) -> (Vec<Value>, Vec<Value>, Node) {
+    let a = node(text, "node-a");
+    let held = f.event().await;
+    drop(a);
+    let b = node(text, "node-b");
+    let again = f.event().await;
+    let records = |e: &Value| match e.get("Records") {
+        Some(r) => r.as_array().unwrap().clone(),
+        None => e["rmqMessagesByQueue"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone(),
+    };
+    (records(&held), records(&again), b)
+}
+
+fn hangs_first() -> Policy {
+    Arc::new(|_, n| if n == 1 { (0, String::new()) } else { ok() })
+}
+
+#[tokio::test]
+async fn a_killed_nodes_jetstream_sqs_and_rabbitmq_records_come_back() {
+    use base64::Engine as _;
+    let b64 = |s: &Value| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(s.as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+
+    // JetStream: redelivered once A's claim runs out (ack_wait_secs = 2).
+    let name = unique("ESMK").replace('-', "_");
+    let js = jetstream(&name).await;
+    for i in 0..5 {
+        js_publish(&js, format!("{name}.x"), json!({"n": i})).await;
+    }
+    let mut f = fn_server(hangs_first()).await;
+    let text = config(f.addr, &format!("event_source_arn = \"arn:aws:nats:{REGION_ACCOUNT}:stream/{name}\"\nfunction_name = \"sink\"\nstarting_position = \"TRIM_HORIZON\""));
+    let (held, again, _b) = kill_and_take_over(&text, &mut f).await;
+    let ns = |b: &[Value]| {
+        b.iter()
+            .map(|r| b64(&r["jetstream"]["data"])["n"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ns(&held),
+        ns(&again),
+        "JetStream: the same records, in order"
+    );
+    assert_eq!(again[0]["jetstream"]["deliveryCount"], 2);
+    js.delete_stream(&name).await.unwrap();
+
+    // SQS: back after the visibility timeout (1 s).
+    let q = unique("esm-kill-sqs");
+    let url = queue(&q, json!({})).await;
+    for i in 0..3 {
+        sqs(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": json!({"n": i}).to_string()}),
+        )
+        .await;
+    }
+    let mut f = fn_server(hangs_first()).await;
+    let text = config(f.addr, &format!("event_source_arn = \"arn:aws:sqs:{REGION_ACCOUNT}:{q}\"\nfunction_name = \"sink\"\nscaling_config = {{ maximum_concurrency = 2 }}"));
+    let (held, mut again, b) = kill_and_take_over(&text, &mut f).await;
+    let ids = |b: &[Value]| {
+        let mut v = b
+            .iter()
+            .map(|r| r["messageId"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>();
+        v.sort();
+        v
+    };
+    while again.len() < held.len() {
+        again.extend(f.batch().await);
+    }
+    assert_eq!(ids(&held), ids(&again), "SQS: every held message again");
+    assert!(again
+        .iter()
+        .all(|r| r["attributes"]["ApproximateReceiveCount"] == "2"));
+    drop(b);
+
+    // RabbitMQ: requeued when A's connection dies.
+    let conn = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .expect("RabbitMQ on 127.0.0.1:5672");
+    let ch = conn.create_channel().await.unwrap();
+    let rq = unique("esm-kill-rmq");
+    ch.queue_declare(
+        rq.as_str().into(),
+        lapin::options::QueueDeclareOptions::default(),
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for i in 0..3 {
+        ch.basic_publish(
+            "".into(),
+            rq.as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            json!({"n": i}).to_string().as_bytes(),
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let mut f = fn_server(hangs_first()).await;
+    let text = config(f.addr, &format!("event_source_arn = \"arn:aws:mq:{REGION_ACCOUNT}:broker:test:b-1\"\nqueues = [\"{rq}\"]\nfunction_name = \"sink\"\nbatch_size = 10"));
+    let (held, mut again, _b) = kill_and_take_over(&text, &mut f).await;
+    while again.len() < held.len() {
+        let e = f.event().await;
+        again.extend(
+            e["rmqMessagesByQueue"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .clone(),
+        );
+    }
+    let data = |b: &[Value]| {
+        let mut v = b
+            .iter()
+            .map(|m| b64(&m["data"])["n"].as_i64().unwrap())
+            .collect::<Vec<_>>();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        data(&held),
+        data(&again),
+        "RabbitMQ: every held message again"
+    );
+    assert!(again.iter().all(|m| m["redelivered"] == true));
+}
