@@ -19,6 +19,15 @@ fn fields(record: &Value) -> &Value {
     &record["redis"]["fields"]
 }
 
+/// A mapping of Redis stream `key` to the function `sink` from the start,
+/// then `extra` (TOML lines).
+fn redis_mapping(uuid: &str, key: &str, extra: &str) -> String {
+    format!(
+        "uuid = \"{uuid}\"\nevent_source_arn = \"arn:aws:redis:{REGION_ACCOUNT}:stream/{key}\"\n\
+         function_name = \"sink\"\nstarting_position = \"TRIM_HORIZON\"\n{extra}"
+    )
+}
+
 #[tokio::test]
 async fn redis_streams_batches_filters_and_the_counts_add_up() {
     let key = unique("esm-happy");
@@ -26,16 +35,10 @@ async fn redis_streams_batches_filters_and_the_counts_add_up() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let server = start_with_toml(&config(
         f.addr,
-        &format!(
-            r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
-function_name = "sink"
-starting_position = "TRIM_HORIZON"
-batch_size = 10
+        &redis_mapping(&uuid, &key, r#"batch_size = 10
 maximum_batching_window_in_seconds = 1
-filter_criteria = {{ filters = [{{ pattern = '{{"data": {{"type": ["order"], "amount": [{{"numeric": [">", 5]}}]}}}}' }}] }}
-metrics_config = {{ metrics = ["EventCount"] }}"#
-        ),
+filter_criteria = { filters = [{ pattern = '{"data": {"type": ["order"], "amount": [{"numeric": [">", 5]}]}}' }] }
+metrics_config = { metrics = ["EventCount"] }"#),
     ))
     .await;
     let mut r = redis().await;
@@ -139,13 +142,11 @@ async fn a_partial_batch_response_retries_from_the_lowest_failed_record() {
     }
     let server = start_with_toml(&config(
         f.addr,
-        &format!(
-            r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
-function_name = "sink"
-starting_position = "TRIM_HORIZON"
-function_response_types = ["ReportBatchItemFailures"]
-metrics_config = {{ metrics = ["EventCount"] }}"#
+        &redis_mapping(
+            &uuid,
+            &key,
+            r#"function_response_types = ["ReportBatchItemFailures"]
+metrics_config = { metrics = ["EventCount"] }"#,
         ),
     ))
     .await;
@@ -215,16 +216,16 @@ async fn bisect_isolates_a_poison_record_which_ends_in_the_file_destination() {
     }
     let server = start_with_toml(&config(
         f.addr,
-        &format!(
-            r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
-function_name = "sink"
-starting_position = "TRIM_HORIZON"
-bisect_batch_on_function_error = true
+        &redis_mapping(
+            &uuid,
+            &key,
+            &format!(
+                r#"bisect_batch_on_function_error = true
 maximum_retry_attempts = 1
 destination_config = {{ on_failure = {{ destination = "file://{}" }} }}
 metrics_config = {{ metrics = ["EventCount"] }}"#,
-            dest.display()
+                dest.display()
+            ),
         ),
     ))
     .await;
@@ -279,14 +280,12 @@ async fn records_past_their_age_go_to_a_channel_destination_without_an_invoke() 
     let uuid = uuid::Uuid::new_v4().to_string();
     let server = start_with_toml(&config(
         f.addr,
-        &format!(
-            r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
-function_name = "sink"
-starting_position = "TRIM_HORIZON"
-maximum_record_age_in_seconds = 60
-destination_config = {{ on_failure = {{ destination = "channel:/esm/failed" }} }}
-metrics_config = {{ metrics = ["EventCount"] }}"#
+        &redis_mapping(
+            &uuid,
+            &key,
+            r#"maximum_record_age_in_seconds = 60
+destination_config = { on_failure = { destination = "channel:/esm/failed" } }
+metrics_config = { metrics = ["EventCount"] }"#,
         ),
     ))
     .await;
@@ -519,12 +518,10 @@ async fn a_killed_nodes_records_are_taken_over_and_processed() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let text = config(
         f.addr,
-        &format!(
-            r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
-function_name = "sink"
-starting_position = "TRIM_HORIZON"
-metrics_config = {{ metrics = ["EventCount"] }}"#
+        &redis_mapping(
+            &uuid,
+            &key,
+            r#"metrics_config = { metrics = ["EventCount"] }"#,
         ),
     );
     let mut r = redis().await;
@@ -581,13 +578,13 @@ async fn sqs_and_s3_destinations_get_lambdas_records() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let _server = start_with_toml(&config(
         f.addr,
-        &format!(
-            r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:redis:{REGION_ACCOUNT}:stream/{key}"
-function_name = "sink"
-starting_position = "TRIM_HORIZON"
-maximum_retry_attempts = 0
+        &redis_mapping(
+            &uuid,
+            &key,
+            &format!(
+                r#"maximum_retry_attempts = 0
 destination_config = {{ on_failure = {{ destination = "arn:aws:sqs:{REGION_ACCOUNT}:{q}" }} }}"#
+            ),
         ),
     ))
     .await;

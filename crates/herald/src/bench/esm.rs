@@ -264,54 +264,23 @@ impl Broker {
     }
 }
 
-/// Entry ids, and (when asked) each entry as `{"id", "data"}`.
+/// Entry ids, and (when asked) each entry as `{"id", "data"}` (its first
+/// field's value).
 fn entries(reply: &redis::Value, records: bool) -> (Vec<String>, Vec<Value>) {
-    let ids = entry_ids(reply);
+    let mut ids = Vec::new();
     let mut out = Vec::new();
-    if records {
-        fn items(v: &redis::Value) -> &[redis::Value] {
-            match v {
-                redis::Value::Array(a) => a,
-                _ => &[],
-            }
+    for (id, fields) in crate::esm::sources::redis_streams::read_reply(reply) {
+        if records {
+            let data = fields
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            out.push(json!({"id": id, "data": data}));
         }
-        for stream in items(reply) {
-            if let Some(list) = items(stream).get(1) {
-                for e in items(list) {
-                    let parts = items(e);
-                    let text = |v: Option<&redis::Value>| match v {
-                        Some(redis::Value::BulkString(b)) => {
-                            String::from_utf8_lossy(b).into_owned()
-                        }
-                        _ => String::new(),
-                    };
-                    let fields = parts.get(1).map(items).unwrap_or(&[]);
-                    out.push(json!({"id": text(parts.first()), "data": text(fields.get(1))}));
-                }
-            }
-        }
+        ids.push(id);
     }
     (ids, out)
-}
-
-fn entry_ids(reply: &redis::Value) -> Vec<String> {
-    fn items(v: &redis::Value) -> &[redis::Value] {
-        match v {
-            redis::Value::Array(a) => a,
-            _ => &[],
-        }
-    }
-    let mut out = Vec::new();
-    for stream in items(reply) {
-        if let Some(entries) = items(stream).get(1) {
-            for e in items(entries) {
-                if let Some(redis::Value::BulkString(id)) = items(e).first() {
-                    out.push(String::from_utf8_lossy(id).into_owned());
-                }
-            }
-        }
-    }
-    out
 }
 
 /// What the observer saw.

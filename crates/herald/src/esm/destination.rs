@@ -88,7 +88,7 @@ impl Destination {
         }
         if d.starts_with("arn:aws:sqs:") {
             let source = super::config::find(sources, d)?;
-            let region = d.split(':').nth(3).unwrap_or("us-east-1");
+            let region = super::source::SourceKind::region(d);
             return Some(Destination::Sqs {
                 client: super::sources::aws::AwsJson::new(
                     http.clone(),
@@ -208,12 +208,7 @@ async fn put_object(
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let region = source
-            .arn
-            .split(':')
-            .nth(3)
-            .filter(|r| !r.is_empty())
-            .unwrap_or("us-east-1");
+        let region = super::source::SourceKind::region(&source.arn);
         headers.extend(crate::auth::sigv4::sign(
             id,
             secret,

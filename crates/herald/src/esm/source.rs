@@ -122,6 +122,14 @@ impl SourceKind {
         }
     }
 
+    /// The region in an ARN (`us-east-1` when it has none).
+    pub fn region(arn: &str) -> &str {
+        arn.split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+            .unwrap_or("us-east-1")
+    }
+
     /// The resource name at the end of the ARN (queue, stream, key).
     pub fn resource(arn: &str) -> &str {
         let r = arn.splitn(6, ':').nth(5).unwrap_or_default();

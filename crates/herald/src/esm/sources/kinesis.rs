@@ -14,13 +14,13 @@
 
 use super::super::config::EventSourceFile;
 use super::super::source::{decoded, Record, Source, SourceKind};
-use super::super::spec::MappingSpec;
+use super::super::spec::{now_secs, MappingSpec};
 use super::aws::AwsJson;
 use crate::http_client::HttpClient;
 use crate::store::Store;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Between rounds over the shards when none had records (Lambda reads each
 /// shard about once per second; this is lower for latency).
@@ -57,13 +57,6 @@ pub struct Kinesis {
     account: String,
 }
 
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
 impl Kinesis {
     pub async fn connect(
         http: HttpClient,
@@ -72,12 +65,7 @@ impl Kinesis {
         spec: &MappingSpec,
         node: &str,
     ) -> Result<Kinesis, String> {
-        let region = spec
-            .source_arn
-            .split(':')
-            .nth(3)
-            .unwrap_or("us-east-1")
-            .to_string();
+        let region = SourceKind::region(&spec.source_arn).to_string();
         let account = spec
             .source_arn
             .split(':')

@@ -75,6 +75,20 @@ fn entries(list: &RValue) -> Vec<(String, Vec<(String, String)>)> {
         .collect()
 }
 
+/// An `XREADGROUP` reply's entries, in order: `[[key, entries]]` (RESP2)
+/// or `{key: entries}` (RESP3); none on a timeout (nil).
+pub(crate) fn read_reply(reply: &RValue) -> Vec<(String, Vec<(String, String)>)> {
+    let streams = items(reply);
+    let lists: Vec<&RValue> = match reply {
+        RValue::Map(_) => streams.into_iter().skip(1).step_by(2).collect(),
+        _ => streams
+            .into_iter()
+            .filter_map(|s| items(s).get(1).copied())
+            .collect(),
+    };
+    lists.into_iter().flat_map(entries).collect()
+}
+
 impl RedisStreams {
     pub async fn connect(
         source: &EventSourceFile,
@@ -190,22 +204,10 @@ impl RedisStreams {
             .query_async(&mut self.conn)
             .await
             .map_err(|e| format!("XREADGROUP {}: {e}", self.key))?;
-        let mut out = Vec::new();
-        // [[key, entries]] (RESP2) or {key: entries} (RESP3); nil on timeout.
-        let streams = items(&reply);
-        let lists: Vec<&RValue> = match &reply {
-            RValue::Map(_) => streams.into_iter().skip(1).step_by(2).collect(),
-            _ => streams
-                .into_iter()
-                .filter_map(|s| items(s).get(1).copied())
-                .collect(),
-        };
-        for list in lists {
-            for (id, fields) in entries(list) {
-                out.push(self.record(id, fields));
-            }
-        }
-        Ok(out)
+        Ok(read_reply(&reply)
+            .into_iter()
+            .map(|(id, fields)| self.record(id, fields))
+            .collect())
     }
 
     /// Entries other consumers left pending past `ack_wait`.

@@ -25,18 +25,13 @@ pub struct Sqs {
     view: bool,
 }
 
-/// The region in an ARN.
-fn region_of(arn: &str) -> &str {
-    arn.split(':').nth(3).unwrap_or("us-east-1")
-}
-
 impl Sqs {
     pub async fn connect(
         http: HttpClient,
         source: &EventSourceFile,
         spec: &MappingSpec,
     ) -> Result<Sqs, String> {
-        let region = region_of(&spec.source_arn).to_string();
+        let region = SourceKind::region(&spec.source_arn).to_string();
         let client = AwsJson::new(
             http,
             source,
