@@ -4,16 +4,23 @@
 //! 1. **Broker alone**: a backlog of N records is consumed the cheapest way a
 //!    program can (Redis `XREADGROUP` + `XACK` per 100; JetStream pull
 //!    `fetch` of 100, each acknowledged): records/s.
-//! 2. **Herald, backlog**: a mapping (batch 100, a trivial JavaScript
+//! 2. **By hand**: the same backlog consumed by a purpose-written loop that
+//!    hands each batch to the same function as the same event (Lambda's
+//!    shape, the fields the mapping sends), then acknowledges it.
+//! 3. **Herald, backlog**: a mapping (batch 100, a trivial JavaScript
 //!    function run in-process) drains a fresh backlog of N records: records/s
 //!    end to end (poll, filter, batch, invoke, acknowledge).
-//! 3. **Herald, live**: records appended at `--rate` per second for
+//! 4. **Herald, live**: records appended at `--rate` per second for
 //!    `--duration` seconds while the mapping runs: p50/p99 from the broker's
 //!    append time to the invoke (millisecond timestamps: Redis ids, JetStream
 //!    publish times).
+//! 5. **CPU at that rate**: this process's CPU time (`/proc/self/stat`) over
+//!    a live run of each consumer (broker alone, by hand with the function,
+//!    Herald), less what appending alone costs, per 1,000 records.
 //!
-//! The ratio of (2) to (1) is Herald's overhead over the broker's own
-//! consume cost.
+//! The ratios of (3) to (2), throughput, and of Herald's CPU to the by-hand
+//! loop's at the fixed rate, are Herald's overhead over the cheapest
+//! program doing the same job.
 
 use crate::esm::source::Record;
 use crate::server::Server;
@@ -36,7 +43,8 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &crate::new_uuid().simple().to_string()[..8])
 }
 
-/// One broker under test.
+/// One broker under test (clones share the connection).
+#[derive(Clone)]
 enum Broker {
     Redis {
         conn: redis::aio::MultiplexedConnection,
@@ -53,9 +61,13 @@ impl Broker {
         match source {
             "redis" => {
                 let url = url.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+                // Blocking reads wait up to a second: more than the
+                // default response timeout.
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(Duration::from_secs(30)));
                 let conn = redis::Client::open(url.as_str())
                     .map_err(|e| e.to_string())?
-                    .get_multiplexed_async_connection()
+                    .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map_err(|e| format!("Redis {url}: {e}"))?;
                 Ok(Broker::Redis { conn, url })
@@ -78,6 +90,14 @@ impl Broker {
         match self {
             Broker::Redis { .. } => "redis",
             Broker::JetStream { .. } => "nats",
+        }
+    }
+
+    /// The `--source` name.
+    fn service_name(&self) -> &'static str {
+        match self {
+            Broker::Redis { .. } => "redis",
+            Broker::JetStream { .. } => "jetstream",
         }
     }
 
@@ -153,21 +173,25 @@ impl Broker {
     }
 
     /// Consume `n` records the broker's own cheapest way; seconds taken.
-    /// With `function`, each batch is also handed to it as a minimal
-    /// Lambda-style event (`{"Records": [{"id", "data"}]}`), built by hand:
-    /// what a purpose-written consumer calling the function costs.
+    /// With `function`, each batch is also handed to it as the same event
+    /// the mapping sends (Lambda's shape, the same fields), built by hand
+    /// with `json!`: what a purpose-written consumer calling the function
+    /// costs. `live`: records are still being appended, so an empty read
+    /// waits for more instead of ending.
     async fn consume(
         &mut self,
         name: &str,
         n: usize,
         function: Option<&crate::functions::Functions>,
+        live: bool,
     ) -> Result<f64, String> {
         let group = if function.is_some() { "basefn" } else { "base" };
+        let deadline = Instant::now() + Duration::from_secs(120);
         let call = |records: Vec<Value>| async move {
             if let Some(f) = function {
                 let event = serde_json::to_vec(&json!({ "Records": records })).expect("JSON");
                 let r = f
-                    .invoke("bench", bytes::Bytes::from(event), None)
+                    .invoke_built("bench", bytes::Bytes::from(event))
                     .await
                     .map_err(|e| format!("{e:?}"))?;
                 if r.function_error {
@@ -185,23 +209,27 @@ impl Broker {
                     .arg(name)
                     .arg(group)
                     .arg("0")
+                    .arg("MKSTREAM")
                     .query_async(conn)
                     .await;
                 while done < n {
-                    let reply: redis::Value = redis::cmd("XREADGROUP")
-                        .arg("GROUP")
-                        .arg(group)
-                        .arg("c")
-                        .arg("COUNT")
-                        .arg(100)
+                    let mut read = redis::cmd("XREADGROUP");
+                    read.arg("GROUP").arg(group).arg("c").arg("COUNT").arg(100);
+                    if live {
+                        read.arg("BLOCK").arg(1000);
+                    }
+                    let reply: redis::Value = read
                         .arg("STREAMS")
                         .arg(name)
                         .arg(">")
                         .query_async(conn)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let (ids, records) = entries(&reply, function.is_some());
+                    let (ids, records) = entries(name, &reply, function.is_some());
                     if ids.is_empty() {
+                        if live && Instant::now() < deadline {
+                            continue;
+                        }
                         break;
                     }
                     call(records).await?;
@@ -239,14 +267,13 @@ impl Broker {
                         got.push(m.map_err(|e| e.to_string())?);
                     }
                     if got.is_empty() {
+                        if live && Instant::now() < deadline {
+                            continue;
+                        }
                         break;
                     }
                     if function.is_some() {
-                        use base64::Engine as _;
-                        let records = got
-                            .iter()
-                            .map(|m| json!({"id": m.info().map(|i| i.stream_sequence).unwrap_or(0), "data": base64::engine::general_purpose::STANDARD.encode(&m.message.payload)}))
-                            .collect();
+                        let records = got.iter().map(|m| message(name, m)).collect();
                         call(records).await?;
                     }
                     for m in &got {
@@ -264,23 +291,125 @@ impl Broker {
     }
 }
 
-/// Entry ids, and (when asked) each entry as `{"id", "data"}` (its first
-/// field's value).
-fn entries(reply: &redis::Value, records: bool) -> (Vec<String>, Vec<Value>) {
+/// Entry ids, and (when asked) each entry as the mapping's record.
+fn entries(stream: &str, reply: &redis::Value, records: bool) -> (Vec<String>, Vec<Value>) {
     let mut ids = Vec::new();
     let mut out = Vec::new();
     for (id, fields) in crate::esm::sources::redis_streams::read_reply(reply) {
         if records {
-            let data = fields
-                .into_iter()
+            let ms: u64 = id
+                .split('-')
                 .next()
-                .map(|(_, v)| v)
-                .unwrap_or_default();
-            out.push(json!({"id": id, "data": data}));
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0);
+            let fields: serde_json::Map<String, Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            out.push(json!({
+                "eventSource": "herald:redis",
+                "eventSourceARN": format!("arn:aws:redis:us-east-1:000000000000:stream/{stream}"),
+                "awsRegion": "us-east-1",
+                "eventID": format!("{stream}:{id}"),
+                "eventName": "redis:stream:entry",
+                "redis": {"stream": stream, "id": id, "approximateArrivalTimestamp": ms as f64 / 1000.0, "fields": fields},
+            }));
         }
         ids.push(id);
     }
     (ids, out)
+}
+
+/// A JetStream message as the mapping's record.
+fn message(stream: &str, m: &async_nats::jetstream::Message) -> Value {
+    use base64::Engine as _;
+    let (seq, ms, delivered) = m
+        .info()
+        .map(|i| {
+            let ms = (i.published.unix_timestamp_nanos() / 1_000_000) as u64;
+            (i.stream_sequence, ms, i.delivered)
+        })
+        .unwrap_or_default();
+    json!({
+        "eventSource": "herald:nats",
+        "eventSourceARN": format!("arn:aws:nats:us-east-1:000000000000:stream/{stream}"),
+        "awsRegion": "us-east-1",
+        "eventID": format!("{stream}:{seq}"),
+        "eventName": "nats:jetstream:message",
+        "jetstream": {
+            "stream": stream,
+            "subject": m.message.subject.as_str(),
+            "sequenceNumber": seq.to_string(),
+            "approximateArrivalTimestamp": ms as f64 / 1000.0,
+            "deliveryCount": delivered,
+            "headers": {},
+            "data": base64::engine::general_purpose::STANDARD.encode(&m.message.payload),
+        },
+    })
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`
+/// (Linux; clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 14th field of the line, stime the 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// Append `per_tick` records every 10 ms for `ticks` ticks; how many.
+async fn produce_at(
+    broker: &mut Broker,
+    name: &str,
+    per_tick: usize,
+    ticks: usize,
+    payload: usize,
+) -> Result<usize, String> {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for _ in 0..ticks {
+        tick.tick().await;
+        broker.produce(name, per_tick, payload).await?;
+    }
+    Ok(per_tick * ticks)
+}
+
+/// CPU seconds the process spends while records are appended at a fixed
+/// rate and (when `function` is `Some`, or `consume`) consumed by hand
+/// meanwhile.
+async fn live_cpu(
+    broker: &Broker,
+    per_tick: usize,
+    ticks: usize,
+    payload: usize,
+    consume: bool,
+    function: Option<&crate::functions::Functions>,
+) -> Result<f64, String> {
+    let name = unique("HERALDBENCHLIVE");
+    // The consumer's own connection: a blocked Redis read holds its
+    // connection's later commands back.
+    let mut producer = broker.clone();
+    let mut consumer = Broker::connect(broker.service_name(), Some(broker.url().into())).await?;
+    producer.create(&name).await?;
+    let n = per_tick * ticks;
+    let before = cpu_secs();
+    let (made, took) = tokio::join!(
+        produce_at(&mut producer, &name, per_tick, ticks, payload),
+        async {
+            if consume {
+                consumer.consume(&name, n, function, true).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        }
+    );
+    let cpu = cpu_secs() - before;
+    producer.remove(&name).await;
+    made?;
+    took?;
+    Ok(cpu)
 }
 
 /// What the observer saw.
@@ -304,7 +433,7 @@ pub async fn esm_scenario(
     let base = unique("HERALDBENCHBASE");
     broker.create(&base).await?;
     broker.produce(&base, records, payload).await?;
-    let broker_secs = broker.consume(&base, records, None).await?;
+    let broker_secs = broker.consume(&base, records, None, false).await?;
 
     // 2 and 3: a server with the function, the mapping applied here.
     let config_text = format!(
@@ -325,11 +454,18 @@ pub async fn esm_scenario(
     config.drain = Duration::ZERO;
     let server = Server::bind(config).await?;
     // 1b. The broker and the function, by hand (same backlog, another group).
-    let with_function = broker
-        .consume(&base, records, Some(&server.api().functions))
-        .await;
+    let functions = &server.api().functions;
+    let with_function = broker.consume(&base, records, Some(functions), false).await;
     broker.remove(&base).await;
     let with_function_secs = with_function?;
+    // CPU at a fixed rate: appending alone, then consuming by hand without
+    // and with the function (Herald's own follows below).
+    let per_tick = (rate / 100).max(1) as usize;
+    let ticks = (duration.as_secs_f64() * 100.0) as usize;
+    let live_n = (per_tick * ticks) as f64;
+    let produce_cpu = live_cpu(&broker, per_tick, ticks, payload, false, None).await?;
+    let broker_cpu = live_cpu(&broker, per_tick, ticks, payload, true, None).await?;
+    let by_hand_cpu = live_cpu(&broker, per_tick, ticks, payload, true, Some(functions)).await?;
     let mappings = server.mappings();
     let running = server.spawn();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -390,14 +526,10 @@ pub async fn esm_scenario(
     // 3. Live records at a fixed rate.
     seen.lock().unwrap().latency_ms = Some(Histogram::new(3).expect("a histogram"));
     let before = seen.lock().unwrap().records;
-    let per_tick = (rate / 100).max(1) as usize;
-    let ticks = (duration.as_secs_f64() * 100.0) as usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    for _ in 0..ticks {
-        tick.tick().await;
-        broker.produce(&stream, per_tick, payload).await?;
-    }
+    let cpu_before = cpu_secs();
+    produce_at(&mut broker, &stream, per_tick, ticks, payload).await?;
     wait_for(before + per_tick * ticks).await?;
+    let herald_cpu = cpu_secs() - cpu_before;
     let h = seen.lock().unwrap().latency_ms.take().expect("set above");
     mappings.remove(&uuid);
     running.shutdown().await;
@@ -405,6 +537,14 @@ pub async fn esm_scenario(
     let broker_rate = records as f64 / broker_secs;
     let herald_rate = records as f64 / herald_secs;
     let by_hand_rate = records as f64 / with_function_secs;
+    // Consuming's CPU (what appending alone cost taken off), per 1,000
+    // records.
+    let per_1000 = |cpu: f64| ((cpu - produce_cpu).max(0.0) * 1e9 / live_n).round() / 1000.0;
+    let (broker_ms, by_hand_ms, herald_ms) = (
+        per_1000(broker_cpu),
+        per_1000(by_hand_cpu),
+        per_1000(herald_cpu),
+    );
     Ok(json!({
         "scenario": "esm",
         "source": source,
@@ -417,6 +557,10 @@ pub async fn esm_scenario(
         "broker_and_function_by_hand_per_sec": by_hand_rate.round(),
         "herald_over_by_hand_cost": format!("{:.2}", by_hand_rate / herald_rate),
         "live_rate_per_sec": per_tick as u64 * 100,
+        "live_consume_cpu_ms_per_1000_broker": broker_ms,
+        "live_consume_cpu_ms_per_1000_by_hand": by_hand_ms,
+        "live_consume_cpu_ms_per_1000_herald": herald_ms,
+        "live_herald_over_by_hand_cpu": format!("{:.2}", herald_ms / by_hand_ms.max(0.001)),
         "live_records": h.len(),
         "append_to_invoke_p50_ms": h.value_at_quantile(0.5),
         "append_to_invoke_p99_ms": h.value_at_quantile(0.99),

@@ -197,19 +197,16 @@ fn tokens(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| r.token.clone()).collect()
 }
 
-/// Cut `records` so each batch's event stays under the invoke limit. A
-/// record's event is at most its data escaped (6 bytes per byte at worst)
-/// plus metadata: batches that bound keeps under the limit (all but those of
-/// large records) are not serialized to be measured.
+/// Cut `records` so each batch's event stays under the invoke limit (each
+/// record's event is JSON text already: its length is known).
 fn by_size(records: Vec<Record>) -> Vec<Vec<Record>> {
-    let bound: usize = records.iter().map(|r| r.size * 6 + 2048).sum();
-    if bound <= MAX_EVENT_BYTES {
+    if super::source::event_len(&records) <= MAX_EVENT_BYTES {
         return vec![records];
     }
     let mut out = vec![Vec::new()];
     let mut bytes = 0;
     for r in records {
-        let size = r.event.to_string().len() + 1;
+        let size = r.event.get().len() + 1;
         let last = out.last_mut().expect("never empty");
         if !last.is_empty() && bytes + size > MAX_EVENT_BYTES {
             out.push(Vec::new());
@@ -288,7 +285,7 @@ impl Pipeline {
         if let Some(o) = &self.observer {
             o(records);
         }
-        let call = self.target.invoke(&event, &data);
+        let call = self.target.invoke(event, &data);
         tokio::pin!(call);
         // A full batch: there is likely more; read it while this one runs.
         if records.len() >= self.spec.batch_size as usize && self.ahead.is_empty() {
@@ -560,7 +557,8 @@ impl Pipeline {
     ) -> Value {
         let first = records.first();
         let last_r = records.last();
-        let event = json!({"Records": records.iter().map(|r| &r.event).collect::<Vec<_>>()});
+        let event =
+            String::from_utf8(super::source::records_event(records)).expect("JSON text is UTF-8");
         json!({
             "requestContext": {
                 "requestId": crate::new_uuid().to_string(),
@@ -584,7 +582,7 @@ impl Pipeline {
                 "batchSize": records.len(),
                 "streamArn": self.spec.source_arn,
             },
-            "payload": event.to_string(),
+            "payload": event,
         })
     }
 }
@@ -600,7 +598,7 @@ mod tests {
             token: String::new(),
             group: None,
             arrived_ms: 0,
-            event: json!({ "body": data }),
+            event: super::super::source::raw(&json!({ "body": data })),
             filter_view: Value::Null,
             data: Value::Null,
             size: bytes,
@@ -609,7 +607,7 @@ mod tests {
 
     #[test]
     fn batches_are_cut_below_the_invoke_limit() {
-        // Small records: one batch, never serialized to be measured.
+        // Small records: one batch.
         assert_eq!(by_size((0..100).map(|_| record(100)).collect()).len(), 1);
         // Four 2 MB records: two per batch.
         let cut = by_size((0..4).map(|_| record(2 << 20)).collect());

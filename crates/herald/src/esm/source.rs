@@ -20,6 +20,7 @@
 //! unacknowledged; the broker (or, for Redis, a surviving node's claim after
 //! `ack_wait_secs`) hands them out again, so a record may be processed twice.
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -149,8 +150,10 @@ pub struct Record {
     pub group: Option<String>,
     /// When the broker took it (epoch milliseconds): record age.
     pub arrived_ms: u64,
-    /// The record as the function's event holds it (Lambda's shape).
-    pub event: Value,
+    /// The record as the function's event holds it (Lambda's shape),
+    /// written once as JSON text: a batch's event is these joined, with no
+    /// tree of values built or walked per record.
+    pub event: Box<RawValue>,
     /// What `FilterCriteria` see: the record with its data (`body` or
     /// `data`) decoded when it is JSON (`null` when the mapping has no
     /// filters and no channel target: nothing reads it).
@@ -189,13 +192,50 @@ pub trait Source: Send + 'static {
         async { Ok(()) }
     }
 
-    /// The function's event for a batch (Lambda's shape for this source).
-    fn event(&self, records: &[Record]) -> Value {
-        serde_json::json!({"Records": records.iter().map(|r| &r.event).collect::<Vec<_>>()})
+    /// The function's event for a batch (Lambda's shape for this source),
+    /// as JSON text.
+    fn event(&self, records: &[Record]) -> Vec<u8> {
+        records_event(records)
     }
 
     /// Records behind the head (`OffsetLag`), when the broker says.
     fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;
+}
+
+/// `{"Records": [...]}`: the event of most sources (Lambda's shape).
+pub fn records_event(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(event_len(records) + 16);
+    out.extend_from_slice(b"{\"Records\":");
+    push_array(&mut out, records);
+    out.push(b'}');
+    out
+}
+
+/// The bytes of the records' events joined in an array.
+pub fn event_len(records: &[Record]) -> usize {
+    records
+        .iter()
+        .map(|r| r.event.get().len() + 1)
+        .sum::<usize>()
+        + 2
+}
+
+/// Append the records' events as a JSON array.
+pub fn push_array(out: &mut Vec<u8>, records: &[Record]) {
+    out.push(b'[');
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r.event.get().as_bytes());
+    }
+    out.push(b']');
+}
+
+/// A record's event from a value (the sources where building a tree first
+/// costs nothing that matters; the fast ones serialize a struct).
+pub fn raw(v: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).expect("a JSON value serializes")
 }
 
 /// Decode data as JSON when it is JSON; otherwise a string.

@@ -110,11 +110,10 @@ impl Target {
 
     /// Send one batch: `event` to a function, or `data` (each record's) to
     /// the channel.
-    pub async fn invoke(&self, event: &Value, data: &[&Value]) -> Invocation {
+    pub async fn invoke(&self, event: Vec<u8>, data: &[&Value]) -> Invocation {
         match self {
             Target::Function { functions, name } => {
-                let payload = Bytes::from(serde_json::to_vec(event).expect("JSON serializes"));
-                match functions.invoke(name, payload, None).await {
+                match functions.invoke_built(name, Bytes::from(event)).await {
                     Ok(i) if i.function_error => Invocation::FunctionError(i.payload),
                     Ok(i) => Invocation::Returned(i.payload),
                     Err(e) => Invocation::NotRun(match e {

@@ -416,13 +416,38 @@ impl Functions {
         payload: Bytes,
         client_context: Option<&str>,
     ) -> Result<Invoked, InvokeError> {
+        self.run(reference, payload, client_context, true).await
+    }
+
+    /// [`Functions::invoke`] with a payload Herald wrote itself (an event
+    /// source mapping's batch): JSON by construction, so it is not parsed
+    /// once more to be checked.
+    pub async fn invoke_built(
+        &self,
+        reference: &str,
+        payload: Bytes,
+    ) -> Result<Invoked, InvokeError> {
+        self.run(reference, payload, None, false).await
+    }
+
+    async fn run(
+        &self,
+        reference: &str,
+        payload: Bytes,
+        client_context: Option<&str>,
+        check: bool,
+    ) -> Result<Invoked, InvokeError> {
         let f = self
             .get(reference)
             .ok_or_else(|| InvokeError::NotFound(Self::name_of(reference).to_string()))?;
         if payload.len() > MAX_SYNC_PAYLOAD {
             return Err(InvokeError::TooLarge(MAX_SYNC_PAYLOAD));
         }
-        let payload = checked_json(payload)?;
+        let payload = if check {
+            checked_json(payload)?
+        } else {
+            payload
+        };
         let _slot = match &f.slots {
             None => None,
             Some(s) => match s.clone().try_acquire_owned() {

@@ -19,6 +19,7 @@ use super::super::spec::MappingSpec;
 use async_nats::jetstream::consumer::{pull, AckPolicy, Consumer, DeliverPolicy};
 use base64::Engine as _;
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -117,24 +118,24 @@ impl JetStream {
             }
         }
         let subject = m.message.subject.to_string();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&m.message.payload);
+        let event = Event {
+            event_source: "herald:nats",
+            event_source_arn: &self.arn,
+            aws_region: &self.region,
+            event_id: format!("{}:{seq}", self.stream),
+            event_name: "nats:jetstream:message",
+            jetstream: Message {
+                stream: &self.stream,
+                subject: &subject,
+                sequence_number: &seq,
+                approximate_arrival_timestamp: arrived_ms as f64 / 1000.0,
+                delivery_count: delivered,
+                headers: &headers,
+                data: base64::engine::general_purpose::STANDARD.encode(&m.message.payload),
+            },
+        };
         Ok(Record {
-            event: json!({
-                "eventSource": "herald:nats",
-                "eventSourceARN": self.arn,
-                "awsRegion": self.region,
-                "eventID": format!("{}:{seq}", self.stream),
-                "eventName": "nats:jetstream:message",
-                "jetstream": {
-                    "stream": self.stream,
-                    "subject": subject,
-                    "sequenceNumber": seq,
-                    "approximateArrivalTimestamp": arrived_ms as f64 / 1000.0,
-                    "deliveryCount": delivered,
-                    "headers": headers,
-                    "data": b64,
-                },
-            }),
+            event: serde_json::value::to_raw_value(&event).expect("JSON serializes"),
             filter_view: if self.view {
                 json!({"subject": subject, "headers": headers, "data": data})
             } else {
@@ -193,4 +194,30 @@ impl Source for JetStream {
         let info = self.consumer.info().await.ok()?;
         Some(info.num_pending + info.num_ack_pending as u64)
     }
+}
+
+/// A record's event (written straight to JSON text: this is the hot path).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    event_source: &'static str,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: &'a str,
+    aws_region: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: String,
+    event_name: &'static str,
+    jetstream: Message<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
+    stream: &'a str,
+    subject: &'a str,
+    sequence_number: &'a str,
+    approximate_arrival_timestamp: f64,
+    delivery_count: i64,
+    headers: &'a Map<String, Value>,
+    data: String,
 }

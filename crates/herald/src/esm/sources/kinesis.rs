@@ -13,7 +13,7 @@
 //!   acknowledged early never moves it past an earlier one still in work.
 
 use super::super::config::EventSourceFile;
-use super::super::source::{decoded, Record, Source, SourceKind};
+use super::super::source::{decoded, raw as raw_event, Record, Source, SourceKind};
 use super::super::spec::{now_secs, MappingSpec};
 use super::aws::AwsJson;
 use crate::http_client::HttpClient;
@@ -191,7 +191,7 @@ impl Kinesis {
             (Value::Null, Value::Null)
         };
         Record {
-            event: json!({
+            event: raw_event(&json!({
                 "kinesis": kinesis,
                 "eventSource": "aws:kinesis",
                 "eventVersion": "1.0",
@@ -200,7 +200,7 @@ impl Kinesis {
                 "invokeIdentityArn": format!("arn:aws:iam::{}:role/herald", self.account),
                 "awsRegion": self.region,
                 "eventSourceARN": self.arn,
-            }),
+            })),
             token: format!("{shard}\n{seq}"),
             id: seq,
             group: None,

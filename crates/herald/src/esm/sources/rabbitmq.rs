@@ -16,7 +16,7 @@
 //! `<queue>::<virtual host>`, base64 `data`); filters see `data` decoded.
 
 use super::super::config::EventSourceFile;
-use super::super::source::{decoded, Record, Source};
+use super::super::source::{decoded, event_len, push_array, raw, Record, Source};
 use super::super::spec::MappingSpec;
 use base64::Engine as _;
 use futures_util::{FutureExt, StreamExt};
@@ -198,11 +198,11 @@ impl RabbitMq {
             group: None,
             arrived_ms,
             size: d.data.len(),
-            event: json!({
+            event: raw(&json!({
                 "basicProperties": properties,
                 "redelivered": d.redelivered,
                 "data": base64::engine::general_purpose::STANDARD.encode(&d.data),
-            }),
+            })),
             filter_view: if self.view {
                 json!({"basicProperties": properties, "data": data})
             } else {
@@ -270,12 +270,17 @@ impl Source for RabbitMq {
         Ok(())
     }
 
-    fn event(&self, records: &[Record]) -> Value {
-        json!({
-            "eventSource": "aws:rmq",
-            "eventSourceArn": self.arn,
-            "rmqMessagesByQueue": { self.key.clone(): records.iter().map(|r| &r.event).collect::<Vec<_>>() },
-        })
+    fn event(&self, records: &[Record]) -> Vec<u8> {
+        let head = json!({"eventSource": "aws:rmq", "eventSourceArn": self.arn}).to_string();
+        let mut out = Vec::with_capacity(head.len() + event_len(records) + self.key.len() + 32);
+        // `{...head...,"rmqMessagesByQueue":{"<queue>::/":[records]}}`
+        out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        out.extend_from_slice(b",\"rmqMessagesByQueue\":{");
+        out.extend_from_slice(Value::String(self.key.clone()).to_string().as_bytes());
+        out.push(b':');
+        push_array(&mut out, records);
+        out.extend_from_slice(b"}}");
+        out
     }
 
     async fn lag(&mut self) -> Option<u64> {

@@ -9,7 +9,7 @@
 //! credentials.
 
 use super::super::config::EventSourceFile;
-use super::super::source::{decoded, Record, Source, SourceKind};
+use super::super::source::{decoded, raw, Record, Source, SourceKind};
 use super::super::spec::MappingSpec;
 use super::aws::AwsJson;
 use crate::http_client::HttpClient;
@@ -116,7 +116,7 @@ impl Sqs {
             group: attributes["MessageGroupId"].as_str().map(str::to_string),
             arrived_ms,
             size: body.len(),
-            event,
+            event: raw(&event),
             filter_view,
             data,
         }
