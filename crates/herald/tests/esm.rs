@@ -12,7 +12,6 @@ mod common;
 use common::esm::*;
 use common::*;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 fn fields(record: &Value) -> &Value {
@@ -459,49 +458,6 @@ metrics_config = {{ metrics = ["EventCount"] }}"#
     )
     .await;
     js.delete_stream(&name).await.unwrap();
-}
-
-/// A `herald serve` process (killed when dropped).
-struct Node {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn node(config_text: &str, node_id: &str) -> Node {
-    use std::io::BufRead;
-    let dir = temp_dir("esm-node");
-    let path = dir.join("herald.toml");
-    std::fs::write(&path, format!("node_id = \"{node_id}\"\n{config_text}")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            path.to_str().unwrap(),
-        ])
-        .args(["--data", dir.to_str().unwrap()])
-        .env("HERALD_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("Herald listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .parse()
-        .unwrap();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Node { child, addr }
 }
 
 /// Node A is killed (SIGKILL) while its function holds a batch; node B, a

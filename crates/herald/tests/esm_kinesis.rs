@@ -211,3 +211,55 @@ async fn a_poison_record_is_bisected_out_to_the_destination() {
     assert_eq!(decoded(&payload["Records"][0])["n"], 2);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Node A checkpoints its first batch, then is killed (SIGKILL) while its
+/// function holds the second. Node B, started on the same store, takes the
+/// lease once A's runs out (`ack_wait_secs = 2`) and resumes after the
+/// checkpoint: the held batch comes again, the done one does not, and B's
+/// counts add up.
+#[tokio::test]
+async fn a_killed_node_is_resumed_from_its_checkpoint() {
+    let name = unique("esm-kin-kill");
+    stream(&name, 1).await;
+    for i in 0..6 {
+        put(&name, "k", json!({"n": i})).await;
+    }
+    // The second call never answers (A dies holding it); the others succeed.
+    let mut f = fn_server(Arc::new(
+        |_, n| if n == 2 { (0, String::new()) } else { ok() },
+    ))
+    .await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let text = config(f.addr, &mapping(&uuid, &name, "batch_size = 3"));
+    let dir = temp_dir("esm-kin-kill");
+    let ns = |b: Vec<Value>| {
+        b.iter()
+            .map(|r| decoded(r)["n"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let a = node_in(&dir, &text, "node-a");
+    assert_eq!(ns(f.batch().await), [0, 1, 2], "A's first batch");
+    assert_eq!(ns(f.batch().await), [3, 4, 5], "the batch A holds");
+    drop(a);
+    let b = node_in(&dir, &text, "node-b");
+    assert_eq!(
+        ns(f.batch().await),
+        [3, 4, 5],
+        "B resumes after A's checkpoint: the held batch, and not the done one"
+    );
+    let b_server = TestServer {
+        addr: b.addr,
+        running: None,
+    };
+    metrics_reach(
+        &b_server,
+        &uuid,
+        &[
+            ("esm_polled_events_total", 3),
+            ("esm_processed_events_total", 3),
+        ],
+    )
+    .await;
+    drop(b);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -259,3 +259,51 @@ pub async fn kinesis(op: &str, body: Value) -> Value {
     assert_eq!(r.status, 200, "Kinesis {op}: {}", r.raw);
     r.body
 }
+
+/// A `herald serve` process (killed when dropped).
+pub struct Node {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn node(config_text: &str, node_id: &str) -> Node {
+    node_in(&temp_dir("esm-node"), config_text, node_id)
+}
+
+/// [`node`] with its data directory (its SQLite store) in `dir`: nodes
+/// started in turn on one directory share the store.
+pub fn node_in(dir: &std::path::Path, config_text: &str, node_id: &str) -> Node {
+    use std::io::BufRead;
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, format!("node_id = \"{node_id}\"\n{config_text}")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .args(["--data", dir.to_str().unwrap()])
+        .env("HERALD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("Herald listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .parse()
+        .unwrap();
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Node { child, addr }
+}
