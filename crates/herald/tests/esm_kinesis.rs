@@ -263,3 +263,60 @@ async fn a_killed_node_is_resumed_from_its_checkpoint() {
     drop(b);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `ParallelizationFactor = 3` on one shard: batches of different partition
+/// keys are in flight together (two arrive while neither is answered), a
+/// key's records never split across them; and with a function that
+/// answers, every record is processed once with each key in order.
+#[tokio::test]
+async fn parallelization_factor_runs_lanes_of_a_shard_together_in_key_order() {
+    let keys = ["a", "b", "c", "d", "e", "f"];
+    let fill = |name: String| async move {
+        stream(&name, 1).await;
+        for i in 0..30 {
+            let key = keys[i % 6];
+            put(&name, key, json!({"n": i, "key": key})).await;
+        }
+    };
+    let key_of = |r: &Value| decoded(r)["key"].as_str().unwrap().to_string();
+    let settings = "batch_size = 5\nparallelization_factor = 3";
+
+    // A function that never answers: two batches still arrive.
+    let name = unique("esm-kin-par");
+    fill(name.clone()).await;
+    let mut f = fn_server(Arc::new(|_, _| (0, String::new()))).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let server = start_with_toml(&config(f.addr, &mapping(&uuid, &name, settings))).await;
+    let first: Vec<String> = f.batch().await.iter().map(key_of).collect();
+    let second: Vec<String> = f.batch().await.iter().map(key_of).collect();
+    assert!(
+        first.iter().all(|k| !second.contains(k)),
+        "a key in one lane: {first:?} {second:?}"
+    );
+    drop(server);
+
+    // A function that answers: everything, each key in order.
+    let name = unique("esm-kin-par");
+    fill(name.clone()).await;
+    let mut f = fn_server(Arc::new(|_, _| ok())).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let server = start_with_toml(&config(f.addr, &mapping(&uuid, &name, settings))).await;
+    let mut by_key: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut total = 0;
+    while total < 30 {
+        for r in f.batch().await {
+            by_key
+                .entry(key_of(&r))
+                .or_default()
+                .push(decoded(&r)["n"].as_i64().unwrap());
+            total += 1;
+        }
+    }
+    for (k, ns) in &by_key {
+        let mut sorted = ns.clone();
+        sorted.sort();
+        assert_eq!(ns, &sorted, "key {k} in order");
+        assert_eq!(ns.len(), 5, "key {k}: each record once");
+    }
+    metrics_reach(&server, &uuid, &[("esm_processed_events_total", 30)]).await;
+}

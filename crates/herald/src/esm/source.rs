@@ -146,7 +146,9 @@ pub struct Record {
     pub id: String,
     /// What the source needs to acknowledge or release it.
     pub token: String,
-    /// An SQS FIFO message's group: order is kept within it.
+    /// The record's ordering key: order is kept among records sharing it
+    /// (an SQS FIFO message group; Kinesis's partition key and a JetStream
+    /// subject, which pick a stream record's `ParallelizationFactor` lane).
     pub group: Option<String>,
     /// When the broker took it (epoch milliseconds): record age.
     pub arrived_ms: u64,

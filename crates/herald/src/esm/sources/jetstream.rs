@@ -144,7 +144,7 @@ impl JetStream {
             data,
             size: m.message.payload.len(),
             token: reply,
-            group: None,
+            group: Some(subject),
             id: seq,
             arrived_ms,
         })

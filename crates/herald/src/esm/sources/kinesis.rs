@@ -203,7 +203,7 @@ impl Kinesis {
             })),
             token: format!("{shard}\n{seq}"),
             id: seq,
-            group: None,
+            group: r["PartitionKey"].as_str().map(str::to_string),
             arrived_ms: (arrival * 1000.0) as u64,
             size: raw.len(),
             filter_view,

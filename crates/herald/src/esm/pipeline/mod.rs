@@ -3,20 +3,24 @@
 //! destination according to the source's [`Semantics`] (Lambda's rules, see
 //! the reference table in `docs/event-source-mappings.md`).
 //!
-//! One batch is in flight per mapping on each node; records of a batch are
+//! One batch is in flight per poller (queues) or per lane (streams with
+//! `ParallelizationFactor`, else one) on each node; records are
 //! acknowledged only after their outcome is final, so a stop (update,
 //! delete, shutdown) between invoke and acknowledgement leaves them to be
 //! delivered again: at least once.
 
+mod queue;
+mod stream;
+
 use super::destination::Destination;
 use super::metrics::Counts;
-use super::response::{reported_failures, Malformed};
+
 use super::source::{Record, Semantics, Source, SourceKind};
 use super::spec::MappingSpec;
 use super::target::{Invocation, Target};
 use herald_pattern::Pattern;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -171,7 +175,7 @@ pub async fn run<S: Source>(mut source: S, p: Pipeline, mut stop: watch::Receive
 /// Up to `BatchSize` records, waiting at most the batching window once the
 /// first has come.
 async fn collect<S: Source>(source: &mut S, p: &Pipeline) -> Result<Vec<Record>, String> {
-    let max = p.spec.batch_size as usize;
+    let max = p.poll_max();
     let mut out = p.ahead.take();
     if out.is_empty() {
         out = source.poll(max, POLL_WAIT).await?;
@@ -277,21 +281,43 @@ impl Pipeline {
         }
     }
 
-    /// Invoke, renewing the records' claim while the function runs.
-    async fn invoke<S: Source>(&self, source: &mut S, records: &[Record]) -> Invocation {
-        let event = source.event(records);
-        let data: Vec<&Value> = records.iter().map(|r| &r.data).collect();
-        self.counts.invoked(records.len());
-        if let Some(o) = &self.observer {
-            o(records);
+    /// Records one poll takes: a batch, or for streams with
+    /// `ParallelizationFactor` one batch per lane.
+    fn poll_max(&self) -> usize {
+        let lanes = match self.kind.semantics() {
+            Semantics::Stream => self.spec.parallelization_factor.max(1),
+            Semantics::Queue => 1,
+        };
+        (self.spec.batch_size * lanes) as usize
+    }
+
+    /// Invoke each batch (together: one per lane), renewing the records'
+    /// claim while the function runs.
+    async fn invoke_all<S: Source>(
+        &self,
+        source: &mut S,
+        batches: &[&[Record]],
+    ) -> Vec<Invocation> {
+        let mut calls = Vec::with_capacity(batches.len());
+        let mut held = Vec::new();
+        for records in batches {
+            let event = source.event(records);
+            let data: Vec<&Value> = records.iter().map(|r| &r.data).collect();
+            self.counts.invoked(records.len());
+            if let Some(o) = &self.observer {
+                o(records);
+            }
+            held.extend(tokens(records));
+            calls.push(async move { self.target.invoke(event, &data).await });
         }
-        let call = self.target.invoke(event, &data);
+        let call = futures_util::future::join_all(calls);
         tokio::pin!(call);
-        // A full batch: there is likely more; read it while this one runs.
-        if records.len() >= self.spec.batch_size as usize && self.ahead.is_empty() {
+        // A full poll: there is likely more; read it while this runs.
+        let polled: usize = batches.iter().map(|b| b.len()).sum();
+        if polled >= self.spec.batch_size as usize && self.ahead.is_empty() {
             let mut done = None;
             {
-                let next = source.poll(self.spec.batch_size as usize, Duration::ZERO);
+                let next = source.poll(self.poll_max(), Duration::ZERO);
                 tokio::pin!(next);
                 loop {
                     tokio::select! {
@@ -320,178 +346,11 @@ impl Pipeline {
             tokio::select! {
                 done = &mut call => return done,
                 _ = renew.tick() => {
-                    if let Err(e) = source.renew(tokens(records)).await {
+                    if let Err(e) = source.renew(held.clone()).await {
                         tracing::warn!(mapping = %self.spec.uuid, error = %e, "renewing the claim on records failed");
                     }
                 }
             }
-        }
-    }
-
-    /// Queues: successes are deleted, failures go back to the broker (its
-    /// redrive policy handles poison messages).
-    async fn queue_batch<S: Source>(
-        &self,
-        source: &mut S,
-        batch: Vec<Record>,
-        _stop: &mut watch::Receiver<bool>,
-    ) {
-        let failed: Vec<usize> = match self.invoke(source, &batch).await {
-            Invocation::Returned(payload) if self.spec.report_item_failures => {
-                let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-                reported_failures(&payload, &ids).unwrap_or_else(|_| (0..batch.len()).collect())
-            }
-            Invocation::Returned(_) => Vec::new(),
-            Invocation::FunctionError(_) | Invocation::NotRun(_) => (0..batch.len()).collect(),
-        };
-        if failed.is_empty() {
-            self.status.set("OK");
-            self.ack(source, &batch, true).await;
-            return;
-        }
-        // FIFO: a group stops at its first failure; its later messages are
-        // not deleted, so they come back in order after the failed one.
-        let mut failed = failed;
-        for i in 0..batch.len() {
-            if failed.contains(&i) {
-                continue;
-            }
-            if let Some(g) = &batch[i].group {
-                if failed
-                    .iter()
-                    .any(|&f| f < i && batch[f].group.as_ref() == Some(g))
-                {
-                    failed.push(i);
-                }
-            }
-        }
-        self.status.set("PROBLEM: Function call failed");
-        self.counts.failed_invoke(batch.len());
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        for (i, r) in batch.into_iter().enumerate() {
-            if failed.contains(&i) {
-                bad.push(r);
-            } else {
-                good.push(r);
-            }
-        }
-        self.ack(source, &good, true).await;
-        if let Err(e) = source.release(tokens(&bad)).await {
-            tracing::warn!(mapping = %self.spec.uuid, error = %e, "returning failed messages failed; they come back after the visibility timeout");
-        }
-    }
-
-    /// Streams: retry in order (bisecting when asked) until success, the
-    /// retry limit or the record age; then the destination, and move on.
-    async fn stream_batch<S: Source>(
-        &self,
-        source: &mut S,
-        batch: Vec<Record>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
-        let mut work: VecDeque<(Vec<Record>, i64, Last)> = VecDeque::from([(batch, 0, Last::None)]);
-        let mut delay = RETRY_FIRST;
-        while let Some((mut records, attempts, last)) = work.pop_front() {
-            if *stop.borrow() {
-                return false;
-            }
-            if self.spec.max_record_age_secs >= 0 {
-                let limit = self.spec.max_record_age_secs as u64 * 1000;
-                let now = now_ms();
-                let split = records
-                    .iter()
-                    .position(|r| now.saturating_sub(r.arrived_ms) <= limit)
-                    .unwrap_or(records.len());
-                // Older records come first in a stream; those past the age go.
-                if split > 0 {
-                    let old: Vec<Record> = records.drain(..split).collect();
-                    self.give_up(source, &old, Condition::RecordAgeExceeded, attempts, last)
-                        .await;
-                }
-                if records.is_empty() {
-                    continue;
-                }
-            }
-            let outcome = self.invoke(source, &records).await;
-            // The index of the first record to retry, and whether the whole
-            // batch failed (bisectable).
-            let (first_failed, last) = match outcome {
-                Invocation::Returned(payload) if self.spec.report_item_failures => {
-                    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-                    match reported_failures(&payload, &ids) {
-                        Ok(f) if f.is_empty() => (None, Last::None),
-                        Ok(f) => (f.into_iter().min(), Last::PartialFailure),
-                        Err(Malformed) => (Some(0), Last::FunctionError),
-                    }
-                }
-                Invocation::Returned(_) => (None, Last::None),
-                Invocation::FunctionError(_) => (Some(0), Last::FunctionError),
-                Invocation::NotRun(why) => {
-                    // Not the function's failure: no retry is spent.
-                    tracing::warn!(mapping = %self.spec.uuid, error = %why, "invoking failed; retrying");
-                    self.status.set(if why.starts_with("Function not found") {
-                        "PROBLEM: Function not found"
-                    } else {
-                        "PROBLEM: Function call failed"
-                    });
-                    self.counts.failed_invoke(records.len());
-                    if !self.wait(source, &records, &mut delay, stop).await {
-                        return false;
-                    }
-                    work.push_front((records, attempts, last));
-                    continue;
-                }
-            };
-            let Some(first) = first_failed else {
-                self.status.set("OK");
-                self.ack(source, &records, true).await;
-                delay = RETRY_FIRST;
-                continue;
-            };
-            self.status.set("PROBLEM: Function call failed");
-            self.counts.failed_invoke(records.len());
-            let rest = records.split_off(first);
-            self.ack(source, &records, true).await;
-            let mut rest = rest;
-            if last == Last::FunctionError && self.spec.bisect && rest.len() > 1 {
-                // Bisect: each half on its own, without spending a retry.
-                let second = rest.split_off(rest.len() / 2);
-                work.push_front((second, attempts, last));
-                work.push_front((rest, attempts, last));
-                continue;
-            }
-            let next = attempts + 1;
-            if self.spec.max_retries >= 0 && next > self.spec.max_retries {
-                self.give_up(source, &rest, Condition::RetryAttemptsExhausted, next, last)
-                    .await;
-                continue;
-            }
-            if !self.wait(source, &rest, &mut delay, stop).await {
-                return false;
-            }
-            work.push_front((rest, next, last));
-        }
-        true
-    }
-
-    /// Wait before a retry, keeping the claim on the records; `false` when
-    /// stopped meanwhile.
-    async fn wait<S: Source>(
-        &self,
-        source: &mut S,
-        records: &[Record],
-        delay: &mut Duration,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
-        let mut held = tokens(records);
-        held.extend(self.ahead.tokens());
-        let _ = source.renew(held).await;
-        let d = *delay;
-        *delay = (*delay * 2).min(RETRY_MAX);
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = stop.changed() => false,
         }
     }
 
