@@ -33,6 +33,7 @@ pub struct EsmMetrics {
     processed: Family<MappingLabels, Counter>,
     deleted: Family<MappingLabels, Counter>,
     offset_lag: Family<MappingLabels, Gauge>,
+    pollers: Family<MappingLabels, Gauge>,
 }
 
 /// One mapping's counters; all no-ops when its metrics are off.
@@ -53,6 +54,7 @@ struct Series {
     processed: Counter,
     deleted: Counter,
     offset_lag: Gauge,
+    pollers: Gauge,
 }
 
 impl EsmMetrics {
@@ -75,6 +77,11 @@ impl EsmMetrics {
             "esm_offset_lag",
             "Records in the source not yet processed by the mapping (OffsetLag)",
             self.offset_lag.clone(),
+        );
+        r.register(
+            "esm_pollers",
+            "Pollers running for the mapping on this node (queues scale them with the backlog)",
+            self.pollers.clone(),
         );
     }
 
@@ -99,6 +106,7 @@ impl EsmMetrics {
                 processed: self.processed.get_or_create(&l).clone(),
                 deleted: self.deleted.get_or_create(&l).clone(),
                 offset_lag: self.offset_lag.get_or_create(&l).clone(),
+                pollers: self.pollers.get_or_create(&l).clone(),
             }),
         }
     }
@@ -121,6 +129,7 @@ impl EsmMetrics {
             f.remove(&l);
         }
         self.offset_lag.remove(&l);
+        self.pollers.remove(&l);
     }
 }
 
@@ -144,6 +153,12 @@ impl Counts {
     counter!(destination_failures);
     counter!(processed);
     counter!(deleted);
+
+    pub fn pollers(&self, n: usize) {
+        if let Some(s) = &self.on {
+            s.pollers.set(n as i64);
+        }
+    }
 
     pub fn offset_lag(&self, lag: u64) {
         if let Some(s) = &self.on {

@@ -20,6 +20,7 @@ pub mod destination;
 pub mod metrics;
 pub mod pipeline;
 pub mod response;
+pub mod scale;
 pub mod source;
 pub mod sources;
 pub mod spec;
@@ -251,64 +252,37 @@ impl Mappings {
 
     fn start(&self, spec: Arc<MappingSpec>, status: Arc<Status>) -> watch::Sender<bool> {
         let (stop_tx, stop) = watch::channel(false);
-        let source = config::find(&self.sources, &spec.source_arn).cloned();
-        // Queues run several pollers (records are independent); a stream one.
-        let workers = match spec.kind().semantics() {
-            source::Semantics::Queue => spec
-                .max_concurrency
-                .unwrap_or(DEFAULT_QUEUE_CONCURRENCY)
-                .min(MAX_QUEUE_WORKERS) as usize,
-            source::Semantics::Stream => 1,
+        let Some(source) = config::find(&self.sources, &spec.source_arn).cloned() else {
+            tracing::error!(mapping = %spec.uuid, "no [[event_sources]] entry for {}", spec.source_arn);
+            return stop_tx;
         };
-        for _ in 0..workers {
-            let pipeline = self.pipeline(&spec, &status, source.as_ref());
-            let (node, region, stop) = (self.node_id.clone(), self.region.clone(), stop.clone());
-            let source = source.clone();
-            let http = self.functions.http().clone();
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                let Some(source) = source else {
-                    tracing::error!(mapping = %pipeline.spec.uuid, "no [[event_sources]] entry for {}", pipeline.spec.source_arn);
-                    return;
-                };
-                drive(source, pipeline, node, region, http, store, stop).await
-            });
+        let parts = Parts {
+            functions: self.functions.clone(),
+            apis: self.apis.clone(),
+            sources: self.sources.clone(),
+            metrics: self.metrics.clone(),
+            observer: self.observer.lock().unwrap().clone(),
+            node: self.node_id.clone(),
+            region: self.region.clone(),
+            store: self.store.clone(),
+        };
+        match spec.kind().semantics() {
+            // A stream: one poller (lanes give it parallelism).
+            source::Semantics::Stream => {
+                let p = parts.pipeline(&spec, &status, &source, None);
+                tokio::spawn(parts.poller(source, p, stop));
+            }
+            // A queue: pollers that follow the backlog (`scale`).
+            source::Semantics::Queue => {
+                let maximum = spec
+                    .max_concurrency
+                    .unwrap_or(DEFAULT_QUEUE_CONCURRENCY)
+                    .min(MAX_QUEUE_WORKERS) as usize;
+                let scale = Arc::new(scale::Scale::new(maximum));
+                tokio::spawn(supervise(parts, spec, status, source, scale, stop));
+            }
         }
         stop_tx
-    }
-
-    fn pipeline(
-        &self,
-        spec: &Arc<MappingSpec>,
-        status: &Arc<Status>,
-        source: Option<&EventSourceFile>,
-    ) -> Pipeline {
-        let spec = spec.clone();
-        let status = status.clone();
-        Pipeline {
-            kind: spec.kind(),
-            target: target::Target::new(&spec.function, self.functions.clone(), self.apis.clone()),
-            filters: spec
-                .filters
-                .iter()
-                .filter_map(|p| herald_pattern::Pattern::parse(p).ok())
-                .collect(),
-            destination: spec.on_failure.as_deref().and_then(|d| {
-                destination::Destination::new(
-                    d,
-                    self.apis.clone(),
-                    self.functions.http(),
-                    &self.sources,
-                    &spec.uuid,
-                )
-            }),
-            counts: self.metrics.counts(&spec.uuid, spec.metrics),
-            status,
-            observer: self.observer.lock().unwrap().clone(),
-            ahead: pipeline::Ahead::default(),
-            renew_every: source.map_or(Duration::from_secs(20), |s| s.ack_wait() / 3),
-            spec,
-        }
     }
 
     /// Make the API's mappings exactly the stored ones (the configuration
@@ -378,6 +352,112 @@ impl crate::store::Reconciler for Mappings {
 pub enum CheckError {
     Invalid(String),
     NotFound(String),
+}
+
+/// What a mapping's pollers are built from (cloned into the queue
+/// supervisor, which starts pollers later).
+#[derive(Clone)]
+struct Parts {
+    functions: Arc<Functions>,
+    apis: Arc<Registry>,
+    sources: Vec<EventSourceFile>,
+    metrics: EsmMetrics,
+    observer: Option<pipeline::Observer>,
+    node: String,
+    region: String,
+    store: Store,
+}
+
+impl Parts {
+    fn pipeline(
+        &self,
+        spec: &Arc<MappingSpec>,
+        status: &Arc<Status>,
+        source: &EventSourceFile,
+        scale: Option<Arc<scale::Scale>>,
+    ) -> Pipeline {
+        let spec = spec.clone();
+        Pipeline {
+            kind: spec.kind(),
+            target: target::Target::new(&spec.function, self.functions.clone(), self.apis.clone()),
+            filters: spec
+                .filters
+                .iter()
+                .filter_map(|p| herald_pattern::Pattern::parse(p).ok())
+                .collect(),
+            destination: spec.on_failure.as_deref().and_then(|d| {
+                destination::Destination::new(
+                    d,
+                    self.apis.clone(),
+                    self.functions.http(),
+                    &self.sources,
+                    &spec.uuid,
+                )
+            }),
+            counts: self.metrics.counts(&spec.uuid, spec.metrics),
+            status: status.clone(),
+            observer: self.observer.clone(),
+            ahead: pipeline::Ahead::default(),
+            renew_every: source.ack_wait() / 3,
+            scale,
+            spec,
+        }
+    }
+
+    /// One poller: connect, then run the pipeline until stopped (or, for
+    /// an extra queue poller, idle).
+    fn poller(
+        &self,
+        source: EventSourceFile,
+        p: Pipeline,
+        stop: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (node, region) = (self.node.clone(), self.region.clone());
+        let (http, store) = (self.functions.http().clone(), self.store.clone());
+        drive(source, p, node, region, http, store, stop)
+    }
+}
+
+/// A queue mapping's pollers: the initial ones, then more while polls come
+/// back full (see [`scale`]); idle extra pollers stop themselves.
+async fn supervise(
+    parts: Parts,
+    spec: Arc<MappingSpec>,
+    status: Arc<Status>,
+    source: EventSourceFile,
+    scale: Arc<scale::Scale>,
+    stop: watch::Receiver<bool>,
+) {
+    let pollers_stop = stop.clone();
+    let mut stop = stop;
+    let start = |n: usize| {
+        for _ in 0..n {
+            let p = parts.pipeline(&spec, &status, &source, Some(scale.clone()));
+            tokio::spawn(parts.poller(source.clone(), p, pollers_stop.clone()));
+        }
+    };
+    let counts = parts.metrics.counts(&spec.uuid, spec.metrics);
+    for _ in 0..scale.initial() {
+        scale.started();
+    }
+    start(scale.initial());
+    counts.pollers(scale.running());
+    let mut tick = tokio::time::interval(scale::TICK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let add = scale.grow();
+        if add > 0 {
+            start(add);
+            tracing::debug!(mapping = %spec.uuid, pollers = scale.running(), "a backlog: more pollers");
+        }
+        counts.pollers(scale.running());
+    }
 }
 
 /// Connect (retrying while the broker is down) and run the pipeline.

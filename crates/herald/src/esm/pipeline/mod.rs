@@ -76,6 +76,8 @@ pub struct Pipeline {
     pub observer: Option<Observer>,
     /// The next batch, read while the current one was invoked.
     pub ahead: Ahead,
+    /// Queues: the mapping's poller count, which follows the backlog.
+    pub scale: Option<Arc<super::scale::Scale>>,
 }
 
 /// Records read ahead: while a full batch is invoked, the next one is
@@ -137,6 +139,8 @@ fn iso(ms: u64) -> String {
 pub async fn run<S: Source>(mut source: S, p: Pipeline, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     let mut lag_at = tokio::time::Instant::now();
+    // Empty polls in a row (queues: an idle extra poller stops).
+    let mut idle = 0;
     loop {
         if *stop.borrow() {
             return;
@@ -158,6 +162,15 @@ pub async fn run<S: Source>(mut source: S, p: Pipeline, mut stop: watch::Receive
             }
             Ok(records) => {
                 backoff = Duration::from_secs(1);
+                if let Some(scale) = &p.scale {
+                    scale.polled(records.len() * 2 >= p.spec.batch_size as usize);
+                    idle = if records.is_empty() { idle + 1 } else { 0 };
+                    if idle >= super::scale::IDLE_POLLS && scale.retire() {
+                        p.counts.pollers(scale.running());
+                        tracing::debug!(mapping = %p.spec.uuid, pollers = scale.running(), "an idle poller stops");
+                        return;
+                    }
+                }
                 if !records.is_empty() && !p.process(&mut source, records, &mut stop).await {
                     return;
                 }
