@@ -248,6 +248,26 @@ class AdminApi(unittest.TestCase):
         code, _ = self.error_code(lambda: self.client("events").list_rules())
         self.assertEqual(code, "UnknownOperationException")
 
+    def test_event_patterns(self):
+        """EventBridge's TestEventPattern through botocore: the matcher mappings
+        and filtered subscriptions use, with AWS's exceptions."""
+        events = self.client("events")
+        event = json.dumps({"id": "1", "account": "123456789012", "source": "shop",
+                            "time": "2026-11-29T00:00:00Z", "region": "us-east-1", "resources": [],
+                            "detail-type": "Order Placed", "detail": {"amount": 3e2, "tier": "Gold"}})
+        test = events.test_event_pattern
+        self.assertTrue(test(EventPattern=json.dumps(
+            {"source": ["shop"], "detail": {"amount": [300], "tier": [{"equals-ignore-case": "gold"}]}}),
+            Event=event)["Result"])
+        self.assertFalse(test(EventPattern=json.dumps({"detail": {"amount": [{"numeric": ["<", 300]}]}}),
+                              Event=event)["Result"])
+        code, message = self.error_code(lambda: test(EventPattern='{"detail": {"tier": "Gold"}}', Event=event))
+        self.assertEqual(code, "InvalidEventPatternException")
+        self.assertIn("detail.tier", message)
+        code, message = self.error_code(lambda: test(EventPattern='{"source": ["shop"]}', Event='{"source": "shop"}'))
+        self.assertEqual(code, "ValidationException")
+        self.assertIn("Parameter Event is not valid", message)
+
 
 class KillNine(unittest.TestCase):
     """kill -9 in the middle of a burst of CreateApiKey calls: after a restart

@@ -6,8 +6,9 @@
 //! `events`, `states`, in the configured region) by a credential of
 //! `[[iam_credentials]]` holding the `admin` grant; the development mode
 //! generates one and prints it. Then the request is dispatched by protocol:
-//! `X-Amz-Target` names a JSON 1.x operation (none served yet: EventBridge and
-//! Step Functions come later), anything else is a REST-JSON path ([`appsync`], [`lambda`]).
+//! `X-Amz-Target` names a JSON 1.x operation ([`events`]: EventBridge's
+//! `TestEventPattern` so far; Step Functions later), anything else is a
+//! REST-JSON path ([`appsync`], [`lambda`]).
 //! Whatever matches no operation gets AWS's `UnknownOperationException`, never
 //! a hang or an HTML page.
 //!
@@ -17,6 +18,7 @@
 
 mod appsync;
 mod aws;
+mod events;
 mod lambda;
 
 use crate::api::{EventApi, Registry};
@@ -235,11 +237,16 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
         return answer(e);
     }
     let result = match &target {
-        Some(t) => Err(AwsError::new(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            format!("Herald does not serve the operation {t} (yet)"),
-        )),
+        Some(t) => t
+            .strip_prefix(events::PREFIX)
+            .and_then(|op| events::route(op, &body))
+            .unwrap_or_else(|| {
+                Err(AwsError::new(
+                    StatusCode::BAD_REQUEST,
+                    "UnknownOperationException",
+                    format!("Herald does not serve the operation {t} (yet)"),
+                ))
+            }),
         None => match appsync::route(state, &method, &path, &query, &body).await {
             Some(r) => Some(r),
             None => lambda::route(state, &method, &path, &query, &http_headers, &body).await,
