@@ -294,6 +294,17 @@ impl Pipeline {
         }
     }
 
+    /// Ticks every `renew_every`, the first one period from now. (An
+    /// `interval`'s immediate first tick is not free: tokio rounds its
+    /// deadline up to the timer's next millisecond, so awaiting it cost each
+    /// batch up to a millisecond of waiting.)
+    fn renewals(&self) -> tokio::time::Interval {
+        tokio::time::interval_at(
+            tokio::time::Instant::now() + self.renew_every,
+            self.renew_every,
+        )
+    }
+
     /// Records one poll takes: a batch, or for streams with
     /// `ParallelizationFactor` one batch per lane.
     fn poll_max(&self) -> usize {
@@ -353,8 +364,7 @@ impl Pipeline {
                 return r;
             }
         }
-        let mut renew = tokio::time::interval(self.renew_every);
-        renew.tick().await;
+        let mut renew = self.renewals();
         loop {
             tokio::select! {
                 done = &mut call => return done,

@@ -77,8 +77,7 @@ impl Pipeline {
             self.spec.parallelization_factor as usize,
             self.spec.batch_size as usize,
         );
-        let mut renew = tokio::time::interval(self.renew_every);
-        renew.tick().await;
+        let mut renew = self.renewals();
         loop {
             if *stop.borrow() {
                 return false;
