@@ -492,10 +492,7 @@ async fn a_killed_nodes_records_are_taken_over_and_processed() {
     let again = f.batch().await;
     let ids = |b: &[Value]| b.iter().map(|r| fields(r)["n"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&again), ids(&held), "the same records, in order");
-    let b_server = TestServer {
-        addr: b.addr,
-        running: None,
-    };
+    let b_server = b.server();
     metrics_reach(
         &b_server,
         &uuid,

@@ -247,10 +247,7 @@ async fn a_killed_node_is_resumed_from_its_checkpoint() {
         [3, 4, 5],
         "B resumes after A's checkpoint: the held batch, and not the done one"
     );
-    let b_server = TestServer {
-        addr: b.addr,
-        running: None,
-    };
+    let b_server = b.server();
     metrics_reach(
         &b_server,
         &uuid,

@@ -12,20 +12,6 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-fn body(record: &Value) -> Value {
-    serde_json::from_str(record["body"].as_str().unwrap()).unwrap()
-}
-
-fn mapping(uuid: &str, queue: &str, extra: &str) -> String {
-    format!(
-        r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:sqs:{REGION_ACCOUNT}:{queue}"
-function_name = "sink"
-metrics_config = {{ metrics = ["EventCount"] }}
-{extra}"#
-    )
-}
-
 async fn queue_is_empty(url: &str) {
     for _ in 0..500 {
         let a = sqs(
@@ -57,7 +43,7 @@ async fn sqs_batches_filter_and_delete_everything() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let server = start_with_toml(&config(
         f.addr,
-        &mapping(
+        &sqs_mapping(
             &uuid,
             &name,
             r#"batch_size = 10
@@ -86,7 +72,7 @@ filter_criteria = { filters = [{ pattern = '{"body": {"kind": ["order"]}}' }] }"
             assert_eq!(r["eventSource"], "aws:sqs");
             assert_eq!(r["attributes"]["ApproximateReceiveCount"], "1");
             assert!(
-                got.insert(body(&r)["n"].as_i64().unwrap()),
+                got.insert(sqs_body(&r)["n"].as_i64().unwrap()),
                 "each message once"
             );
         }
@@ -119,7 +105,7 @@ async fn a_partial_failure_deletes_only_the_successes() {
             let mut items = Vec::new();
             for r in event["Records"].as_array().unwrap() {
                 let id = r["messageId"].as_str().unwrap().to_string();
-                if body(r)["fail"] == true && failed_once.lock().unwrap().insert(id.clone()) {
+                if sqs_body(r)["fail"] == true && failed_once.lock().unwrap().insert(id.clone()) {
                     items.push(json!({"itemIdentifier": id}));
                 }
             }
@@ -137,7 +123,7 @@ async fn a_partial_failure_deletes_only_the_successes() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let server = start_with_toml(&config(
         f.addr,
-        &mapping(
+        &sqs_mapping(
             &uuid,
             &name,
             r#"function_response_types = ["ReportBatchItemFailures"]"#,
@@ -148,7 +134,7 @@ async fn a_partial_failure_deletes_only_the_successes() {
     while !seen.iter().any(|(n, count)| *n == 2 && count == "2") {
         for r in f.batch().await {
             seen.push((
-                body(&r)["n"].as_i64().unwrap(),
+                sqs_body(&r)["n"].as_i64().unwrap(),
                 r["attributes"]["ApproximateReceiveCount"]
                     .as_str()
                     .unwrap()
@@ -196,7 +182,7 @@ async fn the_queues_redrive_policy_takes_a_poison_message_to_its_dead_letter_que
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| body(r)["poison"] == true)
+            .any(|r| sqs_body(r)["poison"] == true)
         {
             (
                 500,
@@ -213,7 +199,11 @@ async fn the_queues_redrive_policy_takes_a_poison_message_to_its_dead_letter_que
     )
     .await;
     let uuid = uuid::Uuid::new_v4().to_string();
-    let _server = start_with_toml(&config(f.addr, &mapping(&uuid, &name, "batch_size = 1"))).await;
+    let _server = start_with_toml(&config(
+        f.addr,
+        &sqs_mapping(&uuid, &name, "batch_size = 1"),
+    ))
+    .await;
     let first = f.batch().await;
     assert_eq!(first[0]["attributes"]["ApproximateReceiveCount"], "1");
     let second = f.batch().await;
@@ -270,12 +260,12 @@ async fn a_fifo_group_stops_at_its_first_failure() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let server = start_with_toml(&config(
         f.addr,
-        &mapping(&uuid, &name, "function_response_types = [\"ReportBatchItemFailures\"]\nscaling_config = { maximum_concurrency = 2 }"),
+        &sqs_mapping(&uuid, &name, "function_response_types = [\"ReportBatchItemFailures\"]\nscaling_config = { maximum_concurrency = 2 }"),
     ))
     .await;
     let order = |b: &[Value]| {
         b.iter()
-            .map(|r| body(r)["m"].as_str().unwrap().to_string())
+            .map(|r| sqs_body(r)["m"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
     let first = f.batch().await;

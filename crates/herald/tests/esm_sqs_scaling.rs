@@ -11,20 +11,6 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-fn body(record: &Value) -> Value {
-    serde_json::from_str(record["body"].as_str().unwrap()).unwrap()
-}
-
-fn mapping(uuid: &str, queue: &str, extra: &str) -> String {
-    format!(
-        r#"uuid = "{uuid}"
-event_source_arn = "arn:aws:sqs:{REGION_ACCOUNT}:{queue}"
-function_name = "sink"
-metrics_config = {{ metrics = ["EventCount"] }}
-{extra}"#
-    )
-}
-
 /// A backlog scales the pollers past the initial five up to
 /// `MaximumConcurrency` (10): with a function that holds every batch, ten
 /// batches are in flight at once and `esm_pollers` says 10, while a mapping
@@ -54,8 +40,8 @@ async fn a_backlog_scales_pollers_up_to_maximum_concurrency() {
     );
     let both = format!(
         "{}\n[[event_source_mappings]]\n{}",
-        mapping(&idle_uuid, &idle, settings),
-        mapping(&busy_uuid, &busy, settings)
+        sqs_mapping(&idle_uuid, &idle, settings),
+        sqs_mapping(&busy_uuid, &busy, settings)
     );
     let server = start_with_toml(&config(f.addr, &both)).await;
     // Ten batches arrive with none answered: ten pollers hold one each (SQS
@@ -65,7 +51,7 @@ async fn a_backlog_scales_pollers_up_to_maximum_concurrency() {
     for _ in 0..10 {
         for r in f.batch().await {
             assert!(
-                seen.insert(body(&r)["n"].as_i64().unwrap()),
+                seen.insert(sqs_body(&r)["n"].as_i64().unwrap()),
                 "no message twice"
             );
         }

@@ -234,6 +234,29 @@ pub fn push_array(out: &mut Vec<u8>, records: &[Record]) {
     out.push(b']');
 }
 
+/// The fields every Herald stream record shares (Lambda's names), with the
+/// broker's own part flattened in (`{"redis": ...}`, `{"jetstream": ...}`):
+/// serialized straight to JSON text on the hot path.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<'a, B> {
+    pub event_source: &'static str,
+    #[serde(rename = "eventSourceARN")]
+    pub event_source_arn: &'a str,
+    pub aws_region: &'a str,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    pub event_name: &'static str,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+impl<B: serde::Serialize> Envelope<'_, B> {
+    pub fn raw(&self) -> Box<RawValue> {
+        serde_json::value::to_raw_value(self).expect("JSON serializes")
+    }
+}
+
 /// A record's event from a value (the sources where building a tree first
 /// costs nothing that matters; the fast ones serialize a struct).
 pub fn raw(v: &Value) -> Box<RawValue> {

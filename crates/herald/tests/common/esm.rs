@@ -307,3 +307,29 @@ pub fn node_in(dir: &std::path::Path, config_text: &str, node_id: &str) -> Node 
     std::thread::spawn(move || for _ in lines.by_ref() {});
     Node { child, addr }
 }
+
+impl Node {
+    /// A handle on the node's public listener for [`metrics_reach`].
+    pub fn server(&self) -> TestServer {
+        TestServer {
+            addr: self.addr,
+            running: None,
+        }
+    }
+}
+
+/// An SQS record's body, decoded.
+pub fn sqs_body(record: &Value) -> Value {
+    serde_json::from_str(record["body"].as_str().unwrap()).unwrap()
+}
+
+/// The TOML of an SQS mapping to `sink`, metrics on.
+pub fn sqs_mapping(uuid: &str, queue: &str, extra: &str) -> String {
+    format!(
+        r#"uuid = "{uuid}"
+event_source_arn = "arn:aws:sqs:{REGION_ACCOUNT}:{queue}"
+function_name = "sink"
+metrics_config = {{ metrics = ["EventCount"] }}
+{extra}"#
+    )
+}

@@ -14,7 +14,7 @@
 //! channel targets see it decoded (JSON when it is JSON).
 
 use super::super::config::EventSourceFile;
-use super::super::source::{decoded, Record, Source, SourceKind};
+use super::super::source::{decoded, Envelope, Record, Source, SourceKind};
 use super::super::spec::MappingSpec;
 use async_nats::jetstream::consumer::{pull, AckPolicy, Consumer, DeliverPolicy};
 use base64::Engine as _;
@@ -118,24 +118,26 @@ impl JetStream {
             }
         }
         let subject = m.message.subject.to_string();
-        let event = Event {
+        let event = Envelope {
             event_source: "herald:nats",
             event_source_arn: &self.arn,
             aws_region: &self.region,
             event_id: format!("{}:{seq}", self.stream),
             event_name: "nats:jetstream:message",
-            jetstream: Message {
-                stream: &self.stream,
-                subject: &subject,
-                sequence_number: &seq,
-                approximate_arrival_timestamp: arrived_ms as f64 / 1000.0,
-                delivery_count: delivered,
-                headers: &headers,
-                data: base64::engine::general_purpose::STANDARD.encode(&m.message.payload),
+            body: Body {
+                jetstream: Message {
+                    stream: &self.stream,
+                    subject: &subject,
+                    sequence_number: &seq,
+                    approximate_arrival_timestamp: arrived_ms as f64 / 1000.0,
+                    delivery_count: delivered,
+                    headers: &headers,
+                    data: base64::engine::general_purpose::STANDARD.encode(&m.message.payload),
+                },
             },
         };
         Ok(Record {
-            event: serde_json::value::to_raw_value(&event).expect("JSON serializes"),
+            event: event.raw(),
             filter_view: if self.view {
                 json!({"subject": subject, "headers": headers, "data": data})
             } else {
@@ -196,17 +198,9 @@ impl Source for JetStream {
     }
 }
 
-/// A record's event (written straight to JSON text: this is the hot path).
+/// The broker's part of a record's event.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Event<'a> {
-    event_source: &'static str,
-    #[serde(rename = "eventSourceARN")]
-    event_source_arn: &'a str,
-    aws_region: &'a str,
-    #[serde(rename = "eventID")]
-    event_id: String,
-    event_name: &'static str,
+struct Body<'a> {
     jetstream: Message<'a>,
 }
 

@@ -17,7 +17,7 @@
 //! it is JSON (`amount 12` is the number 12).
 
 use super::super::config::EventSourceFile;
-use super::super::source::{Record, Source};
+use super::super::source::{Envelope, Record, Source};
 use super::super::spec::MappingSpec;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value as RValue};
@@ -161,21 +161,23 @@ impl RedisStreams {
         } else {
             (Value::Null, Value::Null)
         };
-        let event = Event {
+        let event = Envelope {
             event_source: "herald:redis",
             event_source_arn: &self.arn,
             aws_region: &self.region,
             event_id: format!("{}:{id}", self.key),
             event_name: "redis:stream:entry",
-            redis: Entry {
-                stream: &self.key,
-                id: &id,
-                approximate_arrival_timestamp: arrived_ms as f64 / 1000.0,
-                fields: Fields(&fields),
+            body: Body {
+                redis: Entry {
+                    stream: &self.key,
+                    id: &id,
+                    approximate_arrival_timestamp: arrived_ms as f64 / 1000.0,
+                    fields: Fields(&fields),
+                },
             },
         };
         Record {
-            event: serde_json::value::to_raw_value(&event).expect("JSON serializes"),
+            event: event.raw(),
             filter_view,
             data,
             token: id.clone(),
@@ -187,17 +189,9 @@ impl RedisStreams {
     }
 }
 
-/// A record's event (written straight to JSON text: this is the hot path).
+/// The broker's part of a record's event.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Event<'a> {
-    event_source: &'static str,
-    #[serde(rename = "eventSourceARN")]
-    event_source_arn: &'a str,
-    aws_region: &'a str,
-    #[serde(rename = "eventID")]
-    event_id: String,
-    event_name: &'static str,
+struct Body<'a> {
     redis: Entry<'a>,
 }
 
