@@ -267,6 +267,15 @@ class AdminApi(unittest.TestCase):
         code, message = self.error_code(lambda: test(EventPattern='{"source": ["shop"]}', Event='{"source": "shop"}'))
         self.assertEqual(code, "ValidationException")
         self.assertIn("Parameter Event is not valid", message)
+        # And the AWS CLI, as a user would.
+        aws = os.path.join(os.path.dirname(os.path.realpath(__import__("sys").executable)), "aws")
+        env = dict(os.environ, **self.server["exports"],
+                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        run = subprocess.run([aws, "events", "test-event-pattern", "--endpoint-url", self.server["admin"],
+                              "--event-pattern", '{"source": ["shop"]}', "--event", event, "--output", "json"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(json.loads(run.stdout), {"Result": True})
 
 
 class KillNine(unittest.TestCase):
