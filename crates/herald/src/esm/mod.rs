@@ -437,9 +437,7 @@ async fn supervise(
         }
     };
     let counts = parts.metrics.counts(&spec.uuid, spec.metrics);
-    for _ in 0..scale.initial() {
-        scale.started();
-    }
+    scale.started(scale.initial());
     start(scale.initial());
     counts.pollers(scale.running());
     let mut tick = tokio::time::interval(scale::TICK);

@@ -47,9 +47,9 @@ impl Scale {
         self.floor
     }
 
-    /// A poller started.
-    pub fn started(&self) {
-        self.running.fetch_add(1, Ordering::Relaxed);
+    /// `n` pollers started.
+    pub fn started(&self, n: usize) {
+        self.running.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A poller's poll: `full` when it returned at least half a batch
@@ -94,9 +94,7 @@ mod tests {
     #[test]
     fn grows_with_full_polls_to_the_maximum_and_shrinks_to_the_start() {
         let s = Scale::new(12);
-        for _ in 0..s.initial() {
-            s.started();
-        }
+        s.started(s.initial());
         assert_eq!(s.running(), 5);
         assert_eq!(s.grow(), 0, "no backlog, no growth");
         s.polled(false);

@@ -14,13 +14,11 @@ mod stream;
 
 use super::destination::Destination;
 use super::metrics::Counts;
-
 use super::source::{Record, Semantics, Source, SourceKind};
 use super::spec::MappingSpec;
 use super::target::{Invocation, Target};
 use herald_pattern::Pattern;
 use serde_json::{json, Value};
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -323,7 +321,6 @@ impl Pipeline {
         batches: &[&[Record]],
     ) -> Vec<Invocation> {
         let mut calls = Vec::with_capacity(batches.len());
-        let mut held = Vec::new();
         for records in batches {
             let event = source.event(records);
             let data: Vec<&Value> = records.iter().map(|r| &r.data).collect();
@@ -331,7 +328,6 @@ impl Pipeline {
             if let Some(o) = &self.observer {
                 o(records);
             }
-            held.extend(tokens(records));
             calls.push(async move { self.target.invoke(event, &data).await });
         }
         let call = futures_util::future::join_all(calls);
@@ -369,7 +365,8 @@ impl Pipeline {
             tokio::select! {
                 done = &mut call => return done,
                 _ = renew.tick() => {
-                    if let Err(e) = source.renew(held.clone()).await {
+                    let held = batches.iter().flat_map(|b| tokens(b)).collect();
+                    if let Err(e) = source.renew(held).await {
                         tracing::warn!(mapping = %self.spec.uuid, error = %e, "renewing the claim on records failed");
                     }
                 }
