@@ -14,6 +14,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod esm;

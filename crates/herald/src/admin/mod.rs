@@ -6,8 +6,8 @@
 //! `events`, `states`, in the configured region) by a credential of
 //! `[[iam_credentials]]` holding the `admin` grant; the development mode
 //! generates one and prints it. Then the request is dispatched by protocol:
-//! `X-Amz-Target` names a JSON 1.x operation ([`events`]: EventBridge's
-//! `TestEventPattern` so far; Step Functions later), anything else is a
+//! `X-Amz-Target` names a JSON 1.x operation ([`events`]: EventBridge;
+//! Step Functions later), anything else is a
 //! REST-JSON path ([`appsync`], [`lambda`]).
 //! Whatever matches no operation gets AWS's `UnknownOperationException`, never
 //! a hang or an HTML page.
@@ -47,6 +47,7 @@ const MAX_BODY: usize = 70 << 20;
 pub struct AdminState {
     pub apis: Arc<Registry>,
     pub mappings: Arc<crate::esm::Mappings>,
+    pub buses: Arc<crate::bus::EventBuses>,
     verifier: IamVerifier,
     /// The public listener, for the endpoints `GetApi` returns.
     public: SocketAddr,
@@ -116,6 +117,7 @@ impl AdminServer {
         addr: SocketAddr,
         apis: Arc<Registry>,
         mappings: Arc<crate::esm::Mappings>,
+        buses: Arc<crate::bus::EventBuses>,
         public: SocketAddr,
     ) -> Result<AdminServer, String> {
         let api = apis.default_api().clone();
@@ -138,6 +140,7 @@ impl AdminServer {
             state: Arc::new(AdminState {
                 apis,
                 mappings,
+                buses,
                 verifier,
                 public,
             }),
@@ -237,16 +240,17 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
         return answer(e);
     }
     let result = match &target {
-        Some(t) => t
-            .strip_prefix(events::PREFIX)
-            .and_then(|op| events::route(op, &body))
-            .unwrap_or_else(|| {
-                Err(AwsError::new(
-                    StatusCode::BAD_REQUEST,
-                    "UnknownOperationException",
-                    format!("Herald does not serve the operation {t} (yet)"),
-                ))
-            }),
+        Some(t) => match t.strip_prefix(events::PREFIX) {
+            Some(op) => events::route(state, op, &body).await,
+            None => None,
+        }
+        .unwrap_or_else(|| {
+            Err(AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                format!("Herald does not serve the operation {t} (yet)"),
+            ))
+        }),
         None => match appsync::route(state, &method, &path, &query, &body).await {
             Some(r) => Some(r),
             None => lambda::route(state, &method, &path, &query, &http_headers, &body).await,

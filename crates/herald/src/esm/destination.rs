@@ -109,30 +109,13 @@ impl Destination {
     /// file synced, the channel's publish accepted).
     pub async fn deliver(&self, record: &Value) -> Result<(), String> {
         match self {
-            Destination::Channel { apis, channel } => {
-                channel.publish(apis, vec![record.to_string()]).await
-            }
-            Destination::Sqs { client, queue } => {
-                let url = client
-                    .call(
-                        "GetQueueUrl",
-                        serde_json::json!({"QueueName": queue}),
-                        std::time::Duration::from_secs(10),
-                    )
-                    .await?;
+            Destination::Sqs { .. } => {
                 // AWS sends SQS destinations the metadata only.
                 let mut body = record.clone();
                 if let Some(o) = body.as_object_mut() {
                     o.remove("payload");
                 }
-                client
-                    .call(
-                        "SendMessage",
-                        serde_json::json!({"QueueUrl": url["QueueUrl"], "MessageBody": body.to_string()}),
-                        std::time::Duration::from_secs(10),
-                    )
-                    .await
-                    .map(|_| ())
+                self.deliver_text(body.to_string(), None).await
             }
             Destination::S3 {
                 http,
@@ -156,8 +139,50 @@ impl Destination {
                 );
                 put_object(http, source, bucket, &key, record.to_string().into_bytes()).await
             }
+            _ => self.deliver_text(record.to_string(), None).await,
+        }
+    }
+
+    /// Deliver `text` as it is (a channel needs JSON text): the message
+    /// body, the object, the file's line. `fifo` is a FIFO queue's message
+    /// group and deduplication ids. `Ok` only once it is durable.
+    pub async fn deliver_text(
+        &self,
+        text: String,
+        fifo: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        match self {
+            Destination::Channel { apis, channel } => channel.publish(apis, vec![text]).await,
+            Destination::Sqs { client, queue } => {
+                let url = client
+                    .call(
+                        "GetQueueUrl",
+                        serde_json::json!({"QueueName": queue}),
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await?;
+                let mut message =
+                    serde_json::json!({"QueueUrl": url["QueueUrl"], "MessageBody": text});
+                if let Some((group, dedup)) = fifo {
+                    message["MessageGroupId"] = group.into();
+                    message["MessageDeduplicationId"] = dedup.into();
+                }
+                client
+                    .call("SendMessage", message, std::time::Duration::from_secs(10))
+                    .await
+                    .map(|_| ())
+            }
+            Destination::S3 {
+                http,
+                source,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}{}", crate::new_uuid());
+                put_object(http, source, bucket, &key, text.into_bytes()).await
+            }
             Destination::File(path) => {
-                let mut line = record.to_string();
+                let mut line = text;
                 line.push('\n');
                 let mut f = tokio::fs::OpenOptions::new()
                     .create(true)

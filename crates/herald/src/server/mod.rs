@@ -53,6 +53,9 @@ pub struct Server {
     admin: Option<crate::admin::AdminServer>,
     apis: Arc<Registry>,
     mappings: Arc<crate::esm::Mappings>,
+    buses: Arc<crate::bus::EventBuses>,
+    /// Kept for the bus's deliveries (channel, queue targets).
+    event_sources: Vec<crate::esm::config::EventSourceFile>,
     tls: Option<TlsAcceptor>,
     api: Arc<EventApi>,
     /// The certificate clients should trust, in self-signed mode.
@@ -65,6 +68,7 @@ pub struct RunningServer {
     /// The admin listener's address, when it is on.
     pub admin_addr: Option<SocketAddr>,
     pub api: Arc<EventApi>,
+    pub buses: Arc<crate::bus::EventBuses>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -117,6 +121,26 @@ impl Server {
         let hub = Hub::from_config(&config).await?;
         let file_mappings = config.event_source_mappings.clone();
         let event_sources = config.event_sources.clone();
+        let log_dir = match &config.store.backend {
+            crate::config::StoreBackend::Sqlite(dir) => Some(dir.clone()),
+            crate::config::StoreBackend::Memory => None,
+            crate::config::StoreBackend::Postgres { .. } => {
+                tracing::warn!("with the PostgreSQL store each node keeps its event bus log in memory: events put on a node that stops before delivering them are lost");
+                None
+            }
+        };
+        let log = {
+            let dir = log_dir.clone();
+            tokio::task::spawn_blocking(move || crate::bus::log::Log::open(dir.as_deref()))
+                .await
+                .map_err(|e| format!("opening the event log failed: {e}"))??
+        };
+        let buses = Arc::new(crate::bus::EventBuses::new(
+            &config.aws_region,
+            &config.account_id,
+            store.clone(),
+            log,
+        ));
         let mut api = EventApi::new(config, hub, store.clone(), functions.clone())?;
         functions.metrics.register(api.metrics.registry_mut());
         let esm_metrics = crate::esm::metrics::EsmMetrics::default();
@@ -132,6 +156,7 @@ impl Server {
         let mut problems = apis.reconcile(&store, &everything).await?;
         problems.extend(functions.reconcile(&store).await?);
         // Event source mappings start once what they invoke is in place.
+        let mappings_sources = event_sources.clone();
         let mappings = Arc::new(crate::esm::Mappings::new(
             functions.clone(),
             apis.clone(),
@@ -148,13 +173,20 @@ impl Server {
             mappings.apply(m);
         }
         problems.extend(mappings.reconcile(&store).await?);
+        problems.extend(buses.reload().await?);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
         let admin = match admin_listen {
             Some(addr) => Some(
-                crate::admin::AdminServer::bind(addr, apis.clone(), mappings.clone(), public)
-                    .await?,
+                crate::admin::AdminServer::bind(
+                    addr,
+                    apis.clone(),
+                    mappings.clone(),
+                    buses.clone(),
+                    public,
+                )
+                .await?,
             ),
             None => None,
         };
@@ -163,6 +195,8 @@ impl Server {
             admin,
             apis,
             mappings,
+            buses,
+            event_sources: mappings_sources,
             tls: tls.map(TlsAcceptor::from),
             api,
             self_signed_cert,
@@ -188,6 +222,11 @@ impl Server {
         self.api.clone()
     }
 
+    /// The event buses this server holds.
+    pub fn buses(&self) -> Arc<crate::bus::EventBuses> {
+        self.buses.clone()
+    }
+
     /// The event source mappings this server runs.
     pub fn mappings(&self) -> Arc<crate::esm::Mappings> {
         self.mappings.clone()
@@ -199,6 +238,7 @@ impl Server {
         let addr = self.local_addr();
         let admin_addr = self.admin_addr();
         let api = self.api.clone();
+        let buses = self.buses.clone();
         let task = tokio::spawn(self.run(async {
             let _ = stopped.await;
         }));
@@ -206,6 +246,7 @@ impl Server {
             addr,
             admin_addr,
             api,
+            buses,
             stop: Some(stop),
             task,
         }
@@ -234,11 +275,23 @@ impl Server {
         // On a shared store, other nodes' changes.
         tokio::spawn(crate::api::follow(
             self.apis.clone(),
-            vec![self.mappings.clone() as Arc<dyn crate::store::Reconciler>],
+            vec![
+                self.mappings.clone() as Arc<dyn crate::store::Reconciler>,
+                self.buses.clone() as Arc<dyn crate::store::Reconciler>,
+            ],
             self.api.store.clone(),
             self.api.config.store.reconcile,
             shutdown_rx.clone(),
         ));
+        self.buses.start(
+            crate::bus::target::Parts {
+                apis: self.apis.clone(),
+                functions: self.api.functions.clone(),
+                sources: std::mem::take(&mut self.event_sources),
+            },
+            self.api.config.node_id.clone(),
+            shutdown_rx.clone(),
+        );
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let draining = Arc::new(AtomicBool::new(false));
         let grace = self.api.config.shutdown_grace;

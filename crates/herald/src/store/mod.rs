@@ -131,6 +131,26 @@ pub struct StoredMapping {
 /// The prefix of a mapping's UUID in change notifications.
 pub const MAPPING_CHANGE: &str = "esm/";
 
+/// An event bus as stored: its spec as JSON (the bus module's `BusSpec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBus {
+    pub name: String,
+    pub spec: String,
+}
+
+/// A rule as stored: its spec, targets included, as JSON (the bus
+/// module's `RuleSpec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRule {
+    pub bus: String,
+    pub name: String,
+    pub spec: String,
+}
+
+/// The prefix of a bus's name in change notifications (its rules' changes
+/// are notified under their bus).
+pub const BUS_CHANGE: &str = "bus/";
+
 /// A subsystem that keeps resources of its own in the store and re-reads
 /// them when another node changed one (a notification id starting with
 /// [`Reconciler::prefix`]) or at the periodic full re-read. The node's one
@@ -337,6 +357,36 @@ impl Store {
     /// Delete a mapping; `false` when there was none.
     pub async fn delete_mapping(&self, uuid: &str) -> Result<bool, String> {
         write!(self.delete_mapping(uuid))
+    }
+
+    /// The event buses created through EventBridge's API.
+    pub async fn buses(&self) -> Result<Vec<StoredBus>, String> {
+        dispatch!(self.buses())
+    }
+
+    /// Insert or replace a bus.
+    pub async fn put_bus(&self, b: StoredBus) -> Result<(), String> {
+        write!(self.put_bus(b))
+    }
+
+    /// Delete a bus and its rules; `false` when there was no such bus.
+    pub async fn delete_bus(&self, name: &str) -> Result<bool, String> {
+        write!(self.delete_bus(name))
+    }
+
+    /// Every bus's rules.
+    pub async fn rules(&self) -> Result<Vec<StoredRule>, String> {
+        dispatch!(self.rules())
+    }
+
+    /// Insert or replace a rule.
+    pub async fn put_rule(&self, r: StoredRule) -> Result<(), String> {
+        write!(self.put_rule(r))
+    }
+
+    /// Delete a rule; `false` when there was none.
+    pub async fn delete_rule(&self, bus: &str, name: &str) -> Result<bool, String> {
+        write!(self.delete_rule(bus, name))
     }
 
     /// A stream shard's checkpoint (the last sequence number done). Not

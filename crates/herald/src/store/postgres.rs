@@ -13,6 +13,7 @@
 //! store error, and nothing else). Schema migrations run at start under an
 //! advisory lock, so nodes starting together migrate once.
 
+mod bus;
 mod esm;
 
 use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredNamespace};
@@ -128,6 +129,39 @@ const MIGRATIONS: &[&str] = &[
         owner TEXT NOT NULL,
         expires DOUBLE PRECISION NOT NULL
     );",
+    // 6: event buses and their rules, notified as `bus/<bus name>`.
+    "CREATE TABLE event_buses (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL
+    );
+    CREATE TABLE event_rules (
+        bus TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (bus, name)
+    );
+    CREATE FUNCTION herald_notify_bus() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('herald_changes', 'bus/' || OLD.name);
+        ELSE
+            PERFORM pg_notify('herald_changes', 'bus/' || NEW.name);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION herald_notify_rule() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('herald_changes', 'bus/' || OLD.bus);
+        ELSE
+            PERFORM pg_notify('herald_changes', 'bus/' || NEW.bus);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER event_buses_changed AFTER INSERT OR UPDATE OR DELETE ON event_buses
+        FOR EACH ROW EXECUTE FUNCTION herald_notify_bus();
+    CREATE TRIGGER event_rules_changed AFTER INSERT OR UPDATE OR DELETE ON event_rules
+        FOR EACH ROW EXECUTE FUNCTION herald_notify_rule();",
 ];
 
 /// Now, in epoch seconds, in SQL.

@@ -8,6 +8,7 @@
 //! the connection's lock is only held inside such a call, never across an
 //! `.await`.
 
+mod bus;
 mod esm;
 
 use super::{StoredApi, StoredFunction, StoredKey, StoredNamespace};
@@ -84,6 +85,18 @@ const MIGRATIONS: &[&str] = &[
         uuid TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         expires REAL NOT NULL
+    );",
+    // 9: event buses and their rules (each rule's spec, targets included,
+    // as JSON: the bus module's `BusSpec` and `RuleSpec`).
+    "CREATE TABLE event_buses (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL
+    );
+    CREATE TABLE event_rules (
+        bus TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (bus, name)
     );",
 ];
 

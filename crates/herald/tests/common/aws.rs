@@ -143,3 +143,30 @@ pub async fn namespace_and_key(admin: SocketAddr, api_id: &str, namespace: &str)
     assert_eq!(r.status, 200, "{}", r.raw);
     r.body["apiKey"]["id"].as_str().unwrap().to_string()
 }
+
+/// An EventBridge operation as botocore sends it (JSON 1.1, `X-Amz-Target`).
+pub async fn events(admin: SocketAddr, op: &str, body: serde_json::Value) -> HttpResponse {
+    let target = format!("AWSEvents.{op}");
+    let text = body.to_string();
+    call(
+        admin,
+        Call {
+            service: "events",
+            method: "POST",
+            headers: &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", &target),
+            ],
+            body: text.as_bytes(),
+            ..Call::get("/")
+        },
+    )
+    .await
+}
+
+/// [`events`], expecting success.
+pub async fn events_ok(admin: SocketAddr, op: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = events(admin, op, body).await;
+    assert_eq!(r.status, 200, "{op}: {}", r.raw);
+    r.body
+}

@@ -1,0 +1,234 @@
+//! The event bus end to end: rules with patterns route `PutEvents` to a
+//! channel (a WebSocket subscriber sees the event), to a function (over
+//! HTTP, with the transformed input), to another bus; failures are retried
+//! and dead-lettered; and after `kill -9` right after `PutEvents` answered,
+//! every accepted event still reaches its target.
+
+mod common;
+
+use common::aws::*;
+use common::esm::{fn_server, FnServer, Policy};
+use common::*;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn config(function: SocketAddr) -> String {
+    format!(
+        r#"
+        account_id = "123456789012"
+        aws_region = "eu-west-1"
+        [[iam_credentials]]
+        access_key_id = "{ADMIN_KEY}"
+        secret_access_key = "{ADMIN_SECRET}"
+        principal = "arn:aws:iam::123456789012:user/ops"
+        allow = [{{ actions = ["admin"] }}]
+        [[api_keys]]
+        id = "{KEY}"
+        [[channel_namespaces]]
+        name = "default"
+        [[functions]]
+        name = "sink"
+        runtime = "provided.al2023"
+        url = "http://{function}/"
+        timeout_secs = 10
+        "#
+    )
+}
+
+async fn server(policy: Policy) -> (TestServer, SocketAddr, FnServer) {
+    let function = fn_server(policy).await;
+    let server = start_with_toml(&config(function.addr)).await;
+    let admin = server.running.as_ref().unwrap().admin_addr.unwrap();
+    (server, admin, function)
+}
+
+fn ok_policy() -> Policy {
+    Arc::new(|_, _| (200, "{}".into()))
+}
+
+const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:sink";
+
+async fn put(admin: SocketAddr, entries: Value) -> Value {
+    let r = events_ok(admin, "PutEvents", json!({"Entries": entries})).await;
+    assert_eq!(r["FailedEntryCount"], 0, "{r}");
+    r
+}
+
+fn order(id: &str, amount: u32) -> Value {
+    json!({"Source": "shop", "DetailType": "Order Placed",
+           "Detail": json!({"id": id, "amount": amount, "region": "eu"}).to_string()})
+}
+
+#[tokio::test]
+async fn rules_route_to_a_channel_and_a_function() {
+    let (server, admin, mut function) = server(ok_policy()).await;
+    events_ok(admin, "PutRule", json!({"Name": "big", "EventPattern": r#"{"source": ["shop"], "detail": {"amount": [{"numeric": [">=", 100]}]}}"#})).await;
+    let r = events_ok(admin, "PutTargets", json!({"Rule": "big", "Targets": [
+        {"Id": "ws", "Arn": "channel:/default/orders/$.detail.region", "InputPath": "$.detail"},
+        {"Id": "fn", "Arn": FUNCTION, "InputTransformer": {
+            "InputPathsMap": {"id": "$.detail.id", "amount": "$.detail.amount"},
+            "InputTemplate": r#"{"order": "<id>", "amount": <amount>, "rule": "<aws.events.rule-name>"}"#}},
+    ]})).await;
+    assert_eq!(r["FailedEntryCount"], 0, "{r}");
+    let mut ws = server.ws().await;
+    ws.init().await;
+    ws.subscribe("s1", "/default/orders/eu").await;
+
+    put(admin, json!([order("small", 5), order("o-1", 150)])).await;
+    let seen = ws.data("s1").await;
+    assert_eq!(seen, json!({"id": "o-1", "amount": 150, "region": "eu"}));
+    let called = function.event().await;
+    assert_eq!(
+        called,
+        json!({"order": "o-1", "amount": 150, "rule": "big"})
+    );
+
+    // A disabled rule routes nothing; enabled again, it does.
+    events_ok(admin, "DisableRule", json!({"Name": "big"})).await;
+    put(admin, json!([order("o-2", 500)])).await;
+    events_ok(admin, "EnableRule", json!({"Name": "big"})).await;
+    put(admin, json!([order("o-3", 700)])).await;
+    assert_eq!(ws.data("s1").await["id"], "o-3");
+    assert_eq!(function.event().await["order"], "o-3");
+}
+
+#[tokio::test]
+async fn a_bus_feeds_another_bus() {
+    let (_server, admin, mut function) = server(ok_policy()).await;
+    events_ok(admin, "CreateEventBus", json!({"Name": "audit"})).await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "forward", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "forward", "Targets": [
+        {"Id": "audit", "Arn": "arn:aws:events:eu-west-1:123456789012:event-bus/audit"}]}),
+    )
+    .await;
+    events_ok(admin, "PutRule", json!({"Name": "all", "EventBusName": "audit", "EventPattern": r#"{"detail-type": ["Order Placed"]}"#})).await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "all", "EventBusName": "audit", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
+    )
+    .await;
+    let id = put(admin, json!([order("o-9", 1)])).await["Entries"][0]["EventId"].clone();
+    let got = function.event().await;
+    assert_eq!(got["id"], id, "the event arrives as it was put: {got}");
+    assert_eq!(got["detail"]["id"], "o-9");
+    assert_eq!(got["account"], "123456789012");
+}
+
+#[tokio::test]
+async fn failures_are_retried_then_dead_lettered() {
+    // The function fails its first two calls for o-retry, and every call
+    // for o-dead.
+    let policy: Policy = Arc::new(|event: &Value, _| {
+        let fail = || {
+            (
+                500,
+                r#"{"errorType": "Boom", "errorMessage": "down"}"#.to_string(),
+            )
+        };
+        match event["detail"]["id"].as_str() {
+            Some("o-dead") => fail(),
+            _ => (200, "{}".into()),
+        }
+    });
+    let dlq = temp_dir("bus-dlq").join("dead.jsonl");
+    let (_server, admin, mut function) = server(policy).await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION,
+        "RetryPolicy": {"MaximumRetryAttempts": 1},
+        "DeadLetterConfig": {"Arn": format!("file://{}", dlq.display())}}]}),
+    )
+    .await;
+    put(admin, json!([order("o-dead", 1)])).await;
+    // The first attempt and one retry (about a second later), then the file.
+    assert_eq!(function.event().await["detail"]["id"], "o-dead");
+    assert_eq!(function.event().await["detail"]["id"], "o-dead");
+    let line = wait_for_line(&dlq).await;
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["event"]["detail"]["id"], "o-dead");
+    assert_eq!(record["attempts"], 2);
+    assert_eq!(record["targetArn"], FUNCTION);
+    assert_eq!(
+        record["ruleArn"],
+        "arn:aws:events:eu-west-1:123456789012:rule/r"
+    );
+    assert!(
+        record["errorMessage"].as_str().unwrap().contains("down"),
+        "{record}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_that_succeeds_is_delivered_once() {
+    let policy: Policy = Arc::new(|_, n| {
+        if n <= 2 {
+            (
+                500,
+                r#"{"errorType": "Boom", "errorMessage": "not yet"}"#.to_string(),
+            )
+        } else {
+            (200, "{}".into())
+        }
+    });
+    let (server, admin, mut function) = server(policy).await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
+    )
+    .await;
+    put(admin, json!([order("o-1", 1)])).await;
+    for _ in 0..3 {
+        assert_eq!(function.event().await["detail"]["id"], "o-1");
+    }
+    // Delivered on the third attempt: the retry table empties, and no
+    // fourth call comes.
+    let buses = server.running.as_ref().unwrap().buses.clone();
+    loop {
+        if buses.log.counts().await.unwrap().1 == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(function.calls.try_recv().is_err());
+}
+
+async fn wait_for_line(path: &std::path::Path) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(line) = text.lines().next() {
+                return line.to_string();
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing reached {}",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
