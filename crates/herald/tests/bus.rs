@@ -232,3 +232,113 @@ async fn wait_for_line(path: &std::path::Path) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A `herald serve` process, killed when dropped (a failing test leaves
+/// none behind).
+struct Process(std::process::Child);
+
+impl Process {
+    /// `kill -9`, and wait for it.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `herald serve` as a process on `dir` (its store and event log), and its
+/// admin address from its banner.
+fn start_node(dir: &std::path::Path, function: SocketAddr) -> (Process, SocketAddr) {
+    use std::io::BufRead;
+    let path = dir.join("herald.toml");
+    std::fs::write(
+        &path,
+        format!("{}\n[admin]\nlisten = \"127.0.0.1:0\"\n", config(function)),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--data")
+        .arg(dir)
+        .env("HERALD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut admin = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(a) = line.trim().strip_prefix("admin:") {
+            let url = a.split_whitespace().next().unwrap();
+            admin = Some(url.trim_start_matches("http://").parse().unwrap());
+        }
+        if line.starts_with("Ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (
+        Process(child),
+        admin.expect("the banner names the admin listener"),
+    )
+}
+
+#[tokio::test]
+async fn accepted_events_survive_kill_9() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // The function hangs until the restart: nothing is delivered before
+    // the kill.
+    let hang = Arc::new(AtomicBool::new(true));
+    let h = hang.clone();
+    let policy: Policy = Arc::new(move |_, _| {
+        if h.load(Ordering::SeqCst) {
+            (0, String::new())
+        } else {
+            (200, "{}".into())
+        }
+    });
+    let mut function = fn_server(policy).await;
+    let dir = temp_dir("bus-kill9");
+    let (mut child, admin) = start_node(&dir, function.addr);
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
+    )
+    .await;
+    let mut accepted = std::collections::HashSet::new();
+    for batch in 0..5 {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| order(&format!("o-{batch}-{i}"), i))
+            .collect();
+        let r = put(admin, Value::Array(entries)).await;
+        for e in r["Entries"].as_array().unwrap() {
+            accepted.insert(e["EventId"].as_str().unwrap().to_string());
+        }
+    }
+    child.kill(); // SIGKILL, right after the last answer
+                  // What reached the hanging function before the kill does not count.
+    while function.calls.try_recv().is_ok() {}
+    hang.store(false, Ordering::SeqCst);
+
+    let (_child, _admin) = start_node(&dir, function.addr);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < accepted.len() {
+        let e = function.event().await;
+        seen.insert(e["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, accepted);
+}
