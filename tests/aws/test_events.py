@@ -159,6 +159,43 @@ class EventBridgeApi(unittest.TestCase):
         code, message = self.error(lambda: ev.put_events(Entries=[big]))
         self.assertEqual((code, message), ("ValidationException", "Total size of the entries in the request is over the limit."))
 
+    def test_connections_and_api_destinations(self):
+        ev = self.events
+        conn = ev.create_connection(Name="hooks", AuthorizationType="API_KEY",
+                                    AuthParameters={"ApiKeyAuthParameters": {"ApiKeyName": "x-key", "ApiKeyValue": "secret-1"}})
+        self.assertEqual(conn["ConnectionState"], "AUTHORIZED")
+        described = ev.describe_connection(Name="hooks")
+        self.assertEqual(described["AuthParameters"], {"ApiKeyAuthParameters": {"ApiKeyName": "x-key"}})
+        self.assertNotIn("secret-1", json.dumps(described, default=str))
+        self.assertEqual([c["Name"] for c in ev.list_connections(NamePrefix="hoo")["Connections"]], ["hooks"])
+        self.assertEqual(self.error(lambda: ev.create_connection(
+            Name="hooks", AuthorizationType="API_KEY",
+            AuthParameters={"ApiKeyAuthParameters": {"ApiKeyName": "k", "ApiKeyValue": "v"}}))[0], "ResourceAlreadyExistsException")
+        self.assertEqual(self.error(lambda: ev.create_connection(
+            Name="b", AuthorizationType="BASIC", AuthParameters={"ApiKeyAuthParameters": {"ApiKeyName": "k", "ApiKeyValue": "v"}}))[0],
+            "ValidationException")
+        dest = ev.create_api_destination(Name="hook", ConnectionArn=conn["ConnectionArn"],
+                                         InvocationEndpoint="https://example.com/hooks/*", HttpMethod="POST",
+                                         InvocationRateLimitPerSecond=20)
+        self.assertEqual(dest["ApiDestinationState"], "ACTIVE")
+        d = ev.describe_api_destination(Name="hook")
+        self.assertEqual((d["InvocationEndpoint"], d["HttpMethod"], d["InvocationRateLimitPerSecond"]),
+                         ("https://example.com/hooks/*", "POST", 20))
+        self.assertEqual(len(ev.list_api_destinations(ConnectionArn=conn["ConnectionArn"])["ApiDestinations"]), 1)
+        self.assertEqual(self.error(lambda: ev.create_api_destination(
+            Name="x", ConnectionArn=conn["ConnectionArn"] + "-nope", InvocationEndpoint="https://example.com",
+            HttpMethod="POST"))[0], "ResourceNotFoundException")
+        self.assertEqual(self.error(lambda: ev.delete_connection(Name="hooks"))[0], "ValidationException")
+        ev.put_rule(Name="hooked", EventPattern='{"source": ["hooks"]}')
+        r = ev.put_targets(Rule="hooked", Targets=[{"Id": "h", "Arn": dest["ApiDestinationArn"],
+                                                    "HttpParameters": {"PathParameterValues": ["$.detail.id"]}}])
+        self.assertEqual(r["FailedEntryCount"], 0)
+        ev.delete_rule(Name="hooked", Force=True)
+        ev.delete_api_destination(Name="hook")
+        self.assertEqual(ev.delete_connection(Name="hooks")["ConnectionState"], "DELETING")
+        code, message = self.error(lambda: ev.describe_api_destination(Name="hook"))
+        self.assertEqual(code, "ResourceNotFoundException")
+
     def test_the_aws_cli(self):
         aws = os.path.join(os.path.dirname(os.path.realpath(__import__("sys").executable)), "aws")
         env = dict(os.environ, **self.server["exports"],

@@ -342,3 +342,212 @@ async fn accepted_events_survive_kill_9() {
     }
     assert_eq!(seen, accepted);
 }
+
+/// What an HTTP receiver saw: method, path with query, headers, body.
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    path: String,
+    headers: hyper::HeaderMap,
+    body: String,
+}
+
+type Answerer = Arc<dyn Fn(&Call) -> (u16, String) + Send + Sync>;
+
+/// An HTTP receiver run by the test: every call goes to the channel, and
+/// `answer` chooses the response.
+async fn receiver(answer: Answerer) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Call>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (tx, answer) = (tx.clone(), answer.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (tx, answer) = (tx.clone(), answer.clone());
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req.uri().to_string();
+                            let headers = req.headers().clone();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let call = Call {
+                                method,
+                                path,
+                                headers,
+                                body: String::from_utf8_lossy(&body).into(),
+                            };
+                            let (status, text) = answer(&call);
+                            let _ = tx.send(call);
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn next_call(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Call>) -> Call {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the receiver was called in time")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn api_destinations_call_http_with_the_connections_auth() {
+    let answer: Answerer = Arc::new(|c: &Call| {
+        if c.path == "/token" {
+            return (
+                200,
+                r#"{"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}"#.into(),
+            );
+        }
+        // Orders from the "bad" region are refused (4xx: not retried);
+        // "flaky" fails once (5xx: retried).
+        if c.body.contains("\"bad\"") {
+            return (400, "{}".into());
+        }
+        (200, "{}".into())
+    });
+    let (recv, mut calls) = receiver(answer).await;
+    let (_server, admin, _function) = server(ok_policy()).await;
+    let dlq = temp_dir("bus-api-dlq").join("dead.jsonl");
+
+    let oauth = events_ok(admin, "CreateConnection", json!({"Name": "oauth", "AuthorizationType": "OAUTH_CLIENT_CREDENTIALS",
+        "AuthParameters": {"OAuthParameters": {"ClientParameters": {"ClientID": "me", "ClientSecret": "s3cret"},
+            "AuthorizationEndpoint": format!("http://{recv}/token"), "HttpMethod": "POST"}}})).await;
+    let described = events_ok(admin, "DescribeConnection", json!({"Name": "oauth"})).await;
+    assert!(!described.to_string().contains("s3cret"), "{described}");
+    let dest = events_ok(admin, "CreateApiDestination", json!({"Name": "orders", "ConnectionArn": oauth["ConnectionArn"],
+        "InvocationEndpoint": format!("http://{recv}/orders/*"), "HttpMethod": "POST", "InvocationRateLimitPerSecond": 50})).await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    let r = events_ok(admin, "PutTargets", json!({"Rule": "r", "Targets": [{"Id": "http", "Arn": dest["ApiDestinationArn"],
+        "HttpParameters": {"PathParameterValues": ["$.detail.region"], "HeaderParameters": {"x-team": "shop"}, "QueryStringParameters": {"v": "1"}},
+        "InputTransformer": {"InputPathsMap": {"id": "$.detail.id", "region": "$.detail.region"}, "InputTemplate": r#"{"order": "<id>", "region": "<region>"}"#},
+        "DeadLetterConfig": {"Arn": format!("file://{}", dlq.display())}}]})).await;
+    assert_eq!(r["FailedEntryCount"], 0, "{r}");
+
+    put(admin, json!([order("o-1", 1)])).await;
+    let token = next_call(&mut calls).await;
+    assert_eq!(token.path, "/token");
+    assert_eq!(token.body, "grant_type=client_credentials");
+    assert_eq!(token.headers["authorization"], "Basic bWU6czNjcmV0"); // me:s3cret
+    let call = next_call(&mut calls).await;
+    assert_eq!(
+        call.path, "/orders/eu?v=1",
+        "the path parameter came from the event"
+    );
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.headers["authorization"], "Bearer tok-1");
+    assert_eq!(call.headers["x-team"], "shop");
+    assert_eq!(
+        serde_json::from_str::<Value>(&call.body).unwrap(),
+        json!({"order": "o-1", "region": "eu"})
+    );
+
+    // A 4xx answer is not retried: straight to the dead-letter file.
+    let bad = json!({"Source": "shop", "DetailType": "Order Placed", "Detail": json!({"id": "o-2", "region": "bad"}).to_string()});
+    put(admin, json!([bad])).await;
+    let call = next_call(&mut calls).await;
+    assert!(call.body.contains("o-2"));
+    let record: Value = serde_json::from_str(&wait_for_line(&dlq).await).unwrap();
+    assert_eq!(record["event"]["detail"]["id"], "o-2");
+    assert_eq!(record["attempts"], 1);
+    assert!(
+        calls.try_recv().is_err(),
+        "a refused call is not tried again"
+    );
+}
+
+#[tokio::test]
+async fn api_key_and_basic_connections() {
+    let answer: Answerer = Arc::new(|_| (200, "{}".into()));
+    let (recv, mut calls) = receiver(answer).await;
+    let (_server, admin, _function) = server(ok_policy()).await;
+    let key = events_ok(admin, "CreateConnection", json!({"Name": "key", "AuthorizationType": "API_KEY",
+        "AuthParameters": {"ApiKeyAuthParameters": {"ApiKeyName": "x-api-key", "ApiKeyValue": "k-1"}}})).await;
+    let basic = events_ok(
+        admin,
+        "CreateConnection",
+        json!({"Name": "basic", "AuthorizationType": "BASIC",
+        "AuthParameters": {"BasicAuthParameters": {"Username": "u", "Password": "p"}}}),
+    )
+    .await;
+    let d1 = events_ok(
+        admin,
+        "CreateApiDestination",
+        json!({"Name": "d1", "ConnectionArn": key["ConnectionArn"],
+        "InvocationEndpoint": format!("http://{recv}/key"), "HttpMethod": "PUT"}),
+    )
+    .await;
+    let d2 = events_ok(
+        admin,
+        "CreateApiDestination",
+        json!({"Name": "d2", "ConnectionArn": basic["ConnectionArn"],
+        "InvocationEndpoint": format!("http://{recv}/basic"), "HttpMethod": "POST"}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [
+        {"Id": "a", "Arn": d1["ApiDestinationArn"]}, {"Id": "b", "Arn": d2["ApiDestinationArn"]}]}),
+    )
+    .await;
+    let id = put(admin, json!([order("o-1", 1)])).await["Entries"][0]["EventId"].clone();
+    let mut got = [next_call(&mut calls).await, next_call(&mut calls).await];
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(
+        (got[0].path.as_str(), got[0].method.as_str()),
+        ("/basic", "POST")
+    );
+    assert_eq!(got[0].headers["authorization"], "Basic dTpw"); // u:p
+    assert_eq!(
+        (got[1].path.as_str(), got[1].method.as_str()),
+        ("/key", "PUT")
+    );
+    assert_eq!(got[1].headers["x-api-key"], "k-1");
+    let event: Value = serde_json::from_str(&got[1].body).unwrap();
+    assert_eq!(
+        event["id"], id,
+        "without input settings the whole event is sent"
+    );
+    // A connection in use is not deleted.
+    let r = events(admin, "DeleteConnection", json!({"Name": "key"})).await;
+    assert_eq!(
+        (r.status, r.body["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{}",
+        r.raw
+    );
+    events_ok(admin, "DeleteApiDestination", json!({"Name": "d1"})).await;
+    events_ok(admin, "DeleteConnection", json!({"Name": "key"})).await;
+    let r = events(admin, "DescribeConnection", json!({"Name": "key"})).await;
+    assert_eq!(r.body["__type"], "ResourceNotFoundException");
+}

@@ -229,12 +229,48 @@ impl Job {
         let target = Target::new(&self.target.arn, &self.parts).map_err(|message| Failed {
             message,
             code: "RESOURCE_NOT_FOUND",
+            retryable: true,
         })?;
+        if let Target::Api(name) = &target {
+            let view = self.buses.view();
+            let missing = |message: String| Failed {
+                message,
+                code: "RESOURCE_NOT_FOUND",
+                retryable: true,
+            };
+            let dest = view
+                .api_destinations
+                .get(name)
+                .ok_or_else(|| missing(format!("API destination {name} does not exist.")))?;
+            let conn = view
+                .connections
+                .values()
+                .find(|c| c.arn == dest.connection_arn)
+                .ok_or_else(|| {
+                    missing(format!(
+                        "Connection {} does not exist.",
+                        dest.connection_arn
+                    ))
+                })?;
+            return self
+                .parts
+                .calls
+                .call(
+                    self.parts.functions.http(),
+                    dest,
+                    conn,
+                    self.target.http_parameters.as_ref(),
+                    &self.event,
+                    self.payload(),
+                )
+                .await;
+        }
         if let Target::Bus(name) = &target {
             if !self.buses.view().buses.contains_key(name) {
                 return Err(Failed {
                     message: format!("Event bus {name} does not exist."),
                     code: "RESOURCE_NOT_FOUND",
+                    retryable: true,
                 });
             }
             let put = NewEvent {
@@ -252,6 +288,7 @@ impl Job {
                 .map_err(|message| Failed {
                     message,
                     code: "SDK_CLIENT_ERROR",
+                    retryable: true,
                 });
         }
         let group = self
@@ -285,7 +322,7 @@ impl Job {
             due: crate::esm::spec::now_secs() + backoff(1),
             error: f.message.clone(),
         };
-        if self.expired(1) {
+        if self.expired(1) || !f.retryable {
             if self.dead_letter(&f, 1).await {
                 return;
             }
@@ -409,6 +446,7 @@ async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, r: Retry) {
         Failed {
             message: r.error.clone(),
             code: "RETRIES_EXHAUSTED",
+            retryable: false,
         }
     } else {
         match job.attempt().await {
@@ -420,7 +458,7 @@ async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, r: Retry) {
         }
     };
     let attempts = r.attempts + 1;
-    if job.expired(attempts) {
+    if job.expired(attempts) || !failure.retryable {
         if job.dead_letter(&failure, attempts).await {
             buses.log.delete_retry(r.id).await;
         } else {

@@ -17,6 +17,7 @@
 //! on that node's disk: a node lost for good loses what it had not
 //! delivered yet.
 
+pub mod api_destination;
 pub mod dispatch;
 pub mod input;
 pub mod log;
@@ -44,7 +45,13 @@ pub struct BusView {
 #[derive(Default)]
 pub struct View {
     pub buses: BTreeMap<String, BusView>,
+    pub connections: BTreeMap<String, Arc<api_destination::ConnectionSpec>>,
+    pub api_destinations: BTreeMap<String, Arc<api_destination::ApiDestinationSpec>>,
 }
+
+/// The store's kinds of [`crate::store::Store::bus_resources`].
+pub const CONNECTION: &str = "connection";
+pub const API_DESTINATION: &str = "api-destination";
 
 /// The server's buses.
 pub struct EventBuses {
@@ -137,8 +144,26 @@ impl EventBuses {
     pub async fn reload(&self) -> Result<Vec<String>, String> {
         let buses = self.store.buses().await?;
         let rules = self.store.rules().await?;
+        let connections = self.store.bus_resources(CONNECTION).await?;
+        let destinations = self.store.bus_resources(API_DESTINATION).await?;
         let mut problems = Vec::new();
         let mut view = View::default();
+        for (name, spec) in connections {
+            match serde_json::from_str(&spec) {
+                Ok(c) => {
+                    view.connections.insert(name, Arc::new(c));
+                }
+                Err(e) => problems.push(format!("stored connection {name}: {e}")),
+            }
+        }
+        for (name, spec) in destinations {
+            match serde_json::from_str(&spec) {
+                Ok(d) => {
+                    view.api_destinations.insert(name, Arc::new(d));
+                }
+                Err(e) => problems.push(format!("stored API destination {name}: {e}")),
+            }
+        }
         view.buses.insert(
             DEFAULT_BUS.to_string(),
             BusView {

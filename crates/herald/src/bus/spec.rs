@@ -82,6 +82,10 @@ pub struct TargetSpec {
     pub dead_letter_config: Option<DeadLetterConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqs_parameters: Option<SqsParameters>,
+    /// An API destination's `PathParameterValues`, `HeaderParameters`,
+    /// `QueryStringParameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_parameters: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +154,7 @@ impl TargetSpec {
             "RetryPolicy",
             "DeadLetterConfig",
             "SqsParameters",
+            "HttpParameters",
         ];
         if let Some(other) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(format!(

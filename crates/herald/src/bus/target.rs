@@ -41,14 +41,16 @@ pub fn check_arn(arn: &str) -> Result<(), String> {
     if arn.starts_with("arn:aws:lambda:") && arn.contains(":function:") {
         return Ok(());
     }
-    if arn.starts_with("arn:aws:events:") && arn.contains(":event-bus/") {
+    if arn.starts_with("arn:aws:events:")
+        && (arn.contains(":event-bus/") || arn.contains(":api-destination/"))
+    {
         return Ok(());
     }
     if arn.starts_with("arn:aws:sqs:") {
         return Ok(());
     }
     Err(format!(
-        "Herald does not deliver to the target {arn}: use a function ARN, channel:/namespace/path, an event bus ARN or an SQS queue ARN"
+        "Herald does not deliver to the target {arn}: use a function ARN, channel:/namespace/path, an event bus ARN, an API destination ARN or an SQS queue ARN"
     ))
 }
 
@@ -137,6 +139,8 @@ pub struct Parts {
     pub apis: Arc<Registry>,
     pub functions: Arc<Functions>,
     pub sources: Vec<EventSourceFile>,
+    /// API destinations' OAuth tokens and rate limits.
+    pub calls: super::api_destination::Calls,
 }
 
 /// One target, ready to deliver.
@@ -144,6 +148,9 @@ pub enum Target {
     Function(String),
     Channel(DynamicChannelTarget),
     Bus(String),
+    /// An API destination, by name (called by the dispatcher, which holds
+    /// the destinations and connections).
+    Api(String),
     Sqs(Destination),
 }
 
@@ -155,6 +162,9 @@ pub struct Failed {
     pub message: String,
     /// AWS's dead-letter `ERROR_CODE` for it.
     pub code: &'static str,
+    /// `false`: trying again cannot help (an API destination's 4xx); the
+    /// event goes to the dead-letter target at once.
+    pub retryable: bool,
 }
 
 impl Target {
@@ -172,14 +182,19 @@ impl Target {
         if let Some((_, name)) = arn.split_once(":event-bus/") {
             return Ok(Target::Bus(name.to_string()));
         }
+        if let Some((_, rest)) = arn.split_once(":api-destination/") {
+            let name = rest.split('/').next().unwrap_or_default();
+            return Ok(Target::Api(name.to_string()));
+        }
         if arn.starts_with("arn:aws:sqs:") {
             return dead_letter(arn, parts).map(Target::Sqs);
         }
         Err(format!("Herald does not deliver to the target {arn}"))
     }
 
-    /// Deliver `payload` (the target's input for `event`). A bus target is
-    /// answered by the caller, which owns the log.
+    /// Deliver `payload` (the target's input for `event`). Bus and API
+    /// destination targets are the caller's (it holds the log and the
+    /// destinations).
     pub async fn deliver(
         &self,
         parts: &Parts,
@@ -187,7 +202,11 @@ impl Target {
         event: &Value,
         sqs_group: Option<&str>,
     ) -> Result<(), Failed> {
-        let failed = |code, message: String| Failed { message, code };
+        let failed = |code, message: String| Failed {
+            message,
+            code,
+            retryable: true,
+        };
         match self {
             Target::Function(arn) => {
                 let body = json_text(payload);
@@ -225,7 +244,7 @@ impl Target {
                     .await
                     .map_err(|e| failed("SDK_CLIENT_ERROR", e))
             }
-            Target::Bus(_) => Ok(()),
+            Target::Bus(_) | Target::Api(_) => Ok(()),
         }
     }
 }

@@ -288,6 +288,7 @@ impl Server {
                 apis: self.apis.clone(),
                 functions: self.api.functions.clone(),
                 sources: std::mem::take(&mut self.event_sources),
+                calls: Default::default(),
             },
             self.api.config.node_id.clone(),
             shutdown_rx.clone(),

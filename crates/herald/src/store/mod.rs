@@ -389,6 +389,27 @@ impl Store {
         write!(self.delete_rule(bus, name))
     }
 
+    /// The event bus's other resources of `kind` (`connection`,
+    /// `api-destination`, `archive`, `replay`): name and spec (JSON).
+    pub async fn bus_resources(&self, kind: &str) -> Result<Vec<(String, String)>, String> {
+        dispatch!(self.bus_resources(kind))
+    }
+
+    /// Insert or replace one.
+    pub async fn put_bus_resource(
+        &self,
+        kind: &str,
+        name: &str,
+        spec: String,
+    ) -> Result<(), String> {
+        write!(self.put_bus_resource(kind, name, spec))
+    }
+
+    /// Delete one; `false` when there was none.
+    pub async fn delete_bus_resource(&self, kind: &str, name: &str) -> Result<bool, String> {
+        write!(self.delete_bus_resource(kind, name))
+    }
+
     /// A stream shard's checkpoint (the last sequence number done). Not
     /// counted as a local write: checkpoints are not resources a re-read
     /// applies.

@@ -162,6 +162,24 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH ROW EXECUTE FUNCTION herald_notify_bus();
     CREATE TRIGGER event_rules_changed AFTER INSERT OR UPDATE OR DELETE ON event_rules
         FOR EACH ROW EXECUTE FUNCTION herald_notify_rule();",
+    // 7: the event bus's other resources, notified as `bus/<kind>`.
+    "CREATE TABLE bus_resources (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    CREATE FUNCTION herald_notify_bus_resource() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('herald_changes', 'bus/' || OLD.kind);
+        ELSE
+            PERFORM pg_notify('herald_changes', 'bus/' || NEW.kind);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER bus_resources_changed AFTER INSERT OR UPDATE OR DELETE ON bus_resources
+        FOR EACH ROW EXECUTE FUNCTION herald_notify_bus_resource();",
 ];
 
 /// Now, in epoch seconds, in SQL.

@@ -98,6 +98,14 @@ const MIGRATIONS: &[&str] = &[
         spec TEXT NOT NULL,
         PRIMARY KEY (bus, name)
     );",
+    // 10: the event bus's other resources (connections, API destinations,
+    // archives, replays), by kind, each spec as JSON.
+    "CREATE TABLE bus_resources (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );",
 ];
 
 /// The database.

@@ -1,11 +1,13 @@
 //! EventBridge's API (JSON 1.1, `X-Amz-Target: AWSEvents.<Operation>`), as
 //! botocore sends it: buses ([`buses`]), rules ([`rules`]), targets
-//! ([`targets`]), `PutEvents` ([`put`]), tags ([`tags`]) and
+//! ([`targets`]), connections and API destinations ([`connections`]),
+//! `PutEvents` ([`put`]), tags ([`tags`]) and
 //! `TestEventPattern` ([`pattern`]), with AWS's shapes, exception names and
 //! messages. A change is written to the store, then this node re-reads the
 //! buses (other nodes follow the store).
 
 mod buses;
+mod connections;
 mod pattern;
 mod put;
 mod rules;
@@ -49,6 +51,14 @@ pub async fn route(
         "RemoveTargets" => targets::remove(b, &req).await,
         "ListTargetsByRule" => targets::list(b, &req),
         "PutEvents" => put::put_events(b, &req).await,
+        "CreateConnection" => connections::create_connection(b, &req).await,
+        "DescribeConnection" => connections::describe_connection(b, &req),
+        "ListConnections" => connections::list_connections(b, &req),
+        "DeleteConnection" => connections::delete_connection(b, &req).await,
+        "CreateApiDestination" => connections::create_api_destination(b, &req).await,
+        "DescribeApiDestination" => connections::describe_api_destination(b, &req),
+        "ListApiDestinations" => connections::list_api_destinations(b, &req),
+        "DeleteApiDestination" => connections::delete_api_destination(b, &req).await,
         "TagResource" => tags::tag(b, &req).await,
         "UntagResource" => tags::untag(b, &req).await,
         "ListTagsForResource" => tags::list(b, &req).await,

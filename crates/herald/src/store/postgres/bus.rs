@@ -75,4 +75,38 @@ impl Postgres {
         .await
         .map(|n| n > 0)
     }
+
+    pub async fn bus_resources(&self, kind: &str) -> Result<Vec<(String, String)>, String> {
+        let rows = self
+            .query(
+                "SELECT name, spec FROM bus_resources WHERE kind = $1 ORDER BY name",
+                &[&kind],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn put_bus_resource(
+        &self,
+        kind: &str,
+        name: &str,
+        spec: String,
+    ) -> Result<(), String> {
+        self.execute(
+            "INSERT INTO bus_resources (kind, name, spec) VALUES ($1, $2, $3)
+                 ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec",
+            &[&kind, &name, &spec],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_bus_resource(&self, kind: &str, name: &str) -> Result<bool, String> {
+        self.execute(
+            "DELETE FROM bus_resources WHERE kind = $1 AND name = $2",
+            &[&kind, &name],
+        )
+        .await
+        .map(|n| n > 0)
+    }
 }

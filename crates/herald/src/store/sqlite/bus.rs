@@ -83,4 +83,45 @@ impl Sqlite {
         })
         .await
     }
+
+    pub async fn bus_resources(&self, kind: &str) -> Result<Vec<(String, String)>, String> {
+        let kind = kind.to_string();
+        self.run(move |c| {
+            let mut stmt =
+                c.prepare("SELECT name, spec FROM bus_resources WHERE kind = ?1 ORDER BY name")?;
+            let rows = stmt.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn put_bus_resource(
+        &self,
+        kind: &str,
+        name: &str,
+        spec: String,
+    ) -> Result<(), String> {
+        let (kind, name) = (kind.to_string(), name.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO bus_resources (kind, name, spec) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec",
+                params![kind, name, spec],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete_bus_resource(&self, kind: &str, name: &str) -> Result<bool, String> {
+        let (kind, name) = (kind.to_string(), name.to_string());
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM bus_resources WHERE kind = ?1 AND name = ?2",
+                params![kind, name],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
 }
