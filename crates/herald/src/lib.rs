@@ -23,6 +23,7 @@ pub mod handlers;
 pub mod http_client;
 pub mod hub;
 pub mod js;
+pub mod jsonata;
 pub mod metrics;
 pub mod server;
 pub mod store;

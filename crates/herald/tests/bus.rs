@@ -551,3 +551,48 @@ async fn api_key_and_basic_connections() {
     let r = events(admin, "DescribeConnection", json!({"Name": "key"})).await;
     assert_eq!(r.body["__type"], "ResourceNotFoundException");
 }
+
+#[tokio::test]
+async fn jsonata_transforms_and_its_errors_dead_letter() {
+    let (_server, admin, mut function) = server(ok_policy()).await;
+    let dlq = temp_dir("bus-jsonata").join("dead.jsonl");
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    let template = r#"{% {"order": $id, "cents": $number(detail.amount) * 100, "big": detail.amount > 100, "rule": $rule} %}"#;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION,
+        "InputTransformer": {"InputPathsMap": {"id": "$.detail.id"}, "InputTemplate": template},
+        "DeadLetterConfig": {"Arn": format!("file://{}", dlq.display())}}]}),
+    )
+    .await;
+    put(admin, json!([order("o-1", 150)])).await;
+    assert_eq!(
+        function.event().await,
+        json!({"order": "o-1", "cents": 15000, "big": true, "rule": "r"})
+    );
+    // An amount that is not a number fails $number: dead-lettered at once.
+    let bad = json!({"Source": "shop", "DetailType": "Order Placed", "Detail": r#"{"id": "o-2", "amount": "lots"}"#});
+    put(admin, json!([bad])).await;
+    let record: Value = serde_json::from_str(&wait_for_line(&dlq).await).unwrap();
+    assert_eq!(record["event"]["detail"]["id"], "o-2");
+    assert_eq!(record["attempts"], 1);
+    assert!(
+        record["errorMessage"].as_str().unwrap().contains("JSONata"),
+        "{record}"
+    );
+    // A template that does not parse is refused at PutTargets.
+    let r = events(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "x", "Arn": FUNCTION,
+        "InputTransformer": {"InputTemplate": "{% detail.( %}"}}]}),
+    )
+    .await;
+    assert_eq!(r.body["__type"], "ValidationException", "{}", r.raw);
+}

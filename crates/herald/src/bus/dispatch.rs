@@ -198,17 +198,18 @@ struct Job {
 }
 
 impl Job {
-    /// The target's input for this event.
-    fn payload(&self) -> String {
+    /// The target's input for this event (a JSONata template can fail:
+    /// that is not retried, the event is dead-lettered).
+    fn payload(&self) -> Result<String, Failed> {
         let t = &self.target;
         if let Some(input) = &t.input {
-            return input.clone();
+            return Ok(input.clone());
         }
         if let Some(path) = &t.input_path {
-            return super::input::JsonPath::parse(path)
+            return Ok(super::input::JsonPath::parse(path)
                 .ok()
                 .and_then(|p| p.select(&self.event).map(Value::to_string))
-                .unwrap_or_else(|| "null".into());
+                .unwrap_or_else(|| "null".into()));
         }
         if let Some(tr) = &t.input_transformer {
             let rule_arn = self
@@ -220,9 +221,18 @@ impl Job {
                 rule_name: &self.rule.name,
                 ingestion_time: &ingestion,
             };
-            return super::input::transform(tr, &self.event, &self.text, &cx);
+            if let Some(expr) = super::input::jsonata_of(tr) {
+                return super::input::transform_jsonata(expr, tr, &self.event, &cx).map_err(|e| {
+                    Failed {
+                        message: format!("the JSONata transformation failed: {e}"),
+                        code: "SDK_CLIENT_ERROR",
+                        retryable: false,
+                    }
+                });
+            }
+            return Ok(super::input::transform(tr, &self.event, &self.text, &cx));
         }
-        self.text.to_string()
+        Ok(self.text.to_string())
     }
 
     async fn attempt(&self) -> Result<(), Failed> {
@@ -261,7 +271,7 @@ impl Job {
                     conn,
                     self.target.http_parameters.as_ref(),
                     &self.event,
-                    self.payload(),
+                    self.payload()?,
                 )
                 .await;
         }
@@ -297,7 +307,7 @@ impl Job {
             .as_ref()
             .and_then(|p| p.message_group_id.as_deref());
         target
-            .deliver(&self.parts, self.payload(), &self.event, group)
+            .deliver(&self.parts, self.payload()?, &self.event, group)
             .await
     }
 

@@ -12,6 +12,12 @@
 //!   that selects nothing gives an empty string inside quotes and `null`
 //!   elsewhere;
 //! * `<` not followed by a known name is kept as written.
+//!
+//! Beyond EventBridge, a template that is exactly `{% <expression> %}` is a
+//! JSONata expression ([`crate::jsonata`]): `$` is the event, and the
+//! `InputPathsMap` values, `$event`, `$rule`, `$ruleArn` and
+//! `$ingestionTime` are variables. Its result, as JSON, is the input (an
+//! undefined result is `null`).
 
 use super::spec::InputTransformer;
 use serde_json::Value;
@@ -84,6 +90,10 @@ pub fn check_transformer(t: &InputTransformer) -> Result<(), String> {
             super::spec::MAX_INPUT_CHARS
         ));
     }
+    if let Some(expr) = jsonata_of(t) {
+        crate::jsonata::Expression::parse(expr)
+            .map_err(|e| format!("InputTransformer: the JSONata expression is not valid: {e}"))?;
+    }
     let map = t.input_paths_map.clone().unwrap_or_default();
     if map.len() > 100 {
         return Err("InputPathsMap can have at most 100 entries".into());
@@ -107,6 +117,41 @@ pub fn check_transformer(t: &InputTransformer) -> Result<(), String> {
             .map_err(|e| format!("InputTransformer: the path {path} of {k} is not valid: {e}"))?;
     }
     Ok(())
+}
+
+/// The JSONata expression of a `{% ... %}` template.
+pub fn jsonata_of(t: &InputTransformer) -> Option<&str> {
+    t.input_template
+        .trim()
+        .strip_prefix("{%")?
+        .strip_suffix("%}")
+        .map(str::trim)
+}
+
+/// Evaluate a `{% ... %}` template (see the module's notes).
+pub fn transform_jsonata(
+    expr: &str,
+    t: &InputTransformer,
+    event: &Value,
+    cx: &Context,
+) -> Result<String, String> {
+    let e = crate::jsonata::Expression::parse(expr)?;
+    let mut vars: Vec<(&str, Value)> = vec![
+        ("event", event.clone()),
+        ("rule", Value::String(cx.rule_name.into())),
+        ("ruleArn", Value::String(cx.rule_arn.into())),
+        ("ingestionTime", Value::String(cx.ingestion_time.into())),
+    ];
+    if let Some(map) = &t.input_paths_map {
+        for (name, path) in map {
+            let v = JsonPath::parse(path)
+                .ok()
+                .and_then(|p| p.select(event).cloned())
+                .unwrap_or(Value::Null);
+            vars.push((name.as_str(), v));
+        }
+    }
+    Ok(e.evaluate(event, &vars)?.unwrap_or(Value::Null).to_string())
 }
 
 /// What the rule and event give the template besides the event's fields.
@@ -238,6 +283,30 @@ mod tests {
         let t = transformer(&[], r#"{"whole": <aws.events.event.json>}"#);
         let out: Value = serde_json::from_str(&run(&t)).unwrap();
         assert_eq!(out["whole"], event());
+    }
+
+    #[test]
+    fn jsonata_templates() {
+        let t = transformer(
+            &[("id", "$.detail.id")],
+            r#"{% {"order": $id, "total": detail.amount * 2, "tags": $join(detail.tags, "+"), "rule": $rule, "source": $event.source} %}"#,
+        );
+        let e = event();
+        let cx = Context {
+            rule_arn: "arn:aws:events:us-east-1:1:rule/r",
+            rule_name: "r",
+            ingestion_time: "2026-11-29T00:00:00Z",
+        };
+        let expr = jsonata_of(&t).unwrap();
+        let out: Value =
+            serde_json::from_str(&transform_jsonata(expr, &t, &e, &cx).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({"order": "o-1", "total": 60, "tags": "a+b", "rule": "r", "source": "shop"})
+        );
+        assert!(check_transformer(&transformer(&[], "{% detail.( %}"))
+            .unwrap_err()
+            .contains("JSONata"));
     }
 
     #[test]

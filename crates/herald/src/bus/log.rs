@@ -332,7 +332,7 @@ fn run(
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })()
             .map_err(|e| e.to_string());
-            let _ = reply.send(rows);
+            replies.push(after_commit(reply, rows));
         }
         Op::Done(seq) => {
             c.execute(
@@ -387,7 +387,7 @@ fn run(
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })()
             .map_err(|e| e.to_string());
-            let _ = reply.send(rows);
+            replies.push(after_commit(reply, rows));
         }
         Op::Counts(reply) => {
             let counts = (|| {
@@ -396,10 +396,25 @@ fn run(
                 Ok::<_, rusqlite::Error>((events as u64, retries as u64))
             })()
             .map_err(|e| e.to_string());
-            let _ = reply.send(counts);
+            replies.push(after_commit(reply, counts));
         }
     }
     Ok(())
+}
+
+/// A read's answer, sent once the transaction it ran in has committed
+/// (every answer comes after the commit, so an answer never describes a
+/// state that is not yet durable).
+fn after_commit<T: Send + 'static>(
+    reply: oneshot::Sender<Result<T, String>>,
+    value: Result<T, String>,
+) -> Reply {
+    Box::new(move |failed| {
+        let _ = reply.send(match failed {
+            None => value,
+            Some(e) => Err(e.to_string()),
+        });
+    })
 }
 
 #[cfg(test)]
