@@ -596,3 +596,132 @@ async fn jsonata_transforms_and_its_errors_dead_letter() {
     .await;
     assert_eq!(r.body["__type"], "ValidationException", "{}", r.raw);
 }
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Poll an admin read until `done` holds for its answer (bounded).
+async fn until(admin: SocketAddr, op: &str, body: Value, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = events_ok(admin, op, body.clone()).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{op} never got there: {r}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn archives_replay_a_time_range_to_the_chosen_rules() {
+    let (_server, admin, mut function) = server(ok_policy()).await;
+    let bus = "arn:aws:events:eu-west-1:123456789012:event-bus/default";
+    let archive = events_ok(
+        admin,
+        "CreateArchive",
+        json!({"ArchiveName": "shop", "EventSourceArn": bus,
+        "EventPattern": r#"{"source": ["shop"]}"#, "RetentionDays": 7}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "r2", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    events_ok(admin, "PutTargets", json!({"Rule": "r2", "Targets": [{"Id": "fn", "Arn": FUNCTION, "Input": r#"{"from": "r2"}"#}]})).await;
+
+    let start = now_secs();
+    put(admin, json!([order("a", 1), order("b", 2)])).await;
+    let end = now_secs();
+    put(
+        admin,
+        json!([
+            order("c", 3),
+            json!({"Source": "other", "DetailType": "x", "Detail": "{}"})
+        ]),
+    )
+    .await;
+    // Live: a, b, c, each through both rules.
+    for _ in 0..6 {
+        function.event().await;
+    }
+    until(
+        admin,
+        "DescribeArchive",
+        json!({"ArchiveName": "shop"}),
+        |a| a["EventCount"] == 3,
+    )
+    .await;
+
+    let r = events_ok(admin, "StartReplay", json!({"ReplayName": "again", "EventSourceArn": archive["ArchiveArn"],
+        "EventStartTime": start, "EventEndTime": end,
+        "Destination": {"Arn": bus, "FilterArns": ["arn:aws:events:eu-west-1:123456789012:rule/r"]}})).await;
+    assert_eq!(r["State"], "STARTING");
+    let mut replayed = vec![function.event().await, function.event().await];
+    replayed.sort_by_key(|e| e["detail"]["id"].as_str().unwrap().to_string());
+    assert_eq!(replayed[0]["detail"]["id"], "a");
+    assert_eq!(replayed[1]["detail"]["id"], "b");
+    for e in &replayed {
+        assert_eq!(e["replay-name"], "again", "{e}");
+    }
+    let done = until(
+        admin,
+        "DescribeReplay",
+        json!({"ReplayName": "again"}),
+        |r| r["State"] == "COMPLETED",
+    )
+    .await;
+    assert!(done["ReplayEndTime"].is_number(), "{done}");
+    // Nothing else: not c (outside the range), not through r2 (filtered).
+    assert!(function.calls.try_recv().is_err());
+    // Replayed events were not archived again.
+    let a = events_ok(admin, "DescribeArchive", json!({"ArchiveName": "shop"})).await;
+    assert_eq!(a["EventCount"], 3);
+    // AWS's refusals.
+    let r = events(
+        admin,
+        "StartReplay",
+        json!({"ReplayName": "again", "EventSourceArn": archive["ArchiveArn"],
+        "EventStartTime": start, "EventEndTime": end, "Destination": {"Arn": bus}}),
+    )
+    .await;
+    assert_eq!(
+        r.body["__type"], "ResourceAlreadyExistsException",
+        "{}",
+        r.raw
+    );
+    let r = events(
+        admin,
+        "StartReplay",
+        json!({"ReplayName": "x", "EventSourceArn": archive["ArchiveArn"],
+        "EventStartTime": end, "EventEndTime": start, "Destination": {"Arn": bus}}),
+    )
+    .await;
+    assert_eq!(r.body["__type"], "ValidationException", "{}", r.raw);
+    let r = events(admin, "CancelReplay", json!({"ReplayName": "again"})).await;
+    assert_eq!(r.body["__type"], "IllegalStatusException", "{}", r.raw);
+    events_ok(admin, "DeleteArchive", json!({"ArchiveName": "shop"})).await;
+    let r = events(admin, "DescribeArchive", json!({"ArchiveName": "shop"})).await;
+    assert_eq!(r.body["__type"], "ResourceNotFoundException");
+}

@@ -72,6 +72,16 @@ async fn run(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receive
         if *head.borrow_and_update() > pos {
             match log.read(pos, READ).await {
                 Ok(batch) => {
+                    // Archived before any of the batch can count as done.
+                    let rows = super::archive::rows_for(&buses, &batch);
+                    if !rows.is_empty() {
+                        let mut delay = Duration::from_millis(100);
+                        while let Err(e) = log.archive(rows.clone()).await {
+                            tracing::error!(error = %e, "archiving failed; trying again");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
+                    }
                     for ev in batch {
                         pos = ev.seq;
                         route(&buses, &parts, &permits, &done_tx, &mut pending, ev).await;
@@ -128,12 +138,28 @@ fn rules_for(buses: &EventBuses, ev: &Logged, event: &Value) -> Vec<Arc<RuleSpec
             .cloned()
             .into_iter()
             .collect(),
-        None => bus
-            .matcher
-            .matches(event)
-            .iter()
-            .filter_map(|name| bus.rules.get(name).cloned())
-            .collect(),
+        None => {
+            let mut rules: Vec<Arc<RuleSpec>> = bus
+                .matcher
+                .matches(event)
+                .iter()
+                .filter_map(|name| bus.rules.get(name).cloned())
+                .collect();
+            // A replay limited to some rules reaches only those.
+            let replay = event
+                .get("replay-name")
+                .and_then(Value::as_str)
+                .and_then(|n| view.replays.get(n));
+            if let Some(r) = replay {
+                let only = r.filter_arns();
+                if !only.is_empty() {
+                    rules.retain(|rule| {
+                        only.contains(&buses.rule_arn(&rule.event_bus_name, &rule.name).as_str())
+                    });
+                }
+            }
+            rules
+        }
     }
 }
 
@@ -396,10 +422,16 @@ impl Job {
 /// attempted twice at once).
 async fn retries(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    let mut purged = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => if *stop.borrow() { return },
+        }
+        // Archives past their retention, once a minute.
+        if purged.elapsed() >= Duration::from_secs(60) {
+            super::archive::purge(&buses).await;
+            purged = tokio::time::Instant::now();
         }
         let due = match buses
             .log

@@ -58,6 +58,14 @@ const MIGRATIONS: &[&str] = &[
         error TEXT NOT NULL
     );
     CREATE INDEX retries_due ON retries (due);",
+    // 2: archived events, by archive and the time the bus received them.
+    "CREATE TABLE archived (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        archive TEXT NOT NULL,
+        received REAL NOT NULL,
+        event TEXT NOT NULL
+    );
+    CREATE INDEX archived_by_time ON archived (archive, received, id);",
 ];
 
 /// An event to append.
@@ -110,6 +118,24 @@ enum Op {
     DeleteRetry(i64),
     Due(f64, usize, oneshot::Sender<Result<Vec<Retry>, String>>),
     Counts(oneshot::Sender<Result<(u64, u64), String>>),
+    /// (archive, received, event) rows.
+    Archive(
+        Vec<(String, f64, String)>,
+        oneshot::Sender<Result<(), String>>,
+    ),
+    /// Archive, from, to (received, inclusive), after id, limit.
+    ArchiveRead(
+        String,
+        f64,
+        f64,
+        i64,
+        usize,
+        oneshot::Sender<Result<Vec<(i64, String)>, String>>,
+    ),
+    /// Events and bytes.
+    ArchiveStats(String, oneshot::Sender<Result<(u64, u64), String>>),
+    /// Delete an archive's events received before the time (all: `f64::MAX`).
+    ArchivePurge(String, f64),
 }
 
 /// A handle on the log (cheap to clone).
@@ -222,6 +248,46 @@ impl Log {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Op::Due(now, limit, tx)).await.map_err(gone)?;
         rx.await.map_err(gone)?
+    }
+
+    /// Keep events in archives; `Ok` once durable.
+    pub async fn archive(&self, rows: Vec<(String, f64, String)>) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Op::Archive(rows, tx)).await.map_err(gone)?;
+        rx.await.map_err(gone)?
+    }
+
+    /// Up to `limit` of an archive's events received from `from` to `to`,
+    /// after the one with id `after`, oldest first: (id, event).
+    pub async fn archived(
+        &self,
+        archive: &str,
+        from: f64,
+        to: f64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Op::ArchiveRead(archive.into(), from, to, after, limit, tx))
+            .await
+            .map_err(gone)?;
+        rx.await.map_err(gone)?
+    }
+
+    /// An archive's event count and size in bytes.
+    pub async fn archive_stats(&self, archive: &str) -> Result<(u64, u64), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Op::ArchiveStats(archive.into(), tx))
+            .await
+            .map_err(gone)?;
+        rx.await.map_err(gone)?
+    }
+
+    /// Drop an archive's events received before `before`.
+    pub async fn purge_archive(&self, archive: &str, before: f64) {
+        let _ = self.tx.send(Op::ArchivePurge(archive.into(), before)).await;
     }
 
     /// Events not yet done, and retries waiting (for metrics and tests).
@@ -388,6 +454,47 @@ fn run(
             })()
             .map_err(|e| e.to_string());
             replies.push(after_commit(reply, rows));
+        }
+        Op::Archive(rows, reply) => {
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO archived (archive, received, event) VALUES (?1, ?2, ?3)",
+            )?;
+            for (archive, received, event) in &rows {
+                stmt.execute(params![archive, received, event])?;
+            }
+            replies.push(after_commit(reply, Ok(())));
+        }
+        Op::ArchiveRead(archive, from, to, after, limit, reply) => {
+            let rows = (|| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, event FROM archived
+                     WHERE archive = ?1 AND received >= ?2 AND received <= ?3 AND id > ?4
+                     ORDER BY id LIMIT ?5",
+                )?;
+                let rows = stmt
+                    .query_map(params![archive, from, to, after, limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })()
+            .map_err(|e| e.to_string());
+            replies.push(after_commit(reply, rows));
+        }
+        Op::ArchiveStats(archive, reply) => {
+            let stats = c
+                .query_row(
+                    "SELECT count(*), COALESCE(sum(length(event)), 0) FROM archived WHERE archive = ?1",
+                    params![archive],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                )
+                .map_err(|e| e.to_string());
+            replies.push(after_commit(reply, stats));
+        }
+        Op::ArchivePurge(archive, before) => {
+            c.execute(
+                "DELETE FROM archived WHERE archive = ?1 AND received < ?2",
+                params![archive, before],
+            )?;
         }
         Op::Counts(reply) => {
             let counts = (|| {

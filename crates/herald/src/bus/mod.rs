@@ -18,6 +18,7 @@
 //! delivered yet.
 
 pub mod api_destination;
+pub mod archive;
 pub mod dispatch;
 pub mod input;
 pub mod log;
@@ -47,6 +48,9 @@ pub struct View {
     pub buses: BTreeMap<String, BusView>,
     pub connections: BTreeMap<String, Arc<api_destination::ConnectionSpec>>,
     pub api_destinations: BTreeMap<String, Arc<api_destination::ApiDestinationSpec>>,
+    /// Archives by name, with their compiled pattern.
+    pub archives: BTreeMap<String, (Arc<archive::ArchiveSpec>, Option<Pattern>)>,
+    pub replays: BTreeMap<String, Arc<archive::ReplaySpec>>,
 }
 
 /// The store's kinds of [`crate::store::Store::bus_resources`].
@@ -67,6 +71,8 @@ pub struct EventBuses {
     started: f64,
     /// What deliveries need from the server (set by [`EventBuses::start`]).
     parts: std::sync::OnceLock<Arc<target::Parts>>,
+    /// The replays this node runs.
+    pub replays: archive::Running,
 }
 
 impl EventBuses {
@@ -81,6 +87,7 @@ impl EventBuses {
             log,
             started,
             parts: std::sync::OnceLock::new(),
+            replays: archive::Running::default(),
         }
     }
 
@@ -94,6 +101,8 @@ impl EventBuses {
     ) {
         let parts = self.parts.get_or_init(|| Arc::new(parts)).clone();
         dispatch::start(self.clone(), parts, stop.clone());
+        let me = self.clone();
+        tokio::spawn(async move { me.fail_interrupted_replays().await });
         tokio::spawn(schedule::run(self.clone(), node, stop));
     }
 
@@ -146,6 +155,8 @@ impl EventBuses {
         let rules = self.store.rules().await?;
         let connections = self.store.bus_resources(CONNECTION).await?;
         let destinations = self.store.bus_resources(API_DESTINATION).await?;
+        let archives = self.store.bus_resources(archive::ARCHIVE).await?;
+        let replays = self.store.bus_resources(archive::REPLAY).await?;
         let mut problems = Vec::new();
         let mut view = View::default();
         for (name, spec) in connections {
@@ -154,6 +165,26 @@ impl EventBuses {
                     view.connections.insert(name, Arc::new(c));
                 }
                 Err(e) => problems.push(format!("stored connection {name}: {e}")),
+            }
+        }
+        for (name, spec) in archives {
+            match serde_json::from_str::<archive::ArchiveSpec>(&spec) {
+                Ok(a) => {
+                    let pattern = a
+                        .event_pattern
+                        .as_deref()
+                        .and_then(|p| Pattern::parse(p).ok());
+                    view.archives.insert(name, (Arc::new(a), pattern));
+                }
+                Err(e) => problems.push(format!("stored archive {name}: {e}")),
+            }
+        }
+        for (name, spec) in replays {
+            match serde_json::from_str(&spec) {
+                Ok(r) => {
+                    view.replays.insert(name, Arc::new(r));
+                }
+                Err(e) => problems.push(format!("stored replay {name}: {e}")),
             }
         }
         for (name, spec) in destinations {

@@ -1,11 +1,13 @@
 //! EventBridge's API (JSON 1.1, `X-Amz-Target: AWSEvents.<Operation>`), as
 //! botocore sends it: buses ([`buses`]), rules ([`rules`]), targets
 //! ([`targets`]), connections and API destinations ([`connections`]),
+//! archives and replays ([`archives`]),
 //! `PutEvents` ([`put`]), tags ([`tags`]) and
 //! `TestEventPattern` ([`pattern`]), with AWS's shapes, exception names and
 //! messages. A change is written to the store, then this node re-reads the
 //! buses (other nodes follow the store).
 
+mod archives;
 mod buses;
 mod connections;
 mod pattern;
@@ -59,6 +61,15 @@ pub async fn route(
         "DescribeApiDestination" => connections::describe_api_destination(b, &req),
         "ListApiDestinations" => connections::list_api_destinations(b, &req),
         "DeleteApiDestination" => connections::delete_api_destination(b, &req).await,
+        "CreateArchive" => archives::create_archive(b, &req).await,
+        "DescribeArchive" => archives::describe_archive(b, &req).await,
+        "ListArchives" => archives::list_archives(b, &req).await,
+        "UpdateArchive" => archives::update_archive(b, &req).await,
+        "DeleteArchive" => archives::delete_archive(b, &req).await,
+        "StartReplay" => archives::start_replay(b, &req).await,
+        "DescribeReplay" => archives::describe_replay(b, &req),
+        "ListReplays" => archives::list_replays(b, &req),
+        "CancelReplay" => archives::cancel_replay(b, &req).await,
         "TagResource" => tags::tag(b, &req).await,
         "UntagResource" => tags::untag(b, &req).await,
         "ListTagsForResource" => tags::list(b, &req).await,
