@@ -463,7 +463,7 @@ async fn unknown_operations_get_aws_errors_not_hangs() {
     // A JSON 1.1 request (EventBridge's shape) for an operation not served.
     let target = [
         ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", "AWSEvents.ListRules"),
+        ("x-amz-target", "AWSEvents.PutPermission"),
     ];
     let r = call(
         admin,
@@ -481,7 +481,7 @@ async fn unknown_operations_get_aws_errors_not_hangs() {
     assert!(r.body["message"]
         .as_str()
         .unwrap()
-        .contains("AWSEvents.ListRules"));
+        .contains("AWSEvents.PutPermission"));
 }
 
 const KEYS: &str = "/v1/apis/chatapi0000000000000000000/apikeys";

@@ -811,7 +811,7 @@ fn sighup_hot_reloads_handler_code_and_keeps_connections() {
     };
 
     publish(1);
-    assert_eq!(next_line(&sub_out), r#"{"n":1,"v":"one"}"#);
+    assert_eq!(next_line(&sub_out), r#"{"v":"one","n":1}"#);
 
     // Broken code is refused; the previous code keeps running.
     std::fs::write(&code, "export function onPublish(ctx) { return ctx.events").unwrap();
@@ -820,14 +820,14 @@ fn sighup_hot_reloads_handler_code_and_keeps_connections() {
     assert!(refused.contains("SyntaxError"), "{refused}");
     wait_for_log("handler code reloaded");
     publish(2);
-    assert_eq!(next_line(&sub_out), r#"{"n":2,"v":"one"}"#);
+    assert_eq!(next_line(&sub_out), r#"{"v":"one","n":2}"#);
 
     // Good code is taken.
     write_code("two");
     hup(&child);
     wait_for_log("handler code reloaded");
     publish(3);
-    assert_eq!(next_line(&sub_out), r#"{"n":3,"v":"two"}"#);
+    assert_eq!(next_line(&sub_out), r#"{"v":"two","n":3}"#);
     // console.log lands in Herald's log, with the namespace.
     let logged = wait_for_log("handler: publishing 1 two");
     assert!(

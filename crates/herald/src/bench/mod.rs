@@ -3,13 +3,16 @@
 //!
 //! Scenarios: `fanout` (S subscribers on one channel), `channels` (C channels x k
 //! subscribers at a fixed rate), `connect` (N connections with one subscription
-//! each, as fast as possible), `http-publish` (publish rate over HTTP). With
+//! each, as fast as possible), `http-publish` (publish rate over HTTP), and
+//! in-process ones: `handler`, `function`, `esm`, `bus` (the event bus with
+//! its durable log). With
 //! several `--endpoint`s, subscribers and publishers spread over them (the
 //! cross-node variant). Every event carries its publish time, so subscribers
 //! measure publish-to-deliver latency (HdrHistogram). Given `--server-pid`, the
 //! report adds the server's RSS and CPU time. Runs are bounded in time and refuse
 //! non-loopback endpoints unless `--allow-remote`.
 
+mod bus;
 mod connect;
 mod delivery;
 mod esm;
@@ -21,6 +24,7 @@ mod rawws;
 mod subscribe;
 mod target;
 
+use bus::bus_scenario;
 use clap::{Args, Subcommand};
 use connect::{connect_scenario, http_publish_scenario};
 use delivery::delivery_scenario;
@@ -182,6 +186,25 @@ pub enum Scenario {
         #[arg(long, default_value_t = 5)]
         duration: u64,
     },
+    /// The event bus, durable log on: PutEvents accepted per second, and
+    /// PutEvents-to-target latency at a fixed rate, with many rules.
+    Bus {
+        /// Rules (varied patterns), each with a channel target.
+        #[arg(long, default_value_t = 100)]
+        rules: usize,
+        /// Events per second in the latency phase.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        /// Seconds of each phase.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent PutEvents senders in the throughput phase.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Entries per PutEvents (1-10).
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+    },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
         #[command(flatten)]
@@ -278,6 +301,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 payload,
                 rate,
                 std::time::Duration::from_secs(duration),
+            )
+            .await?
+        }
+        Scenario::Bus {
+            rules,
+            rate,
+            duration,
+            clients,
+            batch,
+        } => {
+            bus_scenario(
+                rules,
+                rate,
+                std::time::Duration::from_secs(duration),
+                clients,
+                batch,
             )
             .await?
         }
