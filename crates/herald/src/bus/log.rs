@@ -146,6 +146,10 @@ pub struct Log {
     head: watch::Receiver<u64>,
     /// The done mark when the log was opened.
     pub done_at_open: u64,
+    /// Whether events survive this process (false: in memory).
+    pub durable: bool,
+    /// The lock on the data directory's log, held while the process runs.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 fn gone<T>(_: T) -> String {
@@ -154,12 +158,33 @@ fn gone<T>(_: T) -> String {
 
 impl Log {
     /// Open (create, migrate) `events.db` in `dir`, or an in-memory log.
+    ///
+    /// One process owns a data directory's log (an exclusive lock on
+    /// `events.lock`): two dispatchers on one log would each deliver every
+    /// event. A second process on the same directory (nodes sharing an
+    /// SQLite store on one machine) gets an in-memory log and a warning.
     pub fn open(dir: Option<&Path>) -> Result<Log, String> {
+        let mut lock = None;
         let conn = match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     format!("cannot create the data directory {}: {e}", dir.display())
                 })?;
+                let lock_path = dir.join("events.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+                if file.try_lock().is_err() {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "another Herald process holds this data directory's event log: this process keeps the events put on it in memory (not durable); give each process its own --data"
+                    );
+                    return Log::open(None);
+                }
+                lock = Some(std::sync::Arc::new(file));
                 let path = dir.join("events.db");
                 let c = Connection::open(&path)
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -194,6 +219,8 @@ impl Log {
             tx,
             head: head_rx,
             done_at_open: done,
+            durable: lock.is_some(),
+            _lock: lock,
         })
     }
 
@@ -557,6 +584,21 @@ mod tests {
         // Sequence numbers are never reused, even once everything is deleted.
         log.done(3).await;
         assert_eq!(log.append(vec![event(9)]).await.unwrap(), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn one_process_owns_a_directorys_log() {
+        let dir = std::env::temp_dir().join(format!("herald-log-{}", crate::new_uuid()));
+        let first = Log::open(Some(&dir)).unwrap();
+        assert!(first.durable);
+        // A second opener (here: the same process, a second handle on the
+        // lock file) does not share the file.
+        let second = Log::open(Some(&dir)).unwrap();
+        assert!(!second.durable);
+        second.append(vec![event(1)]).await.unwrap();
+        assert!(first.read(0, 10).await.unwrap().is_empty());
+        drop(first);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
