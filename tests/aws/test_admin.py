@@ -244,8 +244,8 @@ class AdminApi(unittest.TestCase):
         self.assertIn("configuration file", message)
         code, _ = self.error_code(lambda: self.client("appsync", secret="wrong" * 8).list_apis())
         self.assertEqual(code, "InvalidSignatureException")
-        # A JSON 1.1 service Herald does not serve yet.
-        code, _ = self.error_code(lambda: self.client("events").list_rules())
+        # A JSON 1.1 operation Herald does not serve.
+        code, _ = self.error_code(lambda: self.client("events").put_permission(Action="events:PutEvents", Principal="*", StatementId="s"))
         self.assertEqual(code, "UnknownOperationException")
 
     def test_event_patterns(self):
