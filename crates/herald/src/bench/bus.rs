@@ -320,12 +320,15 @@ listen = "127.0.0.1:0"
         "delivered_all_within_secs": (delivered_secs * 10.0).round() / 10.0,
         "put_requests_per_sec": (commits as f64 / put_secs).round(),
         "rate": rate,
-        "latency_ms_p50": ms(&hist, 50.0),
-        "latency_ms_p99": ms(&hist, 99.0),
-        "latency_ms_p999": ms(&hist, 99.9),
-        "put_events_ms_p50": ms(&put_hist, 50.0),
-        "put_events_ms_p99": ms(&put_hist, 99.0),
+        "latency_ms_p50": ms(&hist, 0.5),
+        "latency_ms_p99": ms(&hist, 0.99),
+        "latency_ms_p999": ms(&hist, 0.999),
+        "latency_ms_max": ms(&hist, 1.0),
+        "latency_samples": hist.len(),
+        "put_events_ms_p50": ms(&put_hist, 0.5),
+        "put_events_ms_p99": ms(&put_hist, 0.99),
         "disk_floor_synced_commits_per_sec": floor.round(),
+        "disk_floor_rows_per_sec": (floor * batch as f64).round(),
     }))
 }
 
