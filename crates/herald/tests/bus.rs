@@ -32,6 +32,9 @@ fn config(function: SocketAddr) -> String {
         runtime = "provided.al2023"
         url = "http://{function}/"
         timeout_secs = 10
+        [[event_sources]]
+        arn = "arn:aws:nats:eu-west-1:123456789012:subject/*"
+        url = "nats://127.0.0.1:4222"
         "#
     )
 }
@@ -48,6 +51,25 @@ fn ok_policy() -> Policy {
 }
 
 const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:sink";
+
+/// A rule on the default bus with `pattern` and `targets`.
+async fn rule(admin: SocketAddr, name: &str, pattern: &str, targets: Value) {
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": name, "EventPattern": pattern}),
+    )
+    .await;
+    let r = events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": name, "Targets": targets}),
+    )
+    .await;
+    assert_eq!(r["FailedEntryCount"], 0, "{r}");
+}
+
+const SHOP: &str = r#"{"source": ["shop"]}"#;
 
 async fn put(admin: SocketAddr, entries: Value) -> Value {
     let r = events_ok(admin, "PutEvents", json!({"Entries": entries})).await;
@@ -97,17 +119,12 @@ async fn rules_route_to_a_channel_and_a_function() {
 async fn a_bus_feeds_another_bus() {
     let (_server, admin, mut function) = server(ok_policy()).await;
     events_ok(admin, "CreateEventBus", json!({"Name": "audit"})).await;
-    events_ok(
+    rule(
         admin,
-        "PutRule",
-        json!({"Name": "forward", "EventPattern": r#"{"source": ["shop"]}"#}),
-    )
-    .await;
-    events_ok(
-        admin,
-        "PutTargets",
-        json!({"Rule": "forward", "Targets": [
-        {"Id": "audit", "Arn": "arn:aws:events:eu-west-1:123456789012:event-bus/audit"}]}),
+        "forward",
+        SHOP,
+        json!([
+        {"Id": "audit", "Arn": "arn:aws:events:eu-west-1:123456789012:event-bus/audit"}]),
     )
     .await;
     events_ok(admin, "PutRule", json!({"Name": "all", "EventBusName": "audit", "EventPattern": r#"{"detail-type": ["Order Placed"]}"#})).await;
@@ -142,18 +159,13 @@ async fn failures_are_retried_then_dead_lettered() {
     });
     let dlq = temp_dir("bus-dlq").join("dead.jsonl");
     let (_server, admin, mut function) = server(policy).await;
-    events_ok(
+    rule(
         admin,
-        "PutRule",
-        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
-    )
-    .await;
-    events_ok(
-        admin,
-        "PutTargets",
-        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION,
+        "r",
+        SHOP,
+        json!([{"Id": "fn", "Arn": FUNCTION,
         "RetryPolicy": {"MaximumRetryAttempts": 1},
-        "DeadLetterConfig": {"Arn": format!("file://{}", dlq.display())}}]}),
+        "DeadLetterConfig": {"Arn": format!("file://{}", dlq.display())}}]),
     )
     .await;
     put(admin, json!([order("o-dead", 1)])).await;
@@ -188,18 +200,7 @@ async fn a_retry_that_succeeds_is_delivered_once() {
         }
     });
     let (server, admin, mut function) = server(policy).await;
-    events_ok(
-        admin,
-        "PutRule",
-        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
-    )
-    .await;
-    events_ok(
-        admin,
-        "PutTargets",
-        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
-    )
-    .await;
+    rule(admin, "r", SHOP, json!([{"Id": "fn", "Arn": FUNCTION}])).await;
     put(admin, json!([order("o-1", 1)])).await;
     for _ in 0..3 {
         assert_eq!(function.event().await["detail"]["id"], "o-1");
@@ -307,18 +308,7 @@ async fn accepted_events_survive_kill_9() {
     let mut function = fn_server(policy).await;
     let dir = temp_dir("bus-kill9");
     let (mut child, admin) = start_node(&dir, function.addr);
-    events_ok(
-        admin,
-        "PutRule",
-        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
-    )
-    .await;
-    events_ok(
-        admin,
-        "PutTargets",
-        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
-    )
-    .await;
+    rule(admin, "r", SHOP, json!([{"Id": "fn", "Arn": FUNCTION}])).await;
     let mut accepted = std::collections::HashSet::new();
     for batch in 0..5 {
         let entries: Vec<Value> = (0..10)
@@ -507,17 +497,12 @@ async fn api_key_and_basic_connections() {
         "InvocationEndpoint": format!("http://{recv}/basic"), "HttpMethod": "POST"}),
     )
     .await;
-    events_ok(
+    rule(
         admin,
-        "PutRule",
-        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
-    )
-    .await;
-    events_ok(
-        admin,
-        "PutTargets",
-        json!({"Rule": "r", "Targets": [
-        {"Id": "a", "Arn": d1["ApiDestinationArn"]}, {"Id": "b", "Arn": d2["ApiDestinationArn"]}]}),
+        "r",
+        SHOP,
+        json!([
+        {"Id": "a", "Arn": d1["ApiDestinationArn"]}, {"Id": "b", "Arn": d2["ApiDestinationArn"]}]),
     )
     .await;
     let id = put(admin, json!([order("o-1", 1)])).await["Entries"][0]["EventId"].clone();
@@ -631,25 +616,14 @@ async fn archives_replay_a_time_range_to_the_chosen_rules() {
         "EventPattern": r#"{"source": ["shop"]}"#, "RetentionDays": 7}),
     )
     .await;
-    events_ok(
+    rule(admin, "r", SHOP, json!([{"Id": "fn", "Arn": FUNCTION}])).await;
+    rule(
         admin,
-        "PutRule",
-        json!({"Name": "r", "EventPattern": r#"{"source": ["shop"]}"#}),
+        "r2",
+        SHOP,
+        json!([{"Id": "fn", "Arn": FUNCTION, "Input": r#"{"from": "r2"}"#}]),
     )
     .await;
-    events_ok(
-        admin,
-        "PutTargets",
-        json!({"Rule": "r", "Targets": [{"Id": "fn", "Arn": FUNCTION}]}),
-    )
-    .await;
-    events_ok(
-        admin,
-        "PutRule",
-        json!({"Name": "r2", "EventPattern": r#"{"source": ["shop"]}"#}),
-    )
-    .await;
-    events_ok(admin, "PutTargets", json!({"Rule": "r2", "Targets": [{"Id": "fn", "Arn": FUNCTION, "Input": r#"{"from": "r2"}"#}]})).await;
 
     let start = now_secs();
     put(admin, json!([order("a", 1), order("b", 2)])).await;
@@ -724,4 +698,38 @@ async fn archives_replay_a_time_range_to_the_chosen_rules() {
     events_ok(admin, "DeleteArchive", json!({"ArchiveName": "shop"})).await;
     let r = events(admin, "DescribeArchive", json!({"ArchiveName": "shop"})).await;
     assert_eq!(r.body["__type"], "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_nats_subject_receives_the_event() {
+    use futures_util::StreamExt;
+    let (_server, admin, _function) = server(ok_policy()).await;
+    let subject = format!("herald.bus.{}", uuid::Uuid::new_v4().simple());
+    let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let mut sub = client.subscribe(subject.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let arn = format!("arn:aws:nats:eu-west-1:123456789012:subject/{subject}");
+    rule(
+        admin,
+        "n",
+        SHOP,
+        json!([{"Id": "nats", "Arn": arn, "InputPath": "$.detail"}]),
+    )
+    .await;
+    put(admin, json!([order("o-1", 7)])).await;
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the subject got the event in time")
+        .unwrap();
+    let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(v, json!({"id": "o-1", "amount": 7, "region": "eu"}));
+    // A subject no [[event_sources]] entry reaches fails alone.
+    let r = events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "n", "Targets": [{"Id": "x",
+        "Arn": "arn:aws:nats:us-west-2:999999999999:subject/x"}]}),
+    )
+    .await;
+    assert_eq!(r["FailedEntryCount"], 1, "{r}");
 }

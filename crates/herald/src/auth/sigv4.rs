@@ -160,8 +160,9 @@ fn parse_amz_date(s: &str) -> Option<i64> {
     Some(days * 86400 + hh * 3600 + mm * 60 + ss)
 }
 
-/// RFC 3986 encoding as SigV4 wants it (unreserved characters kept).
-fn uri_encode(s: &str) -> String {
+/// RFC 3986 encoding as SigV4 wants it (unreserved characters kept); also
+/// the event bus's query strings.
+pub fn uri_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

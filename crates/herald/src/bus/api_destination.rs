@@ -220,17 +220,7 @@ fn query(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use crate::auth::sigv4::uri_encode as encode;
 
 /// A cached OAuth token.
 struct Token {

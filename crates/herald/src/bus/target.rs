@@ -12,6 +12,11 @@
 //!   value from the event;
 //! * `arn:aws:events:<region>:<account>:event-bus/<name>`: another bus on
 //!   this server (the event as it is, into that bus's log);
+//! * `arn:aws:nats:<region>:<account>:subject/<subject>`: a NATS subject,
+//!   reached through the `[[event_sources]]` entry matching its ARN (core
+//!   NATS publish, then a flush: the delivery counts once the server has
+//!   the message; subscribers that are not there miss it, as with any core
+//!   NATS publish: bind the subject to a JetStream stream to keep them);
 //! * `arn:aws:sqs:<region>:<account>:<queue>`: an SQS queue, reached
 //!   through the `[[event_sources]]` entry matching its ARN (FIFO queues
 //!   take `SqsParameters.MessageGroupId`, and the event's id deduplicates).
@@ -49,8 +54,16 @@ pub fn check_arn(arn: &str) -> Result<(), String> {
     if arn.starts_with("arn:aws:sqs:") {
         return Ok(());
     }
+    if let Some((_, subject)) = arn.split_once(":subject/") {
+        if arn.starts_with("arn:aws:nats:")
+            && !subject.is_empty()
+            && !subject.contains([' ', '*', '>'])
+        {
+            return Ok(());
+        }
+    }
     Err(format!(
-        "Herald does not deliver to the target {arn}: use a function ARN, channel:/namespace/path, an event bus ARN, an API destination ARN or an SQS queue ARN"
+        "Herald does not deliver to the target {arn}: use a function ARN, channel:/namespace/path, an event bus ARN, an API destination ARN, an SQS queue ARN or arn:aws:nats:<region>:<account>:subject/<subject>"
     ))
 }
 
@@ -141,6 +154,45 @@ pub struct Parts {
     pub sources: Vec<EventSourceFile>,
     /// API destinations' OAuth tokens and rate limits.
     pub calls: super::api_destination::Calls,
+    /// NATS connections by URL, opened on first use and shared.
+    pub nats: std::sync::Mutex<std::collections::HashMap<String, async_nats::Client>>,
+}
+
+impl Parts {
+    pub fn new(
+        apis: Arc<Registry>,
+        functions: Arc<Functions>,
+        sources: Vec<EventSourceFile>,
+    ) -> Parts {
+        Parts {
+            apis,
+            functions,
+            sources,
+            calls: Default::default(),
+            nats: Default::default(),
+        }
+    }
+
+    /// The NATS connection for `source` (the lock is never held across the
+    /// connect).
+    async fn nats(&self, source: &EventSourceFile) -> Result<async_nats::Client, String> {
+        if let Some(c) = self.nats.lock().unwrap().get(&source.url) {
+            return Ok(c.clone());
+        }
+        let mut options = async_nats::ConnectOptions::new();
+        if let (Some(u), Some(p)) = (&source.username, &source.password) {
+            options = options.user_and_password(u.clone(), p.clone());
+        }
+        let client = options
+            .connect(source.url.as_str())
+            .await
+            .map_err(|e| format!("NATS {}: {e}", crate::esm::sources::redact(&source.url)))?;
+        self.nats
+            .lock()
+            .unwrap()
+            .insert(source.url.clone(), client.clone());
+        Ok(client)
+    }
 }
 
 /// One target, ready to deliver.
@@ -152,6 +204,8 @@ pub enum Target {
     /// the destinations and connections).
     Api(String),
     Sqs(Destination),
+    /// A NATS subject and the server's entry.
+    Nats(String, EventSourceFile),
 }
 
 /// A channel target (opaque outside this module).
@@ -188,6 +242,14 @@ impl Target {
         }
         if arn.starts_with("arn:aws:sqs:") {
             return dead_letter(arn, parts).map(Target::Sqs);
+        }
+        if let Some((_, subject)) = arn.split_once(":subject/") {
+            let source = crate::esm::config::find(&parts.sources, arn).ok_or_else(|| {
+                format!(
+                    "No [[event_sources]] entry in the configuration maps {arn} to a NATS server"
+                )
+            })?;
+            return Ok(Target::Nats(subject.to_string(), source.clone()));
         }
         Err(format!("Herald does not deliver to the target {arn}"))
     }
@@ -244,6 +306,20 @@ impl Target {
                     .await
                     .map_err(|e| failed("SDK_CLIENT_ERROR", e))
             }
+            Target::Nats(subject, source) => {
+                let client = parts
+                    .nats(source)
+                    .await
+                    .map_err(|e| failed("SDK_CLIENT_ERROR", e))?;
+                client
+                    .publish(subject.clone(), payload.into())
+                    .await
+                    .map_err(|e| failed("SDK_CLIENT_ERROR", format!("NATS publish: {e}")))?;
+                client
+                    .flush()
+                    .await
+                    .map_err(|e| failed("SDK_CLIENT_ERROR", format!("NATS flush: {e}")))
+            }
             Target::Bus(_) | Target::Api(_) => Ok(()),
         }
     }
@@ -291,6 +367,8 @@ mod tests {
         assert!(check_arn("arn:aws:events:us-east-1:123456789012:event-bus/b").is_ok());
         assert!(check_arn("arn:aws:sqs:us-east-1:123456789012:q").is_ok());
         assert!(check_arn("arn:aws:ecs:us-east-1:123456789012:cluster/c").is_err());
+        assert!(check_arn("arn:aws:nats:us-east-1:123456789012:subject/orders.new").is_ok());
+        assert!(check_arn("arn:aws:nats:us-east-1:123456789012:subject/orders.*").is_err());
         assert!(check_dead_letter("file:///tmp/dlq").is_ok());
         assert!(check_dead_letter("file://relative").is_err());
     }

@@ -284,12 +284,11 @@ impl Server {
             shutdown_rx.clone(),
         ));
         self.buses.start(
-            crate::bus::target::Parts {
-                apis: self.apis.clone(),
-                functions: self.api.functions.clone(),
-                sources: std::mem::take(&mut self.event_sources),
-                calls: Default::default(),
-            },
+            crate::bus::target::Parts::new(
+                self.apis.clone(),
+                self.api.functions.clone(),
+                std::mem::take(&mut self.event_sources),
+            ),
             self.api.config.node_id.clone(),
             shutdown_rx.clone(),
         );
