@@ -33,6 +33,15 @@ impl Expression {
         })
     }
 
+    /// An expression already checked with [`Expression::parse`] (stored
+    /// with its resource), taken as it is: it is parsed once, when
+    /// evaluated.
+    pub fn checked(text: &str) -> Expression {
+        Expression {
+            text: text.to_string(),
+        }
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -64,6 +64,9 @@ async fn run(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receive
     // Events with deliveries outstanding, and how many.
     let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
     let mut marked = pos;
+    // The matcher's working memory, reused for every event (any bus's
+    // matcher takes it).
+    let mut scratch = herald_pattern::Scratch::default();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     loop {
         while let Ok(seq) = done_rx.try_recv() {
@@ -84,7 +87,16 @@ async fn run(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receive
                     }
                     for ev in batch {
                         pos = ev.seq;
-                        route(&buses, &parts, &permits, &done_tx, &mut pending, ev).await;
+                        route(
+                            &buses,
+                            &parts,
+                            &permits,
+                            &done_tx,
+                            &mut pending,
+                            &mut scratch,
+                            ev,
+                        )
+                        .await;
                     }
                 }
                 Err(e) => {
@@ -124,7 +136,12 @@ fn complete(pending: &mut BTreeMap<u64, usize>, seq: u64) {
 
 /// The rules `ev` goes to: a scheduled rule's own event to that rule, any
 /// other to the enabled rules whose pattern matches it.
-fn rules_for(buses: &EventBuses, ev: &Logged, event: &Value) -> Vec<Arc<RuleSpec>> {
+fn rules_for(
+    buses: &EventBuses,
+    ev: &Logged,
+    event: &Value,
+    scratch: &mut herald_pattern::Scratch,
+) -> Vec<Arc<RuleSpec>> {
     let view = buses.view();
     let Some(bus) = view.buses.get(&ev.bus) else {
         tracing::warn!(bus = %ev.bus, seq = ev.seq, "an event for a bus that no longer exists: dropped");
@@ -139,9 +156,9 @@ fn rules_for(buses: &EventBuses, ev: &Logged, event: &Value) -> Vec<Arc<RuleSpec
             .into_iter()
             .collect(),
         None => {
-            let mut rules: Vec<Arc<RuleSpec>> = bus
-                .matcher
-                .matches(event)
+            let mut names = Vec::new();
+            bus.matcher.matches_into(event, scratch, &mut names);
+            let mut rules: Vec<Arc<RuleSpec>> = names
                 .iter()
                 .filter_map(|name| bus.rules.get(name).cloned())
                 .collect();
@@ -169,6 +186,7 @@ async fn route(
     permits: &Arc<Semaphore>,
     done: &mpsc::UnboundedSender<u64>,
     pending: &mut BTreeMap<u64, usize>,
+    scratch: &mut herald_pattern::Scratch,
     ev: Logged,
 ) {
     let event: Value = match serde_json::from_str(&ev.event) {
@@ -178,7 +196,7 @@ async fn route(
             return;
         }
     };
-    let rules = rules_for(buses, &ev, &event);
+    let rules = rules_for(buses, &ev, &event, scratch);
     let count: usize = rules.iter().map(|r| r.targets.len()).sum();
     if count == 0 {
         return;

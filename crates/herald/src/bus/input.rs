@@ -135,7 +135,8 @@ pub fn transform_jsonata(
     event: &Value,
     cx: &Context,
 ) -> Result<String, String> {
-    let e = crate::jsonata::Expression::parse(expr)?;
+    // Checked at PutTargets; evaluating parses it (once).
+    let e = crate::jsonata::Expression::checked(expr);
     let mut vars: Vec<(&str, Value)> = vec![
         ("event", event.clone()),
         ("rule", Value::String(cx.rule_name.into())),

@@ -9,7 +9,7 @@ use super::super::AdminState;
 use super::buses::reload;
 use super::rules::find;
 use super::{ok, page, store_failed, validation, Req};
-use crate::bus::spec::{TargetSpec, MAX_TARGETS_PER_RULE};
+use crate::bus::spec::{RuleSpec, TargetSpec, MAX_TARGETS_PER_RULE};
 use crate::bus::EventBuses;
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -60,16 +60,23 @@ pub async fn put(state: &AdminState, req: &Req) -> Result<Response<Body>, AwsErr
             format!("The requested resource exceeds the maximum number allowed ({MAX_TARGETS_PER_RULE} targets per rule)."),
         ));
     }
-    if targets != rule.targets {
-        let mut changed = (*rule).clone();
-        changed.targets = targets;
-        b.store()
-            .put_rule(EventBuses::to_stored(&changed))
-            .await
-            .map_err(store_failed)?;
-        reload(b).await;
-    }
+    save(b, &rule, targets).await?;
     ok(&json!({"FailedEntryCount": failed.len(), "FailedEntries": failed}))
+}
+
+/// Store the rule with `targets`, if they changed, and re-read.
+async fn save(b: &EventBuses, rule: &RuleSpec, targets: Vec<TargetSpec>) -> Result<(), AwsError> {
+    if targets == rule.targets {
+        return Ok(());
+    }
+    let mut changed = rule.clone();
+    changed.targets = targets;
+    b.store()
+        .put_rule(EventBuses::to_stored(&changed))
+        .await
+        .map_err(store_failed)?;
+    reload(b).await;
+    Ok(())
 }
 
 pub async fn remove(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsError> {
@@ -85,15 +92,7 @@ pub async fn remove(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsErro
         .filter(|t| !ids.contains(&t.id.as_str()))
         .cloned()
         .collect();
-    if targets.len() != rule.targets.len() {
-        let mut changed = (*rule).clone();
-        changed.targets = targets;
-        b.store()
-            .put_rule(EventBuses::to_stored(&changed))
-            .await
-            .map_err(store_failed)?;
-        reload(b).await;
-    }
+    save(b, &rule, targets).await?;
     ok(&json!({"FailedEntryCount": 0, "FailedEntries": []}))
 }
 
