@@ -8,6 +8,7 @@
 mod common;
 
 use common::aws::*;
+use common::pg::Database;
 use common::*;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -15,59 +16,6 @@ use std::time::{Duration, Instant};
 
 const API: &str = "chatapi0000000000000000000";
 const KEYS: &str = "/v1/apis/chatapi0000000000000000000/apikeys";
-
-/// A database of its own, dropped (with its connections) at the end.
-struct Database {
-    name: String,
-    url: String,
-}
-
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-async fn admin_client() -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&format!("{SERVER}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL runs on 127.0.0.1:5432 (scripts/setup starts it)");
-    tokio::spawn(connection);
-    client
-}
-
-impl Database {
-    async fn create(label: &str) -> Database {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("herald_{label}_{}_{nanos}", std::process::id());
-        admin_client()
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Database {
-            url: format!("{SERVER}/{name}"),
-            name,
-        }
-    }
-
-    /// A connection to this database.
-    async fn client(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    }
-
-    async fn drop_it(self) {
-        admin_client()
-            .await
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .await
-            .unwrap();
-    }
-}
 
 /// A node of the cluster on `db`, re-reading everything every `reconcile_secs`.
 async fn node(db: &Database, reconcile_secs: u64) -> TestServer {

@@ -234,61 +234,17 @@ async fn wait_for_line(path: &std::path::Path) -> String {
     }
 }
 
-/// A `herald serve` process, killed when dropped (a failing test leaves
-/// none behind).
-struct Process(std::process::Child);
-
-impl Process {
-    /// `kill -9`, and wait for it.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// `herald serve` as a process on `dir` (its store and event log), and its
 /// admin address from its banner.
 fn start_node(dir: &std::path::Path, function: SocketAddr) -> (Process, SocketAddr) {
-    use std::io::BufRead;
     let path = dir.join("herald.toml");
     std::fs::write(
         &path,
         format!("{}\n[admin]\nlisten = \"127.0.0.1:0\"\n", config(function)),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .arg("--data")
-        .arg(dir)
-        .env("HERALD_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut admin = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(a) = line.trim().strip_prefix("admin:") {
-            let url = a.split_whitespace().next().unwrap();
-            admin = Some(url.trim_start_matches("http://").parse().unwrap());
-        }
-        if line.starts_with("Ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (
-        Process(child),
-        admin.expect("the banner names the admin listener"),
-    )
+    let (child, admin) = serve_process(&path, &[std::ffi::OsStr::new("--data"), dir.as_os_str()]);
+    (child, admin.expect("the banner names the admin listener"))
 }
 
 #[tokio::test]

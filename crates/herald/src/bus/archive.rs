@@ -98,7 +98,10 @@ impl Running {
 /// The archive rows for a batch read from the log: each event of a bus
 /// with archives, for each archive whose pattern it matches (replayed and
 /// scheduled events excluded).
-pub fn rows_for(buses: &EventBuses, batch: &[Logged]) -> Vec<(String, f64, String)> {
+pub fn rows_for<'a>(
+    buses: &EventBuses,
+    batch: impl IntoIterator<Item = &'a Logged>,
+) -> Vec<(String, f64, String)> {
     let view = buses.view();
     if view.archives.is_empty() {
         return Vec::new();
@@ -239,7 +242,7 @@ impl EventBuses {
             if cancel.load(Ordering::SeqCst) {
                 return Ok((last, true));
             }
-            let rows = self
+            let page = self
                 .log
                 .archived(
                     &archive,
@@ -249,14 +252,18 @@ impl EventBuses {
                     REPLAY_BATCH,
                 )
                 .await?;
-            let Some((id, _)) = rows.last() else {
+            let Some(next) = page.next else {
                 return Ok((last, false));
             };
-            after = *id;
+            after = next;
+            if page.events.is_empty() {
+                continue;
+            }
             let now = crate::esm::spec::now_secs();
-            let events = rows
+            let events = page
+                .events
                 .iter()
-                .map(|(_, e)| NewEvent {
+                .map(|e| NewEvent {
                     bus: bus.clone(),
                     rule: None,
                     event: marked(e, &spec.replay_name),

@@ -1,8 +1,8 @@
-//! Delivery: read the log in order, match each event against its bus's
-//! rules, send it to every target of every matching rule, and account for
-//! each delivery exactly once: delivered, parked in the durable retry table,
-//! or dead-lettered. Only then does the event count as done (see
-//! [`super::log`] for the done mark and what a crash repeats).
+//! Delivery: read the log, match each event against its bus's rules, send
+//! it to every target of every matching rule, and account for each
+//! delivery exactly once: delivered, parked as a durable retry, or
+//! dead-lettered. Only then is the event settled (see [`super::log`] for
+//! the contract and what a crash repeats).
 //!
 //! **Retries** follow the target's `RetryPolicy`: up to
 //! `MaximumRetryAttempts` more attempts (185 by default) while the event is
@@ -16,12 +16,12 @@
 //!
 //! A dead target never blocks the others: each delivery is its own task.
 
-use super::log::{Logged, NewEvent, Retry};
+use super::log::{Ack, Logged, NewEvent, Reader, Retry, Taken};
 use super::spec::{RuleSpec, TargetSpec};
 use super::target::{Failed, Parts, Target};
 use super::EventBuses;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -34,7 +34,7 @@ const IN_FLIGHT: usize = 1024;
 const READ: usize = 256;
 /// Retries taken from the table at a time.
 const RETRY_BATCH: usize = 64;
-/// How often the done mark is written and the retry table polled.
+/// How often the log's checkpoint is written and the retries polled.
 const TICK: Duration = Duration::from_millis(100);
 /// Longest wait between attempts.
 const MAX_BACKOFF_SECS: f64 = 60.0;
@@ -53,67 +53,66 @@ fn backoff(attempts: u32) -> f64 {
     base * (0.8 + 0.4 * rand::random::<f64>())
 }
 
+/// An event handed out by the log, with deliveries outstanding.
+struct Pending {
+    left: usize,
+    ack: Ack,
+    /// When the log last heard about it (for long deliveries).
+    touched: tokio::time::Instant,
+}
+
+/// What the dispatch loop tracks: events by a local number.
+struct Tracker {
+    pending: HashMap<u64, Pending>,
+    next: u64,
+}
+
 async fn run(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receiver<bool>) {
     let log = buses.log.clone();
-    let mut pos = log.done_at_open;
-    let mut head = log.head();
+    let mut reader = log.reader();
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     // One message per delivery; at most IN_FLIGHT deliveries exist, so the
     // channel holds at most that many.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
-    // Events with deliveries outstanding, and how many.
-    let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut marked = pos;
+    let mut tracker = Tracker {
+        pending: HashMap::new(),
+        next: 0,
+    };
     // The matcher's working memory, reused for every event (any bus's
     // matcher takes it).
     let mut scratch = herald_pattern::Scratch::default();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     loop {
-        while let Ok(seq) = done_rx.try_recv() {
-            complete(&mut pending, seq);
-        }
-        if *head.borrow_and_update() > pos {
-            match log.read(pos, READ).await {
-                Ok(batch) => {
-                    // Archived before any of the batch can count as done.
-                    let rows = super::archive::rows_for(&buses, &batch);
-                    if !rows.is_empty() {
-                        let mut delay = Duration::from_millis(100);
-                        while let Err(e) = log.archive(rows.clone()).await {
-                            tracing::error!(error = %e, "archiving failed; trying again");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(5));
-                        }
-                    }
-                    for ev in batch {
-                        pos = ev.seq;
-                        route(
-                            &buses,
-                            &parts,
-                            &permits,
-                            &done_tx,
-                            &mut pending,
-                            &mut scratch,
-                            ev,
-                        )
-                        .await;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the event log failed; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-            continue;
+        while let Ok(key) = done_rx.try_recv() {
+            complete(&mut reader, &mut tracker, key).await;
         }
         tokio::select! {
-            _ = head.changed() => {}
-            Some(seq) = done_rx.recv() => complete(&mut pending, seq),
+            batch = reader.next(READ) => {
+                // Archived before any of the batch can be settled.
+                let rows = super::archive::rows_for(&buses, batch.iter().map(|(ev, _)| ev));
+                if !rows.is_empty() {
+                    let mut delay = Duration::from_millis(100);
+                    while let Err(e) = log.archive(rows.clone()).await {
+                        tracing::error!(error = %e, "archiving failed; trying again");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+                for (ev, ack) in batch {
+                    route(&buses, &parts, &permits, &done_tx, &mut tracker, &mut reader, &mut scratch, ev, ack).await;
+                }
+            }
+            Some(key) = done_rx.recv() => complete(&mut reader, &mut tracker, key).await,
             _ = tick.tick() => {
-                let mark = pending.keys().next().map(|k| k - 1).unwrap_or(pos);
-                if mark > marked {
-                    log.done(mark).await;
-                    marked = mark;
+                reader.checkpoint().await;
+                if let Some(every) = reader.progress_every() {
+                    let now = tokio::time::Instant::now();
+                    for p in tracker.pending.values_mut() {
+                        if now - p.touched >= every {
+                            reader.progress(&p.ack).await;
+                            p.touched = now;
+                        }
+                    }
                 }
             }
             _ = stop.changed() => {
@@ -125,11 +124,12 @@ async fn run(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receive
     }
 }
 
-fn complete(pending: &mut BTreeMap<u64, usize>, seq: u64) {
-    if let Some(n) = pending.get_mut(&seq) {
-        *n -= 1;
-        if *n == 0 {
-            pending.remove(&seq);
+async fn complete(reader: &mut Reader, tracker: &mut Tracker, key: u64) {
+    if let Some(p) = tracker.pending.get_mut(&key) {
+        p.left -= 1;
+        if p.left == 0 {
+            let p = tracker.pending.remove(&key).expect("present");
+            reader.settle(p.ack).await;
         }
     }
 }
@@ -144,7 +144,7 @@ fn rules_for(
 ) -> Vec<Arc<RuleSpec>> {
     let view = buses.view();
     let Some(bus) = view.buses.get(&ev.bus) else {
-        tracing::warn!(bus = %ev.bus, seq = ev.seq, "an event for a bus that no longer exists: dropped");
+        tracing::warn!(bus = %ev.bus, "an event for a bus that no longer exists: dropped");
         return Vec::new();
     };
     match &ev.rule {
@@ -180,28 +180,42 @@ fn rules_for(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     buses: &Arc<EventBuses>,
     parts: &Arc<Parts>,
     permits: &Arc<Semaphore>,
     done: &mpsc::UnboundedSender<u64>,
-    pending: &mut BTreeMap<u64, usize>,
+    tracker: &mut Tracker,
+    reader: &mut Reader,
     scratch: &mut herald_pattern::Scratch,
     ev: Logged,
+    ack: Ack,
 ) {
     let event: Value = match serde_json::from_str(&ev.event) {
         Ok(v) => v,
         Err(e) => {
-            tracing::error!(seq = ev.seq, error = %e, "an event in the log is not JSON: skipped");
+            tracing::error!(error = %e, "an event in the log is not JSON: skipped");
+            reader.settle(ack).await;
             return;
         }
     };
     let rules = rules_for(buses, &ev, &event, scratch);
     let count: usize = rules.iter().map(|r| r.targets.len()).sum();
     if count == 0 {
+        reader.settle(ack).await;
         return;
     }
-    pending.insert(ev.seq, count);
+    let key = tracker.next;
+    tracker.next += 1;
+    tracker.pending.insert(
+        key,
+        Pending {
+            left: count,
+            ack,
+            touched: tokio::time::Instant::now(),
+        },
+    );
     let event = Arc::new(event);
     let text: Arc<str> = ev.event.into();
     for rule in rules {
@@ -220,11 +234,11 @@ async fn route(
                 text: text.clone(),
                 received: ev.received,
             };
-            let (done, seq) = (done.clone(), ev.seq);
+            let done = done.clone();
             tokio::spawn(async move {
                 job.first().await;
                 drop(permit);
-                let _ = done.send(seq);
+                let _ = done.send(key);
             });
         }
     }
@@ -338,7 +352,6 @@ impl Job {
                 .log
                 .append(vec![put])
                 .await
-                .map(|_| ())
                 .map_err(|message| Failed {
                     message,
                     code: "SDK_CLIENT_ERROR",
@@ -366,7 +379,6 @@ impl Job {
             return;
         };
         let retry = Retry {
-            id: 0,
             bus: self.rule.event_bus_name.clone(),
             rule: self.rule.name.clone(),
             target: self.target.id.clone(),
@@ -462,12 +474,28 @@ async fn retries(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Rec
                 continue;
             }
         };
-        let runs = due.into_iter().map(|r| retry_one(&buses, &parts, r));
-        futures_util::future::join_all(runs).await;
+        // Each retry is held by this node while it is attempted; a long
+        // attempt tells the log so, lest another node take it too.
+        let held: Vec<Taken> = due.clone();
+        let runs =
+            futures_util::future::join_all(due.into_iter().map(|r| retry_one(&buses, &parts, r)));
+        tokio::pin!(runs);
+        let every = buses.log.progress_every();
+        loop {
+            tokio::select! {
+                _ = &mut runs => break,
+                _ = tokio::time::sleep(every) => {
+                    for t in &held {
+                        buses.log.touch_retry(t).await;
+                    }
+                }
+            }
+        }
     }
 }
 
-async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, r: Retry) {
+async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, taken: Taken) {
+    let r = &taken.retry;
     let view = buses.view();
     let found = view
         .buses
@@ -481,13 +509,13 @@ async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, r: Retry) {
         });
     let Some((rule, target)) = found else {
         tracing::warn!(bus = %r.bus, rule = %r.rule, target = %r.target, "a retry for a target that no longer exists: dropped");
-        buses.log.delete_retry(r.id).await;
+        buses.log.delete_retry(&taken).await;
         return;
     };
     let event = match serde_json::from_str(&r.event) {
         Ok(v) => v,
         Err(_) => {
-            buses.log.delete_retry(r.id).await;
+            buses.log.delete_retry(&taken).await;
             return;
         }
     };
@@ -511,7 +539,7 @@ async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, r: Retry) {
     } else {
         match job.attempt().await {
             Ok(()) => {
-                buses.log.delete_retry(r.id).await;
+                buses.log.delete_retry(&taken).await;
                 return;
             }
             Err(f) => f,
@@ -520,28 +548,20 @@ async fn retry_one(buses: &Arc<EventBuses>, parts: &Arc<Parts>, r: Retry) {
     let attempts = r.attempts + 1;
     if job.expired(attempts) || !failure.retryable {
         if job.dead_letter(&failure, attempts).await {
-            buses.log.delete_retry(r.id).await;
+            buses.log.delete_retry(&taken).await;
         } else {
+            let due = crate::esm::spec::now_secs() + MAX_BACKOFF_SECS;
             buses
                 .log
-                .update_retry(
-                    r.id,
-                    attempts,
-                    crate::esm::spec::now_secs() + MAX_BACKOFF_SECS,
-                    failure.message,
-                )
+                .update_retry(taken, attempts, due, failure.message)
                 .await;
         }
         return;
     }
+    let due = crate::esm::spec::now_secs() + backoff(attempts);
     buses
         .log
-        .update_retry(
-            r.id,
-            attempts,
-            crate::esm::spec::now_secs() + backoff(attempts),
-            failure.message,
-        )
+        .update_retry(taken, attempts, due, failure.message)
         .await;
 }
 

@@ -11,14 +11,16 @@
 //! event costs the same with 5 rules or 300.
 //!
 //! **In a cluster** (PostgreSQL store) the buses and rules are shared
-//! through the store like every other resource; each node logs the events
-//! put on it and delivers them itself, so every event reaches each
-//! matching target once across the cluster (not once per node). Its log is
-//! on that node's disk: a node lost for good loses what it had not
-//! delivered yet.
+//! through the store like every other resource. With the NATS engine the
+//! log is one JetStream stream shared by the nodes ([`log::jetstream`]):
+//! every event reaches each matching target once across the cluster (not
+//! once per node), whichever node accepted it, and a node that dies leaves
+//! its events to the others. Without NATS each node keeps the events put on
+//! it in memory and delivers them itself (a warning at start says so).
 
 pub mod api_destination;
 pub mod archive;
+pub mod config;
 pub mod dispatch;
 pub mod input;
 pub mod log;
@@ -282,6 +284,34 @@ pub fn event_time(epoch_secs: f64) -> String {
         Some((s, _)) => format!("{s}Z"),
         None => t,
     }
+}
+
+/// The event log this configuration calls for: JetStream when the nodes
+/// share a PostgreSQL store and the NATS engine, `events.db` in the data
+/// directory on a single node, memory otherwise (with a warning where
+/// events would be lost).
+pub async fn open_log(config: &crate::config::ApiConfig) -> Result<log::Log, String> {
+    use crate::config::{EngineSetting, StoreBackend};
+    let dir = match (&config.store.backend, &config.engine) {
+        (StoreBackend::Postgres { .. }, EngineSetting::Nats(nats)) => {
+            let client = crate::hub::nats::options(nats)
+                .name(format!("herald {} event bus", config.node_id))
+                .connect(nats.url.as_str())
+                .await
+                .map_err(|e| format!("cannot connect to NATS at {}: {e}", nats.url))?;
+            let log = log::jetstream::JsLog::open(client, &config.event_bus).await?;
+            return Ok(log::Log::JetStream(Box::new(log)));
+        }
+        (StoreBackend::Postgres { .. }, _) => {
+            tracing::warn!("with the PostgreSQL store and no NATS engine each node keeps its event bus log in memory: events put on a node that stops before delivering them are lost (use engine = \"nats\" for a shared, durable log)");
+            None
+        }
+        (StoreBackend::Sqlite(dir), _) => Some(dir.clone()),
+        (StoreBackend::Memory, _) => None,
+    };
+    tokio::task::spawn_blocking(move || log::Log::local(dir.as_deref()))
+        .await
+        .map_err(|e| format!("opening the event log failed: {e}"))?
 }
 
 #[cfg(test)]

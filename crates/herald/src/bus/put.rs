@@ -158,7 +158,7 @@ mod tests {
             "us-east-1",
             "123456789012",
             crate::store::Store::memory(),
-            super::super::log::Log::open(None).unwrap(),
+            super::super::log::Log::local(None).unwrap(),
         )
     }
 
@@ -200,7 +200,8 @@ mod tests {
                 "ResourceNotFoundException"
             ]
         );
-        let logged = b.log.read(0, 10).await.unwrap();
+        let logged = b.log.reader().next(10).await;
+        let logged: Vec<_> = logged.into_iter().map(|(e, _)| e).collect();
         assert_eq!(logged.len(), 1);
         let e: Value = serde_json::from_str(&logged[0].event).unwrap();
         assert_eq!(e["id"], r["Entries"][0]["EventId"]);

@@ -139,6 +139,9 @@ pub struct ConfigFile {
     /// `[[event_source_mappings]]`: Lambda's fields in snake_case.
     #[serde(default)]
     pub event_source_mappings: Vec<toml::Value>,
+    /// `[event_bus]`: the cluster's event log.
+    #[serde(default)]
+    pub event_bus: crate::bus::config::EventBusFile,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -267,6 +270,8 @@ pub struct ApiConfig {
     pub event_sources: Vec<crate::esm::config::EventSourceFile>,
     /// `[[event_source_mappings]]`, validated as the Lambda API validates.
     pub event_source_mappings: Vec<crate::esm::spec::MappingSpec>,
+    /// `[event_bus]`, checked.
+    pub event_bus: crate::bus::config::EventBusFile,
     /// `[function_pool] http_ca_file`.
     pub function_ca_file: Option<PathBuf>,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
@@ -634,6 +639,10 @@ impl ApiConfig {
                 file.event_sources.clone()
             },
             event_source_mappings: crate::esm::from_file(&file.event_source_mappings)?,
+            event_bus: {
+                file.event_bus.check()?;
+                file.event_bus.clone()
+            },
             function_pool: crate::functions::PoolSettings {
                 workers: file.function_pool.workers.unwrap_or(2).max(1),
                 queue: file.function_pool.queue.unwrap_or(1024).max(1),

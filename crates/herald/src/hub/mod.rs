@@ -9,7 +9,7 @@
 pub mod engine;
 pub mod filter;
 pub mod local;
-mod nats;
+pub mod nats;
 pub mod outbox;
 mod redis;
 pub mod wire;

@@ -47,6 +47,25 @@ pub struct NatsEngine {
     probes: Probes,
 }
 
+/// The connection options `[nats]` gives: credentials, TLS, reconnecting
+/// for ever (the engine and the bus's log share them).
+pub fn options(config: &NatsConfig) -> async_nats::ConnectOptions {
+    let mut opts = async_nats::ConnectOptions::new().max_reconnects(None);
+    if let (Some(u), Some(p)) = (&config.user, &config.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(t) = &config.token {
+        opts = opts.token(t.clone());
+    }
+    if let Some(ca) = &config.tls_ca {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if config.tls_required.unwrap_or(false) {
+        opts = opts.require_tls(true);
+    }
+    opts
+}
+
 impl NatsEngine {
     pub async fn connect(
         config: &NatsConfig,
@@ -55,22 +74,9 @@ impl NatsEngine {
         local: Arc<LocalFanout>,
         metrics: EngineMetrics,
     ) -> Result<NatsEngine, String> {
-        let mut opts = async_nats::ConnectOptions::new()
+        let mut opts = options(config)
             .name(format!("herald {node}"))
-            .retry_on_initial_connect()
-            .max_reconnects(None);
-        if let (Some(u), Some(p)) = (&config.user, &config.password) {
-            opts = opts.user_and_password(u.clone(), p.clone());
-        }
-        if let Some(t) = &config.token {
-            opts = opts.token(t.clone());
-        }
-        if let Some(ca) = &config.tls_ca {
-            opts = opts.add_root_certificates(ca.clone());
-        }
-        if config.tls_required.unwrap_or(false) {
-            opts = opts.require_tls(true);
-        }
+            .retry_on_initial_connect();
         let m = metrics.clone();
         let url = config.url.clone();
         opts = opts.event_callback(move |event| {

@@ -121,20 +121,7 @@ impl Server {
         let hub = Hub::from_config(&config).await?;
         let file_mappings = config.event_source_mappings.clone();
         let event_sources = config.event_sources.clone();
-        let log_dir = match &config.store.backend {
-            crate::config::StoreBackend::Sqlite(dir) => Some(dir.clone()),
-            crate::config::StoreBackend::Memory => None,
-            crate::config::StoreBackend::Postgres { .. } => {
-                tracing::warn!("with the PostgreSQL store each node keeps its event bus log in memory: events put on a node that stops before delivering them are lost");
-                None
-            }
-        };
-        let log = {
-            let dir = log_dir.clone();
-            tokio::task::spawn_blocking(move || crate::bus::log::Log::open(dir.as_deref()))
-                .await
-                .map_err(|e| format!("opening the event log failed: {e}"))??
-        };
+        let log = crate::bus::open_log(&config).await?;
         let buses = Arc::new(crate::bus::EventBuses::new(
             &config.aws_region,
             &config.account_id,

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod esm;
+pub mod pg;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -521,4 +522,54 @@ impl DelayProxy {
         });
         DelayProxy { addr, task }
     }
+}
+
+/// A `herald serve` process, killed when dropped (a failing test leaves
+/// none behind).
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// `kill -9`, and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `herald serve --listen 127.0.0.1:0 --config <config> <args>`, once its
+/// banner says `Ready`; with the admin address the banner names, if any.
+pub fn serve_process(
+    config: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (Process, Option<SocketAddr>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .args(args)
+        .env("HERALD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut admin = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(a) = line.trim().strip_prefix("admin:") {
+            let url = a.split_whitespace().next().unwrap();
+            admin = Some(url.trim_start_matches("http://").parse().unwrap());
+        }
+        if line.starts_with("Ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (Process(child), admin)
 }

@@ -1,28 +1,26 @@
-//! The bus's durable event log: `PutEvents` answers only after its events
-//! are on disk here, and delivery reads them back from here, so an
-//! acknowledged event survives a crash (`kill -9`) and reaches its targets
-//! after the restart.
-//!
-//! One SQLite database, `events.db` in the data directory (in memory with
-//! the memory store), written by one thread that owns the connection. The
-//! thread takes every request waiting for it and runs them in one
-//! transaction: many concurrent `PutEvents` share one commit (group
-//! commit), so the disk's sync rate does not cap the event rate.
+//! The single node's log: one SQLite database, `events.db` in the data
+//! directory (in memory with the memory store), written by one thread that
+//! owns the connection. The thread takes every request waiting for it and
+//! runs them in one transaction: many concurrent `PutEvents` share one
+//! commit (group commit), so the disk's sync rate does not cap the event
+//! rate.
 //!
 //! **Fsync policy**: `synchronous = FULL` in WAL mode: a commit is synced to
 //! the disk before any of its requests is answered, so an acknowledged
 //! event survives a power loss, not only a crash of the process.
 //!
 //! **Delivery contract**: events get increasing sequence numbers (never
-//! reused: `AUTOINCREMENT`). The dispatcher records a *done* mark: every
-//! event at or below it was delivered, dead-lettered, or handed to the
-//! retry table (`retries`, also here). After a restart the dispatcher
-//! starts after the mark, so events past it are delivered again to every
-//! target they match: delivery is at least once, and a crash can repeat
-//! the deliveries of the events in flight at that moment (at most the
+//! reused: `AUTOINCREMENT`). The [`Reader`] records a *done* mark: every
+//! event at or below it was settled (delivered, dead-lettered, or handed to
+//! the retry table, `retries`, also here). After a restart reading starts
+//! after the mark, so events past it are delivered again to every target
+//! they match: delivery is at least once, and a crash can repeat the
+//! deliveries of the events in flight at that moment (at most the
 //! dispatcher's in-flight window). Events at or below the mark are deleted.
 
+use super::{Logged, NewEvent, Retry};
 use rusqlite::{params, Connection};
+use std::collections::BTreeSet;
 use std::path::Path;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -68,42 +66,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX archived_by_time ON archived (archive, received, id);",
 ];
 
-/// An event to append.
+/// An event read back, with its sequence number.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub bus: String,
-    /// A scheduled rule's own event: delivered to that rule's targets only,
-    /// not matched against the bus's patterns.
-    pub rule: Option<String>,
-    /// The event as EventBridge's JSON.
-    pub event: String,
-    /// When the bus accepted it (epoch seconds).
-    pub received: f64,
-}
-
-/// An event read back.
-#[derive(Debug, Clone)]
-pub struct Logged {
+pub struct Row {
     pub seq: u64,
-    pub bus: String,
-    pub rule: Option<String>,
-    pub event: String,
-    pub received: f64,
+    pub event: Logged,
 }
 
-/// A delivery waiting for its next attempt.
+/// A retry row: its id and the retry.
 #[derive(Debug, Clone)]
-pub struct Retry {
+pub struct RetryRow {
     pub id: i64,
-    pub bus: String,
-    pub rule: String,
-    pub target: String,
-    pub event: String,
-    pub received: f64,
-    /// Attempts made so far.
-    pub attempts: u32,
-    pub due: f64,
-    pub error: String,
+    pub retry: Retry,
 }
 
 /// An answer waiting for the commit: called with the commit's error, if any.
@@ -111,12 +85,12 @@ type Reply = Box<dyn FnOnce(Option<&str>)>;
 
 enum Op {
     Append(Vec<NewEvent>, oneshot::Sender<Result<u64, String>>),
-    Read(u64, usize, oneshot::Sender<Result<Vec<Logged>, String>>),
+    Read(u64, usize, oneshot::Sender<Result<Vec<Row>, String>>),
     Done(u64),
     AddRetry(Retry, oneshot::Sender<Result<(), String>>),
     UpdateRetry(i64, u32, f64, String),
     DeleteRetry(i64),
-    Due(f64, usize, oneshot::Sender<Result<Vec<Retry>, String>>),
+    Due(f64, usize, oneshot::Sender<Result<Vec<RetryRow>, String>>),
     Counts(oneshot::Sender<Result<(u64, u64), String>>),
     /// (archive, received, event) rows.
     Archive(
@@ -140,7 +114,7 @@ enum Op {
 
 /// A handle on the log (cheap to clone).
 #[derive(Clone)]
-pub struct Log {
+pub struct LocalLog {
     tx: mpsc::Sender<Op>,
     /// The last sequence number appended.
     head: watch::Receiver<u64>,
@@ -156,14 +130,14 @@ fn gone<T>(_: T) -> String {
     "the event log stopped".to_string()
 }
 
-impl Log {
+impl LocalLog {
     /// Open (create, migrate) `events.db` in `dir`, or an in-memory log.
     ///
     /// One process owns a data directory's log (an exclusive lock on
     /// `events.lock`): two dispatchers on one log would each deliver every
     /// event. A second process on the same directory (nodes sharing an
     /// SQLite store on one machine) gets an in-memory log and a warning.
-    pub fn open(dir: Option<&Path>) -> Result<Log, String> {
+    pub fn open(dir: Option<&Path>) -> Result<LocalLog, String> {
         let mut lock = None;
         let conn = match dir {
             Some(dir) => {
@@ -182,7 +156,7 @@ impl Log {
                         dir = %dir.display(),
                         "another Herald process holds this data directory's event log: this process keeps the events put on it in memory (not durable); give each process its own --data"
                     );
-                    return Log::open(None);
+                    return LocalLog::open(None);
                 }
                 lock = Some(std::sync::Arc::new(file));
                 let path = dir.join("events.db");
@@ -215,7 +189,7 @@ impl Log {
             .name("herald-event-log".into())
             .spawn(move || writer(conn, rx, head_tx))
             .map_err(|e| format!("cannot start the event log: {e}"))?;
-        Ok(Log {
+        Ok(LocalLog {
             tx,
             head: head_rx,
             done_at_open: done,
@@ -233,7 +207,7 @@ impl Log {
     }
 
     /// Up to `limit` events after `after`, in order.
-    pub async fn read(&self, after: u64, limit: usize) -> Result<Vec<Logged>, String> {
+    pub async fn read(&self, after: u64, limit: usize) -> Result<Vec<Row>, String> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Op::Read(after, limit, tx))
@@ -271,7 +245,7 @@ impl Log {
     }
 
     /// Up to `limit` retries due at `now`, earliest first.
-    pub async fn due(&self, now: f64, limit: usize) -> Result<Vec<Retry>, String> {
+    pub async fn due(&self, now: f64, limit: usize) -> Result<Vec<RetryRow>, String> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Op::Due(now, limit, tx)).await.map_err(gone)?;
         rx.await.map_err(gone)?
@@ -322,6 +296,72 @@ impl Log {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Op::Counts(tx)).await.map_err(gone)?;
         rx.await.map_err(gone)?
+    }
+}
+
+/// The dispatcher's side of the log: hands out events in order and moves
+/// the done mark past those settled.
+pub struct Reader {
+    log: LocalLog,
+    /// The last sequence number handed out.
+    pos: u64,
+    head: watch::Receiver<u64>,
+    /// Handed out, not yet settled.
+    outstanding: BTreeSet<u64>,
+    /// The done mark last written.
+    marked: u64,
+}
+
+impl Reader {
+    pub fn new(log: &LocalLog) -> Reader {
+        Reader {
+            log: log.clone(),
+            pos: log.done_at_open,
+            head: log.head(),
+            outstanding: BTreeSet::new(),
+            marked: log.done_at_open,
+        }
+    }
+
+    /// Up to `limit` events after those handed out; waits for one.
+    /// Cancel-safe: nothing changes until the read has returned.
+    pub async fn next(&mut self, limit: usize) -> Vec<Row> {
+        loop {
+            if *self.head.borrow_and_update() > self.pos {
+                match self.log.read(self.pos, limit).await {
+                    Ok(rows) if !rows.is_empty() => {
+                        for r in &rows {
+                            self.outstanding.insert(r.seq);
+                        }
+                        self.pos = rows.last().map_or(self.pos, |r| r.seq);
+                        return rows;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the event log failed; retrying in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            if self.head.changed().await.is_err() {
+                // The writer stopped: nothing more will come.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    pub fn settle(&mut self, seq: u64) {
+        self.outstanding.remove(&seq);
+    }
+
+    /// Write the done mark if it moved.
+    pub async fn checkpoint(&mut self) {
+        let mark = self.outstanding.first().map(|s| s - 1).unwrap_or(self.pos);
+        if mark > self.marked {
+            self.log.done(mark).await;
+            self.marked = mark;
+        }
     }
 }
 
@@ -414,12 +454,14 @@ fn run(
                     "SELECT seq, bus, rule, event, received FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
-                    Ok(Logged {
+                    Ok(Row {
                         seq: r.get::<_, i64>(0)? as u64,
-                        bus: r.get(1)?,
-                        rule: r.get(2)?,
-                        event: r.get(3)?,
-                        received: r.get(4)?,
+                        event: Logged {
+                            bus: r.get(1)?,
+                            rule: r.get(2)?,
+                            event: r.get(3)?,
+                            received: r.get(4)?,
+                        },
                     })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -465,16 +507,18 @@ fn run(
                      FROM retries WHERE due <= ?1 ORDER BY due LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![now, limit as i64], |r| {
-                    Ok(Retry {
+                    Ok(RetryRow {
                         id: r.get(0)?,
-                        bus: r.get(1)?,
-                        rule: r.get(2)?,
-                        target: r.get(3)?,
-                        event: r.get(4)?,
-                        received: r.get(5)?,
-                        attempts: r.get(6)?,
-                        due: r.get(7)?,
-                        error: r.get(8)?,
+                        retry: Retry {
+                            bus: r.get(1)?,
+                            rule: r.get(2)?,
+                            target: r.get(3)?,
+                            event: r.get(4)?,
+                            received: r.get(5)?,
+                            attempts: r.get(6)?,
+                            due: r.get(7)?,
+                            error: r.get(8)?,
+                        },
                     })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -567,20 +611,20 @@ mod tests {
     #[tokio::test]
     async fn appends_read_back_in_order_and_survive_reopening() {
         let dir = std::env::temp_dir().join(format!("herald-log-{}", crate::new_uuid()));
-        let log = Log::open(Some(&dir)).unwrap();
+        let log = LocalLog::open(Some(&dir)).unwrap();
         let last = log.append((0..3).map(event).collect()).await.unwrap();
         assert_eq!(last, 3);
         assert_eq!(*log.head().borrow(), 3);
         let read = log.read(1, 10).await.unwrap();
-        assert_eq!(read.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
         log.done(2).await;
         assert_eq!(log.counts().await.unwrap(), (1, 0));
         drop(log);
-        let log = Log::open(Some(&dir)).unwrap();
+        let log = LocalLog::open(Some(&dir)).unwrap();
         assert_eq!(log.done_at_open, 2);
         let read = log.read(log.done_at_open, 10).await.unwrap();
         assert_eq!(read.len(), 1);
-        assert_eq!(read[0].event, "{\"n\":2}");
+        assert_eq!(read[0].event.event, "{\"n\":2}");
         // Sequence numbers are never reused, even once everything is deleted.
         log.done(3).await;
         assert_eq!(log.append(vec![event(9)]).await.unwrap(), 4);
@@ -590,11 +634,11 @@ mod tests {
     #[tokio::test]
     async fn one_process_owns_a_directorys_log() {
         let dir = std::env::temp_dir().join(format!("herald-log-{}", crate::new_uuid()));
-        let first = Log::open(Some(&dir)).unwrap();
+        let first = LocalLog::open(Some(&dir)).unwrap();
         assert!(first.durable);
         // A second opener (here: the same process, a second handle on the
         // lock file) does not share the file.
-        let second = Log::open(Some(&dir)).unwrap();
+        let second = LocalLog::open(Some(&dir)).unwrap();
         assert!(!second.durable);
         second.append(vec![event(1)]).await.unwrap();
         assert!(first.read(0, 10).await.unwrap().is_empty());
@@ -604,9 +648,8 @@ mod tests {
 
     #[tokio::test]
     async fn retries_come_back_when_due() {
-        let log = Log::open(None).unwrap();
+        let log = LocalLog::open(None).unwrap();
         let r = Retry {
-            id: 0,
             bus: "default".into(),
             rule: "r".into(),
             target: "t".into(),
