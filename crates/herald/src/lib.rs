@@ -25,6 +25,7 @@ pub mod hub;
 pub mod js;
 pub mod jsonata;
 pub mod metrics;
+pub mod resp;
 pub mod server;
 pub mod store;
 

@@ -1,6 +1,6 @@
 //! The event bus on a cluster: nodes sharing a PostgreSQL store (a fresh
-//! database per test) and the NATS engine share one JetStream log (a
-//! stream of the test's own). Each event reaches each matching target once
+//! database per test) and an engine share one log, a JetStream stream on
+//! NATS or a Redis stream (each test's own), every test on both. Each event reaches each matching target once
 //! across the cluster, whichever node accepted it, failed deliveries are
 //! retried from the shared stream, and the events a node accepted survive
 //! its `kill -9`: another node delivers them.
@@ -19,13 +19,13 @@ use std::time::Duration;
 
 const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:sink";
 
-fn config(db: &Database, stream: &str, function: SocketAddr) -> String {
+fn config(engine: &str, db: &Database, stream: &str, function: SocketAddr) -> String {
     format!(
         r#"
         name = "shop"
         account_id = "123456789012"
         aws_region = "eu-west-1"
-        engine = "nats"
+        engine = "{engine}"
         [[iam_credentials]]
         access_key_id = "{ADMIN_KEY}"
         secret_access_key = "{ADMIN_SECRET}"
@@ -119,11 +119,30 @@ async fn put(admin: SocketAddr, prefix: &str, n: usize) -> Vec<String> {
 }
 
 /// Until nothing is unsettled or waiting for a retry in the shared log.
-/// Delete the test's streams from the NATS server.
-async fn remove_stream(stream: &str) {
-    let js =
-        async_nats::jetstream::new(async_nats::connect("nats://127.0.0.1:4222").await.unwrap());
-    js.delete_stream(stream).await.unwrap();
+/// Delete the test's streams from the broker.
+async fn remove_stream(engine: &str, stream: &str) {
+    if engine == "nats" {
+        let js =
+            async_nats::jetstream::new(async_nats::connect("nats://127.0.0.1:4222").await.unwrap());
+        js.delete_stream(stream).await.unwrap();
+    } else {
+        let mut redis = common::esm::redis().await;
+        let _: () = redis::cmd("DEL")
+            .arg(format!("{stream}:events"))
+            .arg(format!("{stream}:retries"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+}
+
+fn is_shared(engine: &str, server: &TestServer) -> bool {
+    use herald::bus::log::Log;
+    match &server.running.as_ref().unwrap().buses.log {
+        Log::JetStream(_) => engine == "nats",
+        Log::Redis(_) => engine == "redis",
+        Log::Local(_) => false,
+    }
 }
 
 async fn drained(server: &TestServer) {
@@ -136,7 +155,16 @@ async fn drained(server: &TestServer) {
 }
 
 #[tokio::test]
-async fn each_event_reaches_its_target_once_across_the_cluster() {
+async fn each_event_reaches_its_target_once_across_the_cluster_nats() {
+    each_event_once("nats").await;
+}
+
+#[tokio::test]
+async fn each_event_reaches_its_target_once_across_the_cluster_redis() {
+    each_event_once("redis").await;
+}
+
+async fn each_event_once(engine: &str) {
     let db = Database::create("bus_once").await;
     let stream = unique("BUS").replace('-', "_");
     // Every event's first attempt fails: the retry goes through the
@@ -155,13 +183,10 @@ async fn each_event_reaches_its_target_once_across_the_cluster() {
         }
     });
     let mut function = fn_server(policy).await;
-    let toml = config(&db, &stream, function.addr);
+    let toml = config(engine, &db, &stream, function.addr);
     let (a, admin_a) = node(&toml).await;
     let (b, admin_b) = node(&toml).await;
-    assert!(matches!(
-        a.running.as_ref().unwrap().buses.log,
-        herald::bus::log::Log::JetStream(_)
-    ));
+    assert!(is_shared(engine, &a));
     rule(admin_a, &[admin_b]).await;
 
     let mut accepted: HashSet<String> = put(admin_a, "a", 30).await.into_iter().collect();
@@ -187,12 +212,21 @@ async fn each_event_reaches_its_target_once_across_the_cluster() {
     assert_eq!(calls.keys().cloned().collect::<HashSet<_>>(), accepted);
     assert!(calls.values().all(|n| *n == 2), "{calls:?}");
     drop((a, b));
-    remove_stream(&stream).await;
+    remove_stream(engine, &stream).await;
     db.drop_it().await;
 }
 
 #[tokio::test]
-async fn a_killed_nodes_events_are_delivered_by_another() {
+async fn a_killed_nodes_events_are_delivered_by_another_nats() {
+    killed_node("nats").await;
+}
+
+#[tokio::test]
+async fn a_killed_nodes_events_are_delivered_by_another_redis() {
+    killed_node("redis").await;
+}
+
+async fn killed_node(engine: &str) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let db = Database::create("bus_kill").await;
     let stream = unique("BUS").replace('-', "_");
@@ -207,7 +241,7 @@ async fn a_killed_nodes_events_are_delivered_by_another() {
         }
     });
     let mut function = fn_server(policy).await;
-    let toml = config(&db, &stream, function.addr);
+    let toml = config(engine, &db, &stream, function.addr);
     let dir = temp_dir("bus-cluster-kill");
     let path = dir.join("herald.toml");
     std::fs::write(
@@ -233,7 +267,7 @@ async fn a_killed_nodes_events_are_delivered_by_another() {
     assert_eq!(seen, accepted);
     drained(&second).await;
     drop(second);
-    remove_stream(&stream).await;
+    remove_stream(engine, &stream).await;
     db.drop_it().await;
 }
 
@@ -251,11 +285,20 @@ async fn until(admin: SocketAddr, op: &str, body: Value, done: impl Fn(&Value) -
 }
 
 #[tokio::test]
-async fn archives_are_shared_and_replayed_by_any_node() {
+async fn archives_are_shared_and_replayed_by_any_node_nats() {
+    archives_shared("nats").await;
+}
+
+#[tokio::test]
+async fn archives_are_shared_and_replayed_by_any_node_redis() {
+    archives_shared("redis").await;
+}
+
+async fn archives_shared(engine: &str) {
     let db = Database::create("bus_archive").await;
     let stream = unique("BUS").replace('-', "_");
     let mut function = fn_server(Arc::new(|_, _| (200, "{}".into()))).await;
-    let toml = config(&db, &stream, function.addr);
+    let toml = config(engine, &db, &stream, function.addr);
     let (a, admin_a) = node(&toml).await;
     let (b, admin_b) = node(&toml).await;
     let bus = "arn:aws:events:eu-west-1:123456789012:event-bus/default";
@@ -321,6 +364,6 @@ async fn archives_are_shared_and_replayed_by_any_node() {
     drained(&a).await;
     drained(&b).await;
     drop((a, b));
-    remove_stream(&stream).await;
+    remove_stream(engine, &stream).await;
     db.drop_it().await;
 }

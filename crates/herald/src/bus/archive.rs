@@ -236,7 +236,7 @@ impl EventBuses {
         let bus = super::spec::bus_name(spec.destination.get("Arn").and_then(Value::as_str));
         spec.state = "RUNNING".into();
         self.save_replay(&spec).await;
-        let mut after = 0;
+        let mut after: Option<String> = None;
         let mut last = None;
         loop {
             if cancel.load(Ordering::SeqCst) {
@@ -248,30 +248,29 @@ impl EventBuses {
                     &archive,
                     spec.event_start_time,
                     spec.event_end_time,
-                    after,
+                    after.as_deref(),
                     REPLAY_BATCH,
                 )
                 .await?;
-            let Some(next) = page.next else {
-                return Ok((last, false));
-            };
-            after = next;
-            if page.events.is_empty() {
-                continue;
+            if !page.events.is_empty() {
+                let now = crate::esm::spec::now_secs();
+                let events = page
+                    .events
+                    .iter()
+                    .map(|e| NewEvent {
+                        bus: bus.clone(),
+                        rule: None,
+                        event: marked(e, &spec.replay_name),
+                        received: now,
+                    })
+                    .collect();
+                self.log.append(events).await?;
+                last = Some(now);
             }
-            let now = crate::esm::spec::now_secs();
-            let events = page
-                .events
-                .iter()
-                .map(|e| NewEvent {
-                    bus: bus.clone(),
-                    rule: None,
-                    event: marked(e, &spec.replay_name),
-                    received: now,
-                })
-                .collect();
-            self.log.append(events).await?;
-            last = Some(now);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok((last, false)),
+            }
         }
     }
 }

@@ -11,12 +11,14 @@
 //! event costs the same with 5 rules or 300.
 //!
 //! **In a cluster** (PostgreSQL store) the buses and rules are shared
-//! through the store like every other resource. With the NATS engine the
-//! log is one JetStream stream shared by the nodes ([`log::jetstream`]):
+//! through the store like every other resource. With the NATS or Redis
+//! engine the log is one stream shared by the nodes ([`log::jetstream`],
+//! [`log::redis_streams`]):
 //! every event reaches each matching target once across the cluster (not
 //! once per node), whichever node accepted it, and a node that dies leaves
-//! its events to the others. Without NATS each node keeps the events put on
-//! it in memory and delivers them itself (a warning at start says so).
+//! its events to the others. With the memory engine each node keeps the
+//! events put on it in memory and delivers them itself (a warning at start
+//! says so).
 
 pub mod api_destination;
 pub mod archive;
@@ -286,8 +288,9 @@ pub fn event_time(epoch_secs: f64) -> String {
     }
 }
 
-/// The event log this configuration calls for: JetStream when the nodes
-/// share a PostgreSQL store and the NATS engine, `events.db` in the data
+/// The event log this configuration calls for: JetStream or Redis Streams
+/// when the nodes share a PostgreSQL store and the NATS or Redis engine
+/// (the engine's broker), `events.db` in the data
 /// directory on a single node, memory otherwise (with a warning where
 /// events would be lost).
 pub async fn open_log(config: &crate::config::ApiConfig) -> Result<log::Log, String> {
@@ -302,8 +305,14 @@ pub async fn open_log(config: &crate::config::ApiConfig) -> Result<log::Log, Str
             let log = log::jetstream::JsLog::open(client, &config.event_bus).await?;
             return Ok(log::Log::JetStream(Box::new(log)));
         }
-        (StoreBackend::Postgres { .. }, _) => {
-            tracing::warn!("with the PostgreSQL store and no NATS engine each node keeps its event bus log in memory: events put on a node that stops before delivering them are lost (use engine = \"nats\" for a shared, durable log)");
+        (StoreBackend::Postgres { .. }, EngineSetting::Redis(redis)) => {
+            let log =
+                log::redis_streams::RedisLog::open(&redis.url, &config.event_bus, &config.node_id)
+                    .await?;
+            return Ok(log::Log::Redis(Box::new(log)));
+        }
+        (StoreBackend::Postgres { .. }, EngineSetting::Memory) => {
+            tracing::warn!("with the PostgreSQL store and the memory engine each node keeps its event bus log in memory: events put on a node that stops before delivering them are lost (engine = \"nats\" or \"redis\" gives the cluster a shared, durable log)");
             None
         }
         (StoreBackend::Sqlite(dir), _) => Some(dir.clone()),

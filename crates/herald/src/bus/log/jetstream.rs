@@ -339,7 +339,7 @@ impl JsLog {
                 page.next = None;
                 break;
             }
-            page.next = Some(seq);
+            page.next = Some(seq.to_string());
             if (from..=to).contains(&received) {
                 page.events
                     .push(String::from_utf8_lossy(&m.payload).into_owned());

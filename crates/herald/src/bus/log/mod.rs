@@ -2,11 +2,13 @@
 //! are durable here, and delivery reads them back from here, so an
 //! acknowledged event survives a crash (`kill -9`) and reaches its targets.
 //!
-//! Two kinds, one contract:
+//! Three kinds, one contract:
 //! * [`local`]: SQLite (`events.db` beside the store) on a single node;
 //! * [`jetstream`]: a NATS JetStream stream shared by the nodes of a
 //!   cluster (PostgreSQL store and NATS engine), so any node delivers what
-//!   any node accepted, and a node that dies leaves nothing behind.
+//!   any node accepted, and a node that dies leaves nothing behind;
+//! * [`redis_streams`]: the same on Redis (PostgreSQL store and Redis
+//!   engine): a stream with a consumer group, a sorted set of retries.
 //!
 //! **Delivery contract.** [`Log::append`] returns once the events are
 //! durable. A [`Reader`] hands each event to one dispatcher (one node in a
@@ -23,6 +25,7 @@
 
 pub mod jetstream;
 pub mod local;
+pub mod redis_streams;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +52,8 @@ pub enum Ack {
     Seq(u64),
     /// The JetStream message.
     Message(Box<async_nats::jetstream::Message>),
+    /// The Redis stream entry's id.
+    Entry(String),
 }
 
 /// A delivery waiting for its next attempt.
@@ -70,6 +75,8 @@ pub struct Retry {
 pub enum RetryId {
     Row(i64),
     Message(Box<async_nats::jetstream::Message>),
+    /// The Redis sorted set's member.
+    Member(String),
 }
 
 /// A retry taken from the log by [`Log::due`]: this node attempts it, then
@@ -80,11 +87,11 @@ pub struct Taken {
     pub retry: Retry,
 }
 
-/// A page of an archive: the events, and where the next page starts
-/// (`None`: the archive's range is exhausted).
+/// A page of an archive: the events, and the cursor the next page starts
+/// after (`None`: the archive's range is exhausted).
 pub struct ArchivePage {
     pub events: Vec<String>,
-    pub next: Option<u64>,
+    pub next: Option<String>,
 }
 
 /// A handle on the log (cheap to clone).
@@ -92,6 +99,7 @@ pub struct ArchivePage {
 pub enum Log {
     Local(local::LocalLog),
     JetStream(Box<jetstream::JsLog>),
+    Redis(Box<redis_streams::RedisLog>),
 }
 
 impl Log {
@@ -104,7 +112,7 @@ impl Log {
     pub fn durable(&self) -> bool {
         match self {
             Log::Local(l) => l.durable,
-            Log::JetStream(_) => true,
+            Log::JetStream(_) | Log::Redis(_) => true,
         }
     }
 
@@ -113,6 +121,7 @@ impl Log {
         match self {
             Log::Local(l) => l.append(events).await.map(|_| ()),
             Log::JetStream(j) => j.append(events).await,
+            Log::Redis(r) => r.append(events).await,
         }
     }
 
@@ -121,6 +130,7 @@ impl Log {
         match self {
             Log::Local(l) => Reader::Local(local::Reader::new(l)),
             Log::JetStream(j) => Reader::JetStream(Box::new(j.reader())),
+            Log::Redis(r) => Reader::Redis(Box::new(r.reader())),
         }
     }
 
@@ -129,6 +139,7 @@ impl Log {
         match self {
             Log::Local(l) => l.add_retry(r).await,
             Log::JetStream(j) => j.add_retry(&r).await,
+            Log::Redis(x) => x.add_retry(&r).await,
         }
     }
 
@@ -145,6 +156,7 @@ impl Log {
                 })
                 .collect()),
             Log::JetStream(j) => j.due(now, limit).await,
+            Log::Redis(r) => r.due(now, limit).await,
         }
     }
 
@@ -161,6 +173,15 @@ impl Log {
                 };
                 j.replace_retry(&m, &retry).await
             }
+            (Log::Redis(r), RetryId::Member(m)) => {
+                let retry = Retry {
+                    attempts,
+                    due,
+                    error,
+                    ..taken.retry
+                };
+                r.replace_retry(&m, &retry).await
+            }
             _ => tracing::error!("a retry from another log"),
         }
     }
@@ -170,6 +191,7 @@ impl Log {
         match (self, &taken.id) {
             (Log::Local(l), RetryId::Row(id)) => l.delete_retry(*id).await,
             (Log::JetStream(_), RetryId::Message(m)) => jetstream::settle(m).await,
+            (Log::Redis(r), RetryId::Member(m)) => r.delete_retry(m).await,
             _ => tracing::error!("a retry from another log"),
         }
     }
@@ -179,13 +201,16 @@ impl Log {
         match self {
             Log::Local(_) => std::time::Duration::from_secs(3600),
             Log::JetStream(j) => j.progress_every(),
+            Log::Redis(r) => r.progress_every(),
         }
     }
 
     /// Still taken, still being attempted: keep it from other nodes.
     pub async fn touch_retry(&self, taken: &Taken) {
-        if let RetryId::Message(m) = &taken.id {
-            jetstream::progress(m).await;
+        match (self, &taken.id) {
+            (_, RetryId::Message(m)) => jetstream::progress(m).await,
+            (Log::Redis(r), RetryId::Member(m)) => r.touch_retry(m).await,
+            _ => {}
         }
     }
 
@@ -194,28 +219,34 @@ impl Log {
         match self {
             Log::Local(l) => l.archive(rows).await,
             Log::JetStream(j) => j.archive(rows).await,
+            Log::Redis(r) => r.archive(rows).await,
         }
     }
 
     /// Up to `limit` of an archive's events received from `from` to `to`
-    /// (inclusive), from position `after` on (0: the start), oldest first.
+    /// (inclusive), after the cursor `after` (`None`: from the start),
+    /// oldest first.
     pub async fn archived(
         &self,
         archive: &str,
         from: f64,
         to: f64,
-        after: u64,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<ArchivePage, String> {
+        let number = |a: Option<&str>| a.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0);
         match self {
             Log::Local(l) => {
-                let rows = l.archived(archive, from, to, after as i64, limit).await?;
+                let rows = l
+                    .archived(archive, from, to, number(after) as i64, limit)
+                    .await?;
                 Ok(ArchivePage {
-                    next: rows.last().map(|(id, _)| *id as u64),
+                    next: rows.last().map(|(id, _)| id.to_string()),
                     events: rows.into_iter().map(|(_, e)| e).collect(),
                 })
             }
-            Log::JetStream(j) => j.archived(archive, from, to, after, limit).await,
+            Log::JetStream(j) => j.archived(archive, from, to, number(after), limit).await,
+            Log::Redis(r) => r.archived(archive, from, to, after, limit).await,
         }
     }
 
@@ -224,6 +255,7 @@ impl Log {
         match self {
             Log::Local(l) => l.archive_stats(archive).await,
             Log::JetStream(j) => j.archive_stats(archive).await,
+            Log::Redis(r) => r.archive_stats(archive).await,
         }
     }
 
@@ -233,6 +265,7 @@ impl Log {
         match self {
             Log::Local(l) => l.purge_archive(archive, before).await,
             Log::JetStream(j) => j.purge_archive(archive, before).await,
+            Log::Redis(r) => r.purge_archive(archive, before).await,
         }
     }
 
@@ -241,6 +274,7 @@ impl Log {
         match self {
             Log::Local(l) => l.counts().await,
             Log::JetStream(j) => j.counts().await,
+            Log::Redis(r) => r.counts().await,
         }
     }
 }
@@ -249,6 +283,7 @@ impl Log {
 pub enum Reader {
     Local(local::Reader),
     JetStream(Box<jetstream::Reader>),
+    Redis(Box<redis_streams::Reader>),
 }
 
 impl Reader {
@@ -262,6 +297,7 @@ impl Reader {
                 .map(|row| (row.event, Ack::Seq(row.seq)))
                 .collect(),
             Reader::JetStream(r) => r.next(limit).await,
+            Reader::Redis(r) => r.next(limit).await,
         }
     }
 
@@ -270,14 +306,17 @@ impl Reader {
         match (self, ack) {
             (Reader::Local(r), Ack::Seq(seq)) => r.settle(seq),
             (Reader::JetStream(_), Ack::Message(m)) => jetstream::settle(&m).await,
+            (Reader::Redis(r), Ack::Entry(id)) => r.log().settle(&id).await,
             _ => tracing::error!("an acknowledgement from another log"),
         }
     }
 
     /// The event is still being delivered (long deliveries): keep it.
     pub async fn progress(&mut self, ack: &Ack) {
-        if let Ack::Message(m) = ack {
-            jetstream::progress(m).await;
+        match (self, ack) {
+            (_, Ack::Message(m)) => jetstream::progress(m).await,
+            (Reader::Redis(r), Ack::Entry(id)) => r.log().progress(id).await,
+            _ => {}
         }
     }
 
@@ -287,6 +326,7 @@ impl Reader {
         match self {
             Reader::Local(_) => None,
             Reader::JetStream(r) => Some(r.progress_every()),
+            Reader::Redis(r) => Some(r.progress_every()),
         }
     }
 
