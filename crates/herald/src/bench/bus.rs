@@ -2,6 +2,11 @@
 //! durable log on (SQLite, `synchronous = FULL`, in a temporary data
 //! directory).
 //!
+//! With `--log nats` or `--log redis` the server is a cluster node instead:
+//! PostgreSQL store (a database created for the run on `--store-url`, dropped
+//! after) and the engine's shared log (a stream named for the run, deleted
+//! after), as [`crate::bus::log`] describes; phase 3 is then skipped.
+//!
 //! A server runs in this process with `--rules` rules (four kinds of
 //! pattern: exact, prefix, wildcard with a numeric condition,
 //! equals-ignore-case), each matching one of the `kind`s the events cycle
@@ -133,17 +138,96 @@ async fn drained(seen: &Seen, n: u64, limit: Duration) -> bool {
     true
 }
 
+/// A cluster node's surroundings for the run: a database and a stream of
+/// its own, removed afterwards.
+struct Cluster {
+    engine: &'static str,
+    server: String,
+    database: String,
+    stream: String,
+}
+
+impl Cluster {
+    async fn create(engine: &'static str, server: &str) -> Result<Cluster, String> {
+        let id = crate::new_uuid().simple().to_string();
+        let c = Cluster {
+            engine,
+            server: server.trim_end_matches('/').to_string(),
+            database: format!("herald_bench_bus_{}", &id[..12]),
+            stream: format!("BENCH_BUS_{}", &id[..12]),
+        };
+        c.admin()
+            .await?
+            .batch_execute(&format!("CREATE DATABASE {}", c.database))
+            .await
+            .map_err(|e| format!("creating the bench database: {e}"))?;
+        Ok(c)
+    }
+
+    async fn admin(&self) -> Result<tokio_postgres::Client, String> {
+        let (client, conn) =
+            tokio_postgres::connect(&format!("{}/postgres", self.server), tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("PostgreSQL at {}: {e}", self.server))?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    fn config(&self) -> (String, String) {
+        (
+            format!("engine = \"{}\"\n", self.engine),
+            format!(
+                "[store]\nbackend = \"postgres\"\nurl = \"{}/{}\"\n[event_bus]\nstream = \"{}\"\n",
+                self.server, self.database, self.stream
+            ),
+        )
+    }
+
+    async fn remove(self) {
+        if let Ok(admin) = self.admin().await {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
+                .await;
+        }
+        if self.engine == "nats" {
+            if let Ok(c) = async_nats::connect("nats://127.0.0.1:4222").await {
+                let _ = async_nats::jetstream::new(c)
+                    .delete_stream(&self.stream)
+                    .await;
+            }
+        } else if let Ok(client) = redis::Client::open("redis://127.0.0.1:6379") {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let _: Result<(), _> = redis::cmd("DEL")
+                    .arg(format!("{}:events", self.stream))
+                    .arg(format!("{}:retries", self.stream))
+                    .query_async(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn bus_scenario(
     rules: usize,
     rate: u64,
     duration: Duration,
     clients: usize,
     batch: usize,
+    log: &str,
+    store_url: &str,
 ) -> Result<Value, String> {
     let batch = batch.clamp(1, 10);
     let dir = std::env::temp_dir().join(format!("herald-bench-bus-{}", crate::new_uuid()));
+    let cluster = match log {
+        "local" => None,
+        "nats" => Some(Cluster::create("nats", store_url).await?),
+        "redis" => Some(Cluster::create("redis", store_url).await?),
+        other => return Err(format!("--log {other}: local, nats or redis")),
+    };
+    let (top, tables) = cluster.as_ref().map(Cluster::config).unwrap_or_default();
     let config_text = format!(
-        r#"
+        r#"{top}
 [[iam_credentials]]
 access_key_id = "{KEY_ID}"
 secret_access_key = "{SECRET}"
@@ -155,14 +239,14 @@ id = "{API_KEY}"
 name = "default"
 [admin]
 listen = "127.0.0.1:0"
-"#
+{tables}"#
     );
     let file = crate::config::ConfigFile::parse(&config_text)?;
     let mut config = crate::config::ApiConfig::resolve(
         file,
         crate::config::Overrides {
             listen: Some("127.0.0.1:0".parse().expect("an address")),
-            data_dir: Some(dir.clone()),
+            data_dir: cluster.is_none().then(|| dir.clone()),
             ..Default::default()
         },
     )?;
@@ -301,16 +385,27 @@ listen = "127.0.0.1:0"
     drop(running);
 
     // 3. The disk's floor: the same commits, by a plain loop.
-    let floor_dir = dir.join("floor");
-    let floor_commits = commits.max(1);
-    let floor = tokio::task::spawn_blocking(move || disk_floor(&floor_dir, floor_commits, batch))
-        .await
-        .map_err(|e| e.to_string())??;
+    let floor = match cluster {
+        Some(c) => {
+            c.remove().await;
+            None
+        }
+        None => {
+            let floor_dir = dir.join("floor");
+            let floor_commits = commits.max(1);
+            Some(
+                tokio::task::spawn_blocking(move || disk_floor(&floor_dir, floor_commits, batch))
+                    .await
+                    .map_err(|e| e.to_string())??,
+            )
+        }
+    };
     let _ = std::fs::remove_dir_all(&dir);
 
     let ms = |h: &Histogram<u64>, q: f64| (pct(h, q) * 10.0).round() / 10.0;
     Ok(json!({
         "scenario": "bus",
+        "log": log,
         "ok": all_delivered && live_delivered,
         "rules": rules,
         "batch": batch,
@@ -327,8 +422,8 @@ listen = "127.0.0.1:0"
         "latency_samples": hist.len(),
         "put_events_ms_p50": ms(&put_hist, 0.5),
         "put_events_ms_p99": ms(&put_hist, 0.99),
-        "disk_floor_synced_commits_per_sec": floor.round(),
-        "disk_floor_rows_per_sec": (floor * batch as f64).round(),
+        "disk_floor_synced_commits_per_sec": floor.map(f64::round),
+        "disk_floor_rows_per_sec": floor.map(|f| (f * batch as f64).round()),
     }))
 }
 

@@ -204,6 +204,14 @@ pub enum Scenario {
         /// Entries per PutEvents (1-10).
         #[arg(long, default_value_t = 10)]
         batch: usize,
+        /// The event log: `local` (SQLite), or a cluster node's shared log,
+        /// `nats` (JetStream) or `redis` (Redis Streams).
+        #[arg(long, default_value = "local")]
+        log: String,
+        /// The PostgreSQL server a cluster node's store goes on (a database
+        /// is created for the run and dropped after).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        store_url: String,
     },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
@@ -310,6 +318,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             duration,
             clients,
             batch,
+            log,
+            store_url,
         } => {
             bus_scenario(
                 rules,
@@ -317,6 +327,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 std::time::Duration::from_secs(duration),
                 clients,
                 batch,
+                &log,
+                &store_url,
             )
             .await?
         }

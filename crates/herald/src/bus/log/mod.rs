@@ -306,7 +306,7 @@ impl Reader {
         match (self, ack) {
             (Reader::Local(r), Ack::Seq(seq)) => r.settle(seq),
             (Reader::JetStream(_), Ack::Message(m)) => jetstream::settle(&m).await,
-            (Reader::Redis(r), Ack::Entry(id)) => r.log().settle(&id).await,
+            (Reader::Redis(r), Ack::Entry(id)) => r.settle(id).await,
             _ => tracing::error!("an acknowledgement from another log"),
         }
     }
@@ -330,10 +330,13 @@ impl Reader {
         }
     }
 
-    /// Called every dispatcher tick (the local log writes its done mark).
+    /// Called every dispatcher tick: the local log writes its done mark,
+    /// Redis acknowledges what was settled since.
     pub async fn checkpoint(&mut self) {
-        if let Reader::Local(r) = self {
-            r.checkpoint().await;
+        match self {
+            Reader::Local(r) => r.checkpoint().await,
+            Reader::Redis(r) => r.checkpoint().await,
+            Reader::JetStream(_) => {}
         }
     }
 }

@@ -142,6 +142,7 @@ impl RedisLog {
         Reader {
             log: self.clone(),
             rx,
+            settled: Vec::new(),
         }
     }
 
@@ -225,30 +226,33 @@ impl RedisLog {
                     }
                     None => {
                         tracing::error!(%id, "an entry of the event log lacks its fields: dropped");
-                        self.settle(&id).await;
+                        self.settle(&[id]).await;
                     }
                 }
             }
         }
     }
 
-    /// `XACK` and `XDEL`: the entry is finished. A failure is logged: the
-    /// entry is claimed again later (a duplicate, never a loss).
-    pub async fn settle(&self, id: &str) {
+    /// `XACK` and `XDEL`: the entries are finished. A failure is logged:
+    /// the entries are claimed again later (duplicates, never a loss).
+    pub async fn settle(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
         let stream = self.key("events");
         let mut conn = self.conn.clone();
         let done: Result<RValue, _> = redis::pipe()
             .cmd("XACK")
             .arg(&stream)
             .arg(GROUP)
-            .arg(id)
+            .arg(ids)
             .cmd("XDEL")
             .arg(&stream)
-            .arg(id)
+            .arg(ids)
             .query_async(&mut conn)
             .await;
         if let Err(e) = done {
-            tracing::warn!(error = %e, "settling an event in Redis failed; it will come again");
+            tracing::warn!(error = %e, "settling events in Redis failed; they will come again");
         }
     }
 
@@ -507,10 +511,18 @@ async fn connect(client: &redis::Client) -> Result<MultiplexedConnection, String
         .map_err(redis_err("connection"))
 }
 
-/// The dispatcher's side: what the read-ahead task queued.
+/// Settled entries acknowledged together, at most (else at the next
+/// dispatcher tick).
+const SETTLE_BATCH: usize = 256;
+
+/// The dispatcher's side: what the read-ahead task queued, and the settled
+/// entries not yet acknowledged (one `XACK` for many: a round trip per
+/// event would cap delivery at the round-trip rate). A crash before the
+/// acknowledgement repeats those deliveries, as any crash may.
 pub struct Reader {
     log: RedisLog,
     rx: mpsc::Receiver<(Logged, Ack)>,
+    settled: Vec<String>,
 }
 
 impl Reader {
@@ -520,6 +532,19 @@ impl Reader {
 
     pub fn progress_every(&self) -> Duration {
         self.log.progress_every()
+    }
+
+    pub async fn settle(&mut self, id: String) {
+        self.settled.push(id);
+        if self.settled.len() >= SETTLE_BATCH {
+            self.checkpoint().await;
+        }
+    }
+
+    /// Acknowledge what was settled since the last time.
+    pub async fn checkpoint(&mut self) {
+        let ids = std::mem::take(&mut self.settled);
+        self.log.settle(&ids).await;
     }
 
     /// Up to `limit` events, waiting for one. Cancel-safe (a queue).
