@@ -689,3 +689,74 @@ async fn a_nats_subject_receives_the_event() {
     .await;
     assert_eq!(r["FailedEntryCount"], 1, "{r}");
 }
+
+#[tokio::test]
+async fn rules_declared_in_the_file_route_and_the_api_leaves_them_alone() {
+    let mut function = fn_server(ok_policy()).await;
+    let toml = format!(
+        r#"{}
+        [[event_buses]]
+        name = "orders"
+        [[event_rules]]
+        name = "big"
+        event_bus_name = "orders"
+        event_pattern = '{{"detail": {{"amount": [{{"numeric": [">", 100]}}]}}}}'
+        [[event_rules.targets]]
+        id = "fn"
+        arn = "{FUNCTION}"
+        input_transformer = {{ input_paths_map = {{ order_id = "$.detail.id" }}, input_template = '{{"big": "<order_id>"}}' }}
+        "#,
+        config(function.addr)
+    );
+    let server = start_with_toml(&toml).await;
+    let admin = server.running.as_ref().unwrap().admin_addr.unwrap();
+    let r = events_ok(
+        admin,
+        "PutEvents",
+        json!({"Entries": [
+            {"Source": "shop", "DetailType": "o", "Detail": r#"{"id": "small", "amount": 5}"#, "EventBusName": "orders"},
+            {"Source": "shop", "DetailType": "o", "Detail": r#"{"id": "o-9", "amount": 500}"#, "EventBusName": "orders"}
+        ]}),
+    )
+    .await;
+    assert_eq!(r["FailedEntryCount"], 0, "{r}");
+    assert_eq!(function.event().await, json!({"big": "o-9"}));
+    let d = events_ok(
+        admin,
+        "DescribeRule",
+        json!({"Name": "big", "EventBusName": "orders"}),
+    )
+    .await;
+    assert_eq!(d["ManagedBy"], "herald.config", "{d}");
+    for (op, body) in [
+        (
+            "PutTargets",
+            json!({"Rule": "big", "EventBusName": "orders", "Targets": [{"Id": "x", "Arn": FUNCTION}]}),
+        ),
+        (
+            "RemoveTargets",
+            json!({"Rule": "big", "EventBusName": "orders", "Ids": ["fn"]}),
+        ),
+        (
+            "DisableRule",
+            json!({"Name": "big", "EventBusName": "orders"}),
+        ),
+        (
+            "DeleteRule",
+            json!({"Name": "big", "EventBusName": "orders", "Force": true}),
+        ),
+        (
+            "PutRule",
+            json!({"Name": "big", "EventBusName": "orders", "EventPattern": SHOP}),
+        ),
+    ] {
+        let r = events(admin, op, body).await;
+        assert_eq!(r.body["__type"], "ManagedRuleException", "{op}: {}", r.raw);
+    }
+    let r = events(admin, "DeleteEventBus", json!({"Name": "orders"})).await;
+    assert_eq!(r.body["__type"], "ValidationException", "{}", r.raw);
+    // Rules made through the API sit beside the file's.
+    rule(admin, "api", SHOP, json!([{"Id": "fn", "Arn": FUNCTION}])).await;
+    let l = events_ok(admin, "ListRules", json!({})).await;
+    assert_eq!(l["Rules"].as_array().unwrap().len(), 1, "{l}");
+}

@@ -77,6 +77,10 @@ pub struct EventBuses {
     parts: std::sync::OnceLock<Arc<target::Parts>>,
     /// The replays this node runs.
     pub replays: archive::Running,
+    /// Buses and rules the configuration file declares (set once, before
+    /// the first reload): added to what the store holds, in place of
+    /// anything stored under the same name.
+    declared: std::sync::OnceLock<config::Declared>,
 }
 
 impl EventBuses {
@@ -92,7 +96,20 @@ impl EventBuses {
             started,
             parts: std::sync::OnceLock::new(),
             replays: archive::Running::default(),
+            declared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The configuration file's buses and rules (before the first reload).
+    pub fn declare(&self, declared: config::Declared) {
+        let _ = self.declared.set(declared);
+    }
+
+    /// Whether the configuration file declares the bus.
+    pub fn is_declared_bus(&self, name: &str) -> bool {
+        self.declared
+            .get()
+            .is_some_and(|d| d.buses.iter().any(|b| b.name == name))
     }
 
     /// Start delivering (the dispatcher, the retry loop, the scheduler)
@@ -227,17 +244,41 @@ impl EventBuses {
                 Err(e) => problems.push(format!("stored event bus {name}: {e}")),
             }
         }
-        for StoredRule { bus, name, spec } in rules {
+        let declared = self.declared.get().cloned().unwrap_or_default();
+        for spec in declared.buses {
+            view.buses.insert(
+                spec.name.clone(),
+                BusView {
+                    spec,
+                    rules: BTreeMap::new(),
+                    matcher: Matcher::new(),
+                },
+            );
+        }
+        let stored = rules.into_iter().map(|StoredRule { bus, name, spec }| {
+            let rule = serde_json::from_str::<RuleSpec>(&spec)
+                .map_err(|e| format!("stored rule {bus}/{name}: {e}"));
+            (bus, name, rule)
+        });
+        let file = declared
+            .rules
+            .into_iter()
+            .map(|r| (r.event_bus_name.clone(), r.name.clone(), Ok(r)));
+        // The file's rules last: they take the place of stored namesakes.
+        for (bus, name, rule) in stored.chain(file) {
             let Some(b) = view.buses.get_mut(&bus) else {
                 continue;
             };
-            let rule = match serde_json::from_str::<RuleSpec>(&spec) {
+            let rule = match rule {
                 Ok(r) => r,
                 Err(e) => {
-                    problems.push(format!("stored rule {bus}/{name}: {e}"));
+                    problems.push(e);
                     continue;
                 }
             };
+            if b.rules.contains_key(&name) {
+                b.matcher.remove(&name);
+            }
             if rule.enabled() {
                 if let Some(p) = &rule.event_pattern {
                     match Pattern::parse(p) {

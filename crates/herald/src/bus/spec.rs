@@ -53,6 +53,10 @@ pub struct RuleSpec {
     pub role_arn: Option<String>,
     #[serde(default)]
     pub targets: Vec<TargetSpec>,
+    /// Who manages the rule (`herald.config`: the configuration file); the
+    /// API does not change such a rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
 }
 
 impl RuleSpec {

@@ -142,6 +142,12 @@ pub struct ConfigFile {
     /// `[event_bus]`: the cluster's event log.
     #[serde(default)]
     pub event_bus: crate::bus::config::EventBusFile,
+    /// `[[event_buses]]`: `CreateEventBus`'s fields in snake_case.
+    #[serde(default)]
+    pub event_buses: Vec<toml::Value>,
+    /// `[[event_rules]]`: `PutRule`'s fields and `targets` in snake_case.
+    #[serde(default)]
+    pub event_rules: Vec<toml::Value>,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -272,6 +278,8 @@ pub struct ApiConfig {
     pub event_source_mappings: Vec<crate::esm::spec::MappingSpec>,
     /// `[event_bus]`, checked.
     pub event_bus: crate::bus::config::EventBusFile,
+    /// `[[event_buses]]` and `[[event_rules]]`, checked as the API checks them.
+    pub declared_buses: crate::bus::config::Declared,
     /// `[function_pool] http_ca_file`.
     pub function_ca_file: Option<PathBuf>,
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
@@ -643,6 +651,7 @@ impl ApiConfig {
                 file.event_bus.check()?;
                 file.event_bus.clone()
             },
+            declared_buses: crate::bus::config::declared(&file.event_buses, &file.event_rules)?,
             function_pool: crate::functions::PoolSettings {
                 workers: file.function_pool.workers.unwrap_or(2).max(1),
                 queue: file.function_pool.queue.unwrap_or(1024).max(1),

@@ -128,6 +128,7 @@ impl Server {
             store.clone(),
             log,
         ));
+        buses.declare(config.declared_buses.clone());
         let mut api = EventApi::new(config, hub, store.clone(), functions.clone())?;
         functions.metrics.register(api.metrics.registry_mut());
         let esm_metrics = crate::esm::metrics::EsmMetrics::default();

@@ -163,6 +163,11 @@ pub async fn delete(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsErro
     if name == DEFAULT_BUS {
         return Err(validation("Cannot delete event bus default."));
     }
+    if b.is_declared_bus(name) {
+        return Err(validation(format!(
+            "Cannot delete event bus {name}: Herald's configuration file declares it; remove it there."
+        )));
+    }
     let _changing = b.lock().await;
     let rules: Vec<String> = b
         .view()

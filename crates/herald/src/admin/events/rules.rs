@@ -37,6 +37,22 @@ pub fn find(b: &EventBuses, req: &Req, field: &str) -> Result<Arc<RuleSpec>, Aws
         .ok_or_else(|| no_rule(name, &bus))
 }
 
+/// The API does not change a rule the configuration file declares: AWS's
+/// answer for a rule another service manages.
+pub fn unmanaged(r: &RuleSpec) -> Result<(), AwsError> {
+    match &r.managed_by {
+        Some(by) => Err(AwsError::new(
+            StatusCode::BAD_REQUEST,
+            "ManagedRuleException",
+            format!(
+                "Rule {} on EventBus {} is managed by {by} (Herald's configuration file); change it there.",
+                r.name, r.event_bus_name
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn describe_rule(b: &EventBuses, r: &RuleSpec) -> Value {
     let mut v = json!({
         "Name": r.name,
@@ -49,6 +65,7 @@ fn describe_rule(b: &EventBuses, r: &RuleSpec) -> Value {
         ("ScheduleExpression", &r.schedule_expression),
         ("Description", &r.description),
         ("RoleArn", &r.role_arn),
+        ("ManagedBy", &r.managed_by),
     ] {
         if let Some(s) = val {
             v[k] = s.clone().into();
@@ -98,6 +115,9 @@ pub async fn put(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsError> 
         .get(&bus)
         .ok_or_else(|| not_found(format!("Event bus {bus} does not exist.")))?;
     let existing = v.rules.get(name);
+    if let Some(r) = existing {
+        unmanaged(r)?;
+    }
     if existing.is_none() && v.rules.len() >= MAX_RULES_PER_BUS {
         return Err(AwsError::new(
             StatusCode::BAD_REQUEST,
@@ -114,6 +134,7 @@ pub async fn put(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsError> 
         description: description.map(str::to_string),
         role_arn: opt(req, "RoleArn")?.map(str::to_string),
         targets: existing.map(|r| r.targets.clone()).unwrap_or_default(),
+        managed_by: None,
     };
     let arn = b.rule_arn(&bus, name);
     if existing.is_none() && !tags.is_empty() {
@@ -162,6 +183,7 @@ pub fn list(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsError> {
 pub async fn set_state(b: &EventBuses, req: &Req, state: &str) -> Result<Response<Body>, AwsError> {
     let _changing = b.lock().await;
     let r = find(b, req, "Name")?;
+    unmanaged(&r)?;
     if r.state != state {
         let mut changed = (*r).clone();
         changed.state = state.to_string();
@@ -181,6 +203,7 @@ pub async fn delete(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsErro
         Err(e) if e.kind == "ResourceNotFoundException" => return ok(&json!({})),
         Err(e) => return Err(e),
     };
+    unmanaged(&r)?;
     let force = req.get("Force").and_then(Value::as_bool).unwrap_or(false);
     if !r.targets.is_empty() && !force {
         return Err(validation("Rule can't be deleted since it has targets."));

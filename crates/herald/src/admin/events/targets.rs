@@ -33,6 +33,7 @@ pub async fn put(state: &AdminState, req: &Req) -> Result<Response<Body>, AwsErr
     }
     let _changing = b.lock().await;
     let rule = find(b, req, "Rule")?;
+    super::rules::unmanaged(&rule)?;
     let mut failed = Vec::new();
     let mut targets = rule.targets.clone();
     for t in specs {
@@ -86,6 +87,7 @@ pub async fn remove(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsErro
         .collect();
     let _changing = b.lock().await;
     let rule = find(b, req, "Rule")?;
+    super::rules::unmanaged(&rule)?;
     let targets: Vec<TargetSpec> = rule
         .targets
         .iter()
