@@ -186,6 +186,23 @@ class EventBridgeApi(unittest.TestCase):
             Name="x", ConnectionArn=conn["ConnectionArn"] + "-nope", InvocationEndpoint="https://example.com",
             HttpMethod="POST"))[0], "ResourceNotFoundException")
         self.assertEqual(self.error(lambda: ev.delete_connection(Name="hooks"))[0], "ValidationException")
+        # Updates: a new key value alone (the name is kept), a new rate and method.
+        u = ev.update_connection(Name="hooks", AuthParameters={"ApiKeyAuthParameters": {"ApiKeyValue": "secret-2"}},
+                                 Description="rotated")
+        self.assertEqual(u["ConnectionState"], "AUTHORIZED")
+        described = ev.describe_connection(Name="hooks")
+        self.assertEqual((described["AuthParameters"], described["Description"]),
+                         ({"ApiKeyAuthParameters": {"ApiKeyName": "x-key"}}, "rotated"))
+        self.assertEqual(self.error(lambda: ev.update_connection(Name="hooks", AuthorizationType="BASIC"))[0],
+                         "ValidationException")
+        self.assertEqual(self.error(lambda: ev.update_connection(Name="nope", Description="x"))[0],
+                         "ResourceNotFoundException")
+        ev.update_api_destination(Name="hook", InvocationRateLimitPerSecond=5, HttpMethod="PUT")
+        d = ev.describe_api_destination(Name="hook")
+        self.assertEqual((d["InvocationEndpoint"], d["HttpMethod"], d["InvocationRateLimitPerSecond"]),
+                         ("https://example.com/hooks/*", "PUT", 5))
+        self.assertEqual(self.error(lambda: ev.update_api_destination(Name="hook", HttpMethod="FETCH"))[0],
+                         "ValidationException")
         ev.put_rule(Name="hooked", EventPattern='{"source": ["hooks"]}')
         r = ev.put_targets(Rule="hooked", Targets=[{"Id": "h", "Arn": dest["ApiDestinationArn"],
                                                     "HttpParameters": {"PathParameterValues": ["$.detail.id"]}}])

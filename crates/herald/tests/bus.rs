@@ -479,6 +479,25 @@ async fn api_key_and_basic_connections() {
         event["id"], id,
         "without input settings the whole event is sent"
     );
+    // A rotated key and a moved endpoint take effect on the next event.
+    events_ok(
+        admin,
+        "UpdateConnection",
+        json!({"Name": "key",
+        "AuthParameters": {"ApiKeyAuthParameters": {"ApiKeyValue": "k-2"}}}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "UpdateApiDestination",
+        json!({"Name": "d1", "InvocationEndpoint": format!("http://{recv}/key2")}),
+    )
+    .await;
+    put(admin, json!([order("o-2", 2)])).await;
+    let mut got = [next_call(&mut calls).await, next_call(&mut calls).await];
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(got[1].path, "/key2");
+    assert_eq!(got[1].headers["x-api-key"], "k-2");
     // A connection in use is not deleted.
     let r = events(admin, "DeleteConnection", json!({"Name": "key"})).await;
     assert_eq!(

@@ -228,6 +228,12 @@ struct Token {
     until: Instant,
 }
 
+/// A token belongs to a connection as it was when the token was fetched:
+/// `UpdateConnection` (new credentials) makes the next call fetch anew.
+fn token_key(c: &ConnectionSpec) -> String {
+    format!("{}@{}", c.name, c.last_modified_time)
+}
+
 /// What API destination calls share: OAuth tokens by connection, and each
 /// destination's next free slot under its rate limit.
 #[derive(Default)]
@@ -254,7 +260,7 @@ impl Calls {
 
     /// A bearer token for an OAuth connection (cached until it expires).
     async fn token(&self, http: &HttpClient, c: &ConnectionSpec) -> Result<String, Failed> {
-        if let Some(t) = self.tokens.lock().unwrap().get(&c.name) {
+        if let Some(t) = self.tokens.lock().unwrap().get(&token_key(c)) {
             if t.until > Instant::now() {
                 return Ok(t.value.clone());
             }
@@ -313,7 +319,7 @@ impl Calls {
             .and_then(Value::as_u64)
             .unwrap_or(3600);
         self.tokens.lock().unwrap().insert(
-            c.name.clone(),
+            token_key(c),
             Token {
                 value: value.clone(),
                 until: Instant::now() + Duration::from_secs(life.saturating_sub(10).max(1)),
@@ -421,7 +427,7 @@ impl Calls {
             return Ok(());
         }
         if status == 401 {
-            self.tokens.lock().unwrap().remove(&conn.name);
+            self.tokens.lock().unwrap().remove(&token_key(conn));
         }
         let retryable = matches!(status, 401 | 407 | 409 | 429) || status >= 500;
         Err(failed(

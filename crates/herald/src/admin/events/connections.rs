@@ -40,6 +40,18 @@ fn description(req: &Req) -> Result<Option<String>, AwsError> {
     Ok(d.map(str::to_string))
 }
 
+/// `InvocationRateLimitPerSecond`, if given: 1 or more.
+fn rate_limit(req: &Req) -> Result<Option<u32>, AwsError> {
+    match req.get("InvocationRateLimitPerSecond") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
+            .map(|n| Some(n as u32))
+            .ok_or_else(|| validation("1 validation error detected: Value at 'invocationRateLimitPerSecond' failed to satisfy constraint: Member must have value greater than or equal to 1")),
+    }
+}
+
 fn summary(c: &ConnectionSpec) -> Value {
     json!({
         "ConnectionArn": c.arn,
@@ -194,13 +206,7 @@ pub async fn create_api_destination(b: &EventBuses, req: &Req) -> Result<Respons
             METHODS.join(", ")
         )));
     }
-    let rate = match req.get("InvocationRateLimitPerSecond") {
-        None | Some(Value::Null) => 300,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
-            .ok_or_else(|| validation("1 validation error detected: Value at 'invocationRateLimitPerSecond' failed to satisfy constraint: Member must have value greater than or equal to 1"))? as u32,
-    };
+    let rate = rate_limit(req)?.unwrap_or(300);
     let description = description(req)?;
     let _changing = b.lock().await;
     let view = b.view();
@@ -287,4 +293,129 @@ pub async fn delete_api_destination(b: &EventBuses, req: &Req) -> Result<Respons
         .map_err(store_failed)?;
     reload(b).await;
     ok(&json!({}))
+}
+
+/// `b` laid over `a`: objects merge key by key, anything else replaces.
+fn merged(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut out = a.clone();
+            for (k, v) in b {
+                let next = match out.get(k) {
+                    Some(old) => merged(old, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), next);
+            }
+            Value::Object(out)
+        }
+        (_, b) => b.clone(),
+    }
+}
+
+/// `UpdateConnection`: a new `AuthorizationType` takes whole
+/// `AuthParameters`; without one, the given parameters are laid over the
+/// stored ones (change only the API key's value, say). Checked as
+/// `CreateConnection` checks.
+pub async fn update_connection(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsError> {
+    let name = string(req, "Name")?;
+    let description = description(req)?;
+    let _changing = b.lock().await;
+    let old = b
+        .view()
+        .connections
+        .get(name)
+        .cloned()
+        .ok_or_else(|| no_connection(name))?;
+    let mut spec = (*old).clone();
+    match (opt(req, "AuthorizationType")?, req.get("AuthParameters")) {
+        (Some(t), Some(p)) => {
+            spec.authorization_type = t.to_string();
+            spec.auth_parameters = p.clone();
+        }
+        (Some(_), None) => {
+            return Err(validation(
+                "AuthParameters are required when AuthorizationType changes.",
+            ))
+        }
+        (None, Some(p)) => spec.auth_parameters = merged(&spec.auth_parameters, p),
+        (None, None) => {}
+    }
+    ConnectionSpec::check(&spec.authorization_type, &spec.auth_parameters).map_err(validation)?;
+    if description.is_some() {
+        spec.description = description;
+    }
+    spec.last_modified_time = crate::esm::spec::now_secs();
+    b.store()
+        .put_bus_resource(
+            CONNECTION,
+            name,
+            serde_json::to_string(&spec).expect("serializes"),
+        )
+        .await
+        .map_err(store_failed)?;
+    reload(b).await;
+    ok(&json!({
+        "ConnectionArn": spec.arn,
+        "ConnectionState": "AUTHORIZED",
+        "CreationTime": time(spec.creation_time),
+        "LastModifiedTime": time(spec.last_modified_time),
+        "LastAuthorizedTime": time(spec.last_modified_time),
+    }))
+}
+
+/// `UpdateApiDestination`: the fields given replace the stored ones,
+/// checked as `CreateApiDestination` checks them.
+pub async fn update_api_destination(b: &EventBuses, req: &Req) -> Result<Response<Body>, AwsError> {
+    let name = string(req, "Name")?;
+    let description = description(req)?;
+    let _changing = b.lock().await;
+    let view = b.view();
+    let mut spec = (**view
+        .api_destinations
+        .get(name)
+        .ok_or_else(|| no_destination(name))?)
+    .clone();
+    if let Some(c) = opt(req, "ConnectionArn")? {
+        if !view.connections.values().any(|x| x.arn == c) {
+            return Err(not_found(format!("Connection {c} does not exist.")));
+        }
+        spec.connection_arn = c.to_string();
+    }
+    if let Some(e) = opt(req, "InvocationEndpoint")? {
+        crate::http_client::Url::parse(e)
+            .map_err(|err| validation(format!("InvocationEndpoint {e} is not valid: {err}")))?;
+        spec.invocation_endpoint = e.to_string();
+    }
+    if let Some(m) = opt(req, "HttpMethod")? {
+        if !METHODS.contains(&m) {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{m}' at 'httpMethod' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                METHODS.join(", ")
+            )));
+        }
+        spec.http_method = m.to_string();
+    }
+    if let Some(r) = rate_limit(req)? {
+        spec.invocation_rate_limit_per_second = r;
+    }
+    if description.is_some() {
+        spec.description = description;
+    }
+    spec.last_modified_time = crate::esm::spec::now_secs();
+    b.store()
+        .put_bus_resource(
+            API_DESTINATION,
+            name,
+            serde_json::to_string(&spec).expect("serializes"),
+        )
+        .await
+        .map_err(store_failed)?;
+    reload(b).await;
+    ok(&json!({
+        "ApiDestinationArn": spec.arn,
+        "ApiDestinationState": "ACTIVE",
+        "CreationTime": time(spec.creation_time),
+        "LastModifiedTime": time(spec.last_modified_time),
+    }))
 }
