@@ -58,14 +58,14 @@ def stop(server):
     server["proc"].stdout.close()
 
 
-def make_client(server, service, secret=None):
+def make_client(server, service, secret=None, inject_host_prefix=True):
     return botocore.session.get_session().create_client(
         service,
         region_name=server["region"],
         endpoint_url=server["admin"],
         aws_access_key_id=server["key_id"],
         aws_secret_access_key=secret or server["secret"],
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"max_attempts": 1}, inject_host_prefix=inject_host_prefix),
     )
 
 

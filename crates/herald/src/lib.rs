@@ -24,10 +24,12 @@ pub mod http_client;
 pub mod hub;
 pub mod js;
 pub mod jsonata;
+pub mod jsonpath;
 pub mod metrics;
 pub mod resp;
 pub mod server;
 pub mod store;
+pub mod workflow;
 
 /// A random (v4) UUID from the thread-local RNG: request ids and event
 /// identifiers need uniqueness, not a `getrandom` system call each.

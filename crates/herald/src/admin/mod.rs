@@ -20,6 +20,7 @@ mod appsync;
 mod aws;
 mod events;
 mod lambda;
+mod states;
 
 use crate::api::{EventApi, Registry};
 use crate::auth::sigv4::{IamVerifier, SigError};
@@ -48,6 +49,7 @@ pub struct AdminState {
     pub apis: Arc<Registry>,
     pub mappings: Arc<crate::esm::Mappings>,
     pub buses: Arc<crate::bus::EventBuses>,
+    pub workflows: Arc<crate::workflow::Workflows>,
     verifier: IamVerifier,
     /// The public listener, for the endpoints `GetApi` returns.
     public: SocketAddr,
@@ -118,6 +120,7 @@ impl AdminServer {
         apis: Arc<Registry>,
         mappings: Arc<crate::esm::Mappings>,
         buses: Arc<crate::bus::EventBuses>,
+        workflows: Arc<crate::workflow::Workflows>,
         public: SocketAddr,
     ) -> Result<AdminServer, String> {
         let api = apis.default_api().clone();
@@ -141,6 +144,7 @@ impl AdminServer {
                 apis,
                 mappings,
                 buses,
+                workflows,
                 verifier,
                 public,
             }),
@@ -240,9 +244,13 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
         return answer(e);
     }
     let result = match &target {
-        Some(t) => match t.strip_prefix(events::PREFIX) {
-            Some(op) => events::route(state, op, &body).await,
-            None => None,
+        Some(t) => match (
+            t.strip_prefix(events::PREFIX),
+            t.strip_prefix(states::PREFIX),
+        ) {
+            (Some(op), _) => events::route(state, op, &body).await,
+            (_, Some(op)) => states::route(state, op, &body).await,
+            _ => None,
         }
         .unwrap_or_else(|| {
             Err(AwsError::new(

@@ -54,6 +54,7 @@ pub struct Server {
     apis: Arc<Registry>,
     mappings: Arc<crate::esm::Mappings>,
     buses: Arc<crate::bus::EventBuses>,
+    workflows: Arc<crate::workflow::Workflows>,
     /// Kept for the bus's deliveries (channel, queue targets).
     event_sources: Vec<crate::esm::config::EventSourceFile>,
     tls: Option<TlsAcceptor>,
@@ -69,6 +70,7 @@ pub struct RunningServer {
     pub admin_addr: Option<SocketAddr>,
     pub api: Arc<EventApi>,
     pub buses: Arc<crate::bus::EventBuses>,
+    pub workflows: Arc<crate::workflow::Workflows>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -162,6 +164,12 @@ impl Server {
         }
         problems.extend(mappings.reconcile(&store).await?);
         problems.extend(buses.reload().await?);
+        let workflows = Arc::new(crate::workflow::Workflows::new(
+            &api.config.aws_region,
+            &api.config.account_id,
+            store.clone(),
+        ));
+        problems.extend(workflows.reload().await?);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
@@ -172,6 +180,7 @@ impl Server {
                     apis.clone(),
                     mappings.clone(),
                     buses.clone(),
+                    workflows.clone(),
                     public,
                 )
                 .await?,
@@ -184,6 +193,7 @@ impl Server {
             apis,
             mappings,
             buses,
+            workflows,
             event_sources: mappings_sources,
             tls: tls.map(TlsAcceptor::from),
             api,
@@ -227,6 +237,7 @@ impl Server {
         let admin_addr = self.admin_addr();
         let api = self.api.clone();
         let buses = self.buses.clone();
+        let workflows = self.workflows.clone();
         let task = tokio::spawn(self.run(async {
             let _ = stopped.await;
         }));
@@ -235,6 +246,7 @@ impl Server {
             admin_addr,
             api,
             buses,
+            workflows,
             stop: Some(stop),
             task,
         }
@@ -266,6 +278,7 @@ impl Server {
             vec![
                 self.mappings.clone() as Arc<dyn crate::store::Reconciler>,
                 self.buses.clone() as Arc<dyn crate::store::Reconciler>,
+                self.workflows.clone() as Arc<dyn crate::store::Reconciler>,
             ],
             self.api.store.clone(),
             self.api.config.store.reconcile,
@@ -280,6 +293,13 @@ impl Server {
             self.api.config.node_id.clone(),
             shutdown_rx.clone(),
         );
+        if let Some(parts) = self.buses.parts() {
+            self.workflows
+                .set_tasks(Arc::new(crate::workflow::tasks::HeraldTasks {
+                    parts: parts.clone(),
+                    buses: self.buses.clone(),
+                }));
+        }
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let draining = Arc::new(AtomicBool::new(false));
         let grace = self.api.config.shutdown_grace;

@@ -79,7 +79,7 @@ pub async fn route(
     })
 }
 
-fn validation(message: impl Into<String>) -> AwsError {
+pub(super) fn validation(message: impl Into<String>) -> AwsError {
     AwsError::new(StatusCode::BAD_REQUEST, "ValidationException", message)
 }
 
@@ -100,10 +100,10 @@ fn store_failed(e: String) -> AwsError {
     )
 }
 
-type Req = Map<String, Value>;
+pub(super) type Req = Map<String, Value>;
 
 /// The request's JSON object (botocore sends `{}` at least).
-fn request(body: &[u8]) -> Result<Req, AwsError> {
+pub(super) fn request(body: &[u8]) -> Result<Req, AwsError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(AwsError::new(
@@ -115,7 +115,7 @@ fn request(body: &[u8]) -> Result<Req, AwsError> {
 }
 
 /// A required string parameter.
-fn string<'a>(req: &'a Req, name: &str) -> Result<&'a str, AwsError> {
+pub(super) fn string<'a>(req: &'a Req, name: &str) -> Result<&'a str, AwsError> {
     match req.get(name) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(AwsError::new(
@@ -131,7 +131,7 @@ fn string<'a>(req: &'a Req, name: &str) -> Result<&'a str, AwsError> {
 }
 
 /// An optional string parameter.
-fn opt<'a>(req: &'a Req, name: &str) -> Result<Option<&'a str>, AwsError> {
+pub(super) fn opt<'a>(req: &'a Req, name: &str) -> Result<Option<&'a str>, AwsError> {
     match req.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => string(req, name).map(Some),

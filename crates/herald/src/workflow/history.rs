@@ -1,0 +1,51 @@
+//! An execution's history as `GetExecutionHistory` returns it: numbered
+//! events, each with AWS's type name and its details under AWS's key
+//! (`stateEnteredEventDetails`, ...).
+//!
+//! Bounded: past [`MAX_EVENTS`] events the oldest detail-less ones are
+//! still counted but not kept (AWS's own limit is 25,000 events per
+//! execution); the execution's result never depends on its history.
+
+use serde_json::{json, Value};
+use std::sync::Mutex;
+
+/// Events kept per execution.
+pub const MAX_EVENTS: usize = 25_000;
+
+#[derive(Default)]
+pub struct History {
+    events: Mutex<Vec<Value>>,
+}
+
+impl History {
+    /// Record an event; `key` names its details (empty: none).
+    pub fn push(&self, kind: &str, key: &str, details: Value) {
+        let mut events = self.events.lock().unwrap();
+        let id = events.len() as u64 + 1;
+        if events.len() >= MAX_EVENTS {
+            return;
+        }
+        let mut e = json!({
+            "id": id,
+            "previousEventId": id - 1,
+            "timestamp": crate::esm::spec::now_secs(),
+            "type": kind,
+        });
+        if !key.is_empty() && !details.is_null() {
+            e[key] = details;
+        }
+        events.push(e);
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,485 @@
+//! Workflows: Step Functions state machines in the Amazon States Language,
+//! with both query languages (JSONPath and JSONata) and workflow variables.
+//!
+//! Layout: [`definition`] (the language, checked at create time with AWS's
+//! diagnostics), [`choice`] (JSONPath `Choice` rules), [`intrinsics`]
+//! (`States.Format`, ...), [`data`] (what a state reads and writes, and
+//! variables), [`run`] (the interpreter), [`tasks`] (what a `Task` calls),
+//! [`tokens`] (`.waitForTaskToken`), [`history`] (`GetExecutionHistory`).
+//! [`Workflows`] holds the state machines (in the store, so cluster nodes
+//! share them) and this node's executions.
+//!
+//! **Executions** run on the node that started them, in memory: their
+//! status, output and history are kept for [`MAX_FINISHED`] finished
+//! executions, and an execution running when the node stops is lost
+//! (durable standard executions that resume after a restart are the next
+//! step; see docs/workflows.md).
+
+pub mod choice;
+pub mod data;
+pub mod definition;
+pub mod history;
+pub mod intrinsics;
+pub mod run;
+pub mod tasks;
+pub mod tokens;
+
+use crate::store::Store;
+use definition::Definition;
+use history::History;
+use run::{Runner, Tasks};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tokens::Tokens;
+
+/// The store's kind for state machines (notified as `bus/states/machine`).
+pub const MACHINE: &str = "states/machine";
+/// Finished executions kept for `DescribeExecution`, at most (the oldest
+/// go first).
+pub const MAX_FINISHED: usize = 10_000;
+
+/// A failure: Step Functions' error name and cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub error: String,
+    pub cause: String,
+}
+
+impl Failure {
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Failure {
+        Failure {
+            error: error.into(),
+            cause: cause.into(),
+        }
+    }
+}
+
+/// A state machine as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineSpec {
+    pub name: String,
+    pub state_machine_arn: String,
+    pub definition: String,
+    pub role_arn: String,
+    /// `STANDARD` or `EXPRESS`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub creation_date: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_date: Option<f64>,
+}
+
+/// A state machine ready to run.
+pub struct Machine {
+    pub spec: MachineSpec,
+    pub definition: Definition,
+}
+
+/// An execution's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: &'static str,
+    pub output: Option<Value>,
+    pub failure: Option<Failure>,
+    pub stop_date: Option<f64>,
+}
+
+pub struct Execution {
+    pub arn: String,
+    pub name: String,
+    pub machine_arn: String,
+    pub input: Value,
+    pub start_date: f64,
+    pub outcome: Mutex<Outcome>,
+    pub history: Arc<History>,
+    abort: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Execution {
+    pub fn outcome(&self) -> Outcome {
+        self.outcome.lock().unwrap().clone()
+    }
+}
+
+/// The state machines and this node's executions.
+pub struct Workflows {
+    pub region: String,
+    pub account: String,
+    store: Store,
+    machines: RwLock<Arc<BTreeMap<String, Arc<Machine>>>>,
+    executions: Mutex<Executions>,
+    pub tokens: Arc<Tokens>,
+    tasks: OnceLock<Arc<dyn Tasks>>,
+}
+
+#[derive(Default)]
+struct Executions {
+    by_arn: BTreeMap<String, Arc<Execution>>,
+    /// Finished ones, oldest first (evicted past [`MAX_FINISHED`]).
+    finished: VecDeque<String>,
+}
+
+/// Why an execution could not start.
+#[derive(Debug, PartialEq)]
+pub enum StartError {
+    NoMachine(String),
+    Exists(String),
+    NotSupported(String),
+}
+
+impl Workflows {
+    pub fn new(region: &str, account: &str, store: Store) -> Workflows {
+        Workflows {
+            region: region.to_string(),
+            account: account.to_string(),
+            store,
+            machines: RwLock::default(),
+            executions: Mutex::default(),
+            tokens: Arc::default(),
+            tasks: OnceLock::new(),
+        }
+    }
+
+    /// What tasks call (set when the server starts).
+    pub fn set_tasks(&self, tasks: Arc<dyn Tasks>) {
+        let _ = self.tasks.set(tasks);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn machine_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.region, self.account
+        )
+    }
+
+    pub fn machines(&self) -> Arc<BTreeMap<String, Arc<Machine>>> {
+        self.machines.read().unwrap().clone()
+    }
+
+    /// A machine by ARN.
+    pub fn machine(&self, arn: &str) -> Option<Arc<Machine>> {
+        let name = arn.strip_prefix(&format!(
+            "arn:aws:states:{}:{}:stateMachine:",
+            self.region, self.account
+        ))?;
+        self.machines().get(name).cloned()
+    }
+
+    /// Re-read the state machines from the store; what could not be used.
+    pub async fn reload(&self) -> Result<Vec<String>, String> {
+        let mut problems = Vec::new();
+        let mut map = BTreeMap::new();
+        for (name, text) in self.store.bus_resources(MACHINE).await? {
+            let spec: MachineSpec = match serde_json::from_str(&text) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(format!("stored state machine {name}: {e}"));
+                    continue;
+                }
+            };
+            match definition::parse(&spec.definition) {
+                Ok(definition) => {
+                    map.insert(name, Arc::new(Machine { spec, definition }));
+                }
+                Err(d) => problems.push(format!(
+                    "stored state machine {name}: {}",
+                    d.first().map(|d| d.to_message()).unwrap_or_default()
+                )),
+            }
+        }
+        *self.machines.write().unwrap() = Arc::new(map);
+        Ok(problems)
+    }
+
+    pub fn execution(&self, arn: &str) -> Option<Arc<Execution>> {
+        self.executions.lock().unwrap().by_arn.get(arn).cloned()
+    }
+
+    /// This node's executions of a machine, newest first.
+    pub fn executions_of(&self, machine_arn: &str) -> Vec<Arc<Execution>> {
+        let mut v: Vec<Arc<Execution>> = self
+            .executions
+            .lock()
+            .unwrap()
+            .by_arn
+            .values()
+            .filter(|e| e.machine_arn == machine_arn)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.start_date.total_cmp(&a.start_date));
+        v
+    }
+
+    fn runner(&self, machine: &Machine, exec: &Execution) -> Runner {
+        Runner {
+            tasks: self
+                .tasks
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(NoTasks)),
+            tokens: self.tokens.clone(),
+            history: exec.history.clone(),
+            context: json!({
+                "Execution": {"Id": exec.arn, "Input": exec.input, "Name": exec.name,
+                              "RoleArn": machine.spec.role_arn,
+                              "StartTime": crate::bus::event_time(exec.start_date),
+                              "RedriveCount": 0},
+                "StateMachine": {"Id": machine.spec.state_machine_arn, "Name": machine.spec.name},
+            }),
+            no_wait: false,
+        }
+    }
+
+    fn new_execution(
+        &self,
+        machine: &Machine,
+        name: Option<&str>,
+        input: Value,
+    ) -> Result<Arc<Execution>, StartError> {
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::new_uuid().to_string());
+        let kind = if machine.spec.kind == "EXPRESS" {
+            "express"
+        } else {
+            "execution"
+        };
+        let arn = format!(
+            "arn:aws:states:{}:{}:{kind}:{}:{name}",
+            self.region, self.account, machine.spec.name
+        );
+        let exec = Arc::new(Execution {
+            arn: arn.clone(),
+            name,
+            machine_arn: machine.spec.state_machine_arn.clone(),
+            input,
+            start_date: crate::esm::spec::now_secs(),
+            outcome: Mutex::new(Outcome {
+                status: "RUNNING",
+                output: None,
+                failure: None,
+                stop_date: None,
+            }),
+            history: Arc::default(),
+            abort: Mutex::new(None),
+        });
+        exec.history.push(
+            "ExecutionStarted",
+            "executionStartedEventDetails",
+            json!({"input": exec.input.to_string(), "roleArn": machine.spec.role_arn}),
+        );
+        Ok(exec)
+    }
+
+    /// Run to the end and record the outcome.
+    async fn complete(&self, machine: Arc<Machine>, exec: Arc<Execution>) {
+        let runner = self.runner(&machine, &exec);
+        let run = runner.machine(
+            &machine.definition,
+            exec.input.clone(),
+            data::Vars::default(),
+            Map::new(),
+        );
+        let result = match machine.definition.timeout_seconds {
+            Some(t) => match tokio::time::timeout(std::time::Duration::from_secs(t), run).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure::new("States.Timeout", "The execution timed out.")),
+            },
+            None => run.await,
+        };
+        let now = crate::esm::spec::now_secs();
+        let outcome = match result {
+            Ok(output) => {
+                exec.history.push(
+                    "ExecutionSucceeded",
+                    "executionSucceededEventDetails",
+                    json!({"output": output.to_string()}),
+                );
+                Outcome {
+                    status: "SUCCEEDED",
+                    output: Some(output),
+                    failure: None,
+                    stop_date: Some(now),
+                }
+            }
+            Err(f) => {
+                let timed_out =
+                    f.error == "States.Timeout" && f.cause == "The execution timed out.";
+                let (kind, key) = if timed_out {
+                    ("ExecutionTimedOut", "executionTimedOutEventDetails")
+                } else {
+                    ("ExecutionFailed", "executionFailedEventDetails")
+                };
+                exec.history
+                    .push(kind, key, json!({"error": f.error, "cause": f.cause}));
+                Outcome {
+                    status: if timed_out { "TIMED_OUT" } else { "FAILED" },
+                    output: None,
+                    failure: Some(f),
+                    stop_date: Some(now),
+                }
+            }
+        };
+        self.finish(&exec, outcome);
+    }
+
+    fn finish(&self, exec: &Arc<Execution>, outcome: Outcome) {
+        {
+            let mut o = exec.outcome.lock().unwrap();
+            if o.status != "RUNNING" {
+                return;
+            }
+            *o = outcome;
+        }
+        let mut all = self.executions.lock().unwrap();
+        all.finished.push_back(exec.arn.clone());
+        while all.finished.len() > MAX_FINISHED {
+            if let Some(old) = all.finished.pop_front() {
+                all.by_arn.remove(&old);
+            }
+        }
+    }
+
+    /// `StartExecution`: runs in the background; the execution at once.
+    pub fn start(
+        self: &Arc<Self>,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: Value,
+    ) -> Result<Arc<Execution>, StartError> {
+        let machine = self
+            .machine(machine_arn)
+            .ok_or_else(|| StartError::NoMachine(machine_arn.to_string()))?;
+        let exec = self.new_execution(&machine, name, input)?;
+        {
+            let mut all = self.executions.lock().unwrap();
+            if let Some(old) = all.by_arn.get(&exec.arn) {
+                // AWS: the same name and input is the same execution.
+                if old.input == exec.input && machine.spec.kind != "EXPRESS" {
+                    return Ok(old.clone());
+                }
+                return Err(StartError::Exists(exec.arn.clone()));
+            }
+            all.by_arn.insert(exec.arn.clone(), exec.clone());
+        }
+        let me = self.clone();
+        let e = exec.clone();
+        let task = tokio::spawn(async move { me.complete(machine, e).await });
+        *exec.abort.lock().unwrap() = Some(task.abort_handle());
+        Ok(exec)
+    }
+
+    /// `StartSyncExecution`: an express machine, run to the end.
+    pub async fn start_sync(
+        &self,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: Value,
+    ) -> Result<Arc<Execution>, StartError> {
+        let machine = self
+            .machine(machine_arn)
+            .ok_or_else(|| StartError::NoMachine(machine_arn.to_string()))?;
+        if machine.spec.kind != "EXPRESS" {
+            return Err(StartError::NotSupported(format!(
+                "This operation is not supported by this type of state machine: {machine_arn}"
+            )));
+        }
+        let exec = self.new_execution(&machine, name, input)?;
+        self.complete(machine, exec.clone()).await;
+        Ok(exec)
+    }
+
+    /// `StopExecution`: the run is dropped where it is (`ABORTED`).
+    pub fn stop(&self, exec: &Arc<Execution>, error: Option<&str>, cause: Option<&str>) -> f64 {
+        if let Some(h) = exec.abort.lock().unwrap().take() {
+            h.abort();
+        }
+        let now = crate::esm::spec::now_secs();
+        exec.history.push(
+            "ExecutionAborted",
+            "executionAbortedEventDetails",
+            json!({"error": error.unwrap_or_default(), "cause": cause.unwrap_or_default()}),
+        );
+        self.finish(
+            exec,
+            Outcome {
+                status: "ABORTED",
+                output: None,
+                failure: error.map(|e| Failure::new(e, cause.unwrap_or_default())),
+                stop_date: Some(now),
+            },
+        );
+        now
+    }
+
+    /// `TestState`: one state on an input, no waiting; the result, the
+    /// next state, and what the state saw (for `inspectionLevel`).
+    pub async fn test_state(
+        &self,
+        state: &definition::State,
+        input: Value,
+        variables: Map<String, Value>,
+    ) -> (
+        &'static str,
+        Result<Value, Failure>,
+        Option<String>,
+        Map<String, Value>,
+    ) {
+        let history = Arc::new(History::default());
+        let runner = Runner {
+            tasks: self
+                .tasks
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(NoTasks)),
+            tokens: self.tokens.clone(),
+            history,
+            context: json!({
+                "Execution": {"Id": "arn:aws:states:test-state", "Input": input, "Name": "TestState"},
+                "StateMachine": {"Id": "arn:aws:states:test-state", "Name": "TestState"},
+            }),
+            no_wait: true,
+        };
+        runner.test_one(state, input, variables).await
+    }
+}
+
+/// Before the server hands over its task runner.
+struct NoTasks;
+
+impl Tasks for NoTasks {
+    fn call<'a>(
+        &'a self,
+        resource: &'a str,
+        _args: Value,
+    ) -> futures_util::future::BoxFuture<'a, Result<Value, Failure>> {
+        Box::pin(async move {
+            Err(Failure::new(
+                "States.Runtime",
+                format!("{resource}: tasks are not available yet"),
+            ))
+        })
+    }
+}
+
+impl crate::store::Reconciler for Workflows {
+    fn prefix(&self) -> &'static str {
+        "bus/states/"
+    }
+
+    fn reconcile<'a>(
+        &'a self,
+        _store: &'a Store,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send + 'a>>
+    {
+        Box::pin(self.reload())
+    }
+}
