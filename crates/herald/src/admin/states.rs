@@ -61,7 +61,7 @@ pub async fn route(
         "StartSyncExecution" => start_sync(w, &req).await,
         "DescribeExecution" => describe_execution(w, &req),
         "ListExecutions" => list_executions(w, &req),
-        "StopExecution" => stop(w, &req),
+        "StopExecution" => stop(w, &req).await,
         "GetExecutionHistory" => history(w, &req),
         "SendTaskSuccess" => send(w, &req, "success"),
         "SendTaskFailure" => send(w, &req, "failure"),
@@ -373,9 +373,9 @@ fn list_executions(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError>
     ok(&v)
 }
 
-fn stop(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
+async fn stop(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
     let e = execution_of(w, req)?;
-    let at = w.stop(&e, opt(req, "error")?, opt(req, "cause")?);
+    let at = w.stop(&e, opt(req, "error")?, opt(req, "cause")?).await;
     ok(&json!({"stopDate": at}))
 }
 

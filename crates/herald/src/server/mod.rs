@@ -167,6 +167,7 @@ impl Server {
         let workflows = Arc::new(crate::workflow::Workflows::new(
             &api.config.aws_region,
             &api.config.account_id,
+            &api.config.node_id,
             store.clone(),
         ));
         problems.extend(workflows.reload().await?);
@@ -299,6 +300,18 @@ impl Server {
                     parts: parts.clone(),
                     buses: self.buses.clone(),
                 }));
+        }
+        // Standard executions that were running: a single node's store
+        // holds only its own; on a shared store each node resumes those it
+        // ran (with a stable `node_id`).
+        let single = !matches!(
+            self.api.config.store.backend,
+            crate::config::StoreBackend::Postgres { .. }
+        );
+        match self.workflows.resume(single).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(executions = n, "resumed standard workflow executions"),
+            Err(e) => tracing::error!(error = %e, "reading the stored workflow executions failed"),
         }
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let draining = Arc::new(AtomicBool::new(false));

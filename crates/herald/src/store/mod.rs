@@ -410,6 +410,28 @@ impl Store {
         write!(self.delete_bus_resource(kind, name))
     }
 
+    /// A standard workflow execution's journal record (written at each
+    /// transition). Not counted as a local write: not a resource.
+    pub async fn put_execution(
+        &self,
+        arn: &str,
+        machine: &str,
+        status: &str,
+        record: String,
+    ) -> Result<(), String> {
+        dispatch!(self.put_execution(arn, machine, status, record))
+    }
+
+    /// Every stored execution: (arn, record).
+    pub async fn workflow_executions(&self) -> Result<Vec<(String, String)>, String> {
+        dispatch!(self.workflow_executions())
+    }
+
+    /// A deleted state machine's finished executions.
+    pub async fn delete_executions_of(&self, machine: &str) -> Result<(), String> {
+        dispatch!(self.delete_executions_of(machine))
+    }
+
     /// A stream shard's checkpoint (the last sequence number done). Not
     /// counted as a local write: checkpoints are not resources a re-read
     /// applies.

@@ -15,6 +15,7 @@
 
 mod bus;
 mod esm;
+mod workflow;
 
 use super::{Changes, StoredApi, StoredFunction, StoredKey, StoredNamespace};
 use std::sync::{Arc, Mutex};
@@ -180,6 +181,14 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER bus_resources_changed AFTER INSERT OR UPDATE OR DELETE ON bus_resources
         FOR EACH ROW EXECUTE FUNCTION herald_notify_bus_resource();",
+    // 8: standard workflow executions, each journal record as JSON (no
+    // notifications: a node reads them when it starts).
+    "CREATE TABLE workflow_executions (
+        arn TEXT PRIMARY KEY,
+        machine TEXT NOT NULL,
+        status TEXT NOT NULL,
+        record TEXT NOT NULL
+    );",
 ];
 
 /// Now, in epoch seconds, in SQL.

@@ -10,6 +10,7 @@
 
 mod bus;
 mod esm;
+mod workflow;
 
 use super::{StoredApi, StoredFunction, StoredKey, StoredNamespace};
 use rusqlite::{params, Connection};
@@ -105,6 +106,13 @@ const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL,
         spec TEXT NOT NULL,
         PRIMARY KEY (kind, name)
+    );",
+    // 11: standard workflow executions, each journal record as JSON.
+    "CREATE TABLE workflow_executions (
+        arn TEXT PRIMARY KEY,
+        machine TEXT NOT NULL,
+        status TEXT NOT NULL,
+        record TEXT NOT NULL
     );",
 ];
 

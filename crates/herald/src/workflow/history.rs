@@ -37,6 +37,13 @@ impl History {
         events.push(e);
     }
 
+    /// A history read back from an execution's journal.
+    pub fn restore(events: Vec<Value>) -> History {
+        History {
+            events: Mutex::new(events),
+        }
+    }
+
     pub fn events(&self) -> Vec<Value> {
         self.events.lock().unwrap().clone()
     }

@@ -9,11 +9,16 @@
 //! [`Workflows`] holds the state machines (in the store, so cluster nodes
 //! share them) and this node's executions.
 //!
-//! **Executions** run on the node that started them, in memory: their
-//! status, output and history are kept for [`MAX_FINISHED`] finished
-//! executions, and an execution running when the node stops is lost
-//! (durable standard executions that resume after a restart are the next
-//! step; see docs/workflows.md).
+//! **Executions** run on the node that started them. A `STANDARD`
+//! execution is durable: before each state of its top machine runs, its
+//! journal record (the state, its input, the variables, the history) is
+//! written to the store, and a node that restarts resumes its running
+//! executions where they were (a `Wait` waits only what is left; a task
+//! that had answered is not run again; one that had not runs again; a
+//! `Parallel` or `Map` state runs again whole). `EXPRESS` executions run in
+//! memory only, as AWS runs them. Finished executions are kept for
+//! `DescribeExecution` ([`MAX_FINISHED`] in memory; standard ones in the
+//! store too).
 
 pub mod choice;
 pub mod data;
@@ -27,7 +32,7 @@ pub mod tokens;
 use crate::store::Store;
 use definition::Definition;
 use history::History;
-use run::{Runner, Tasks};
+use run::{Journal, Resume, Runner, Tasks};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -109,6 +114,8 @@ impl Execution {
 pub struct Workflows {
     pub region: String,
     pub account: String,
+    /// This node's id: its standard executions' records carry it.
+    node: String,
     store: Store,
     machines: RwLock<Arc<BTreeMap<String, Arc<Machine>>>>,
     executions: Mutex<Executions>,
@@ -132,10 +139,11 @@ pub enum StartError {
 }
 
 impl Workflows {
-    pub fn new(region: &str, account: &str, store: Store) -> Workflows {
+    pub fn new(region: &str, account: &str, node: &str, store: Store) -> Workflows {
         Workflows {
             region: region.to_string(),
             account: account.to_string(),
+            node: node.to_string(),
             store,
             machines: RwLock::default(),
             executions: Mutex::default(),
@@ -279,20 +287,43 @@ impl Workflows {
         Ok(exec)
     }
 
-    /// Run to the end and record the outcome.
-    async fn complete(&self, machine: Arc<Machine>, exec: Arc<Execution>) {
+    /// Run to the end (a standard execution from `resume` or its start,
+    /// journaled) and record the outcome.
+    async fn complete(&self, machine: Arc<Machine>, exec: Arc<Execution>, resume: Option<Resume>) {
         let runner = self.runner(&machine, &exec);
-        let run = runner.machine(
-            &machine.definition,
-            exec.input.clone(),
-            data::Vars::default(),
-            Map::new(),
-        );
+        let standard = machine.spec.kind != "EXPRESS";
+        let journal = StoreJournal {
+            workflows: self,
+            exec: &exec,
+        };
+        let run = async {
+            if standard {
+                let at = resume.unwrap_or_else(|| Resume {
+                    state: machine.definition.start_at.clone(),
+                    input: exec.input.clone(),
+                    vars: Map::new(),
+                    entered: crate::esm::spec::now_secs(),
+                });
+                runner.top(&machine.definition, at, &journal).await
+            } else {
+                runner
+                    .machine(
+                        &machine.definition,
+                        exec.input.clone(),
+                        data::Vars::default(),
+                        Map::new(),
+                    )
+                    .await
+            }
+        };
         let result = match machine.definition.timeout_seconds {
-            Some(t) => match tokio::time::timeout(std::time::Duration::from_secs(t), run).await {
-                Ok(r) => r,
-                Err(_) => Err(Failure::new("States.Timeout", "The execution timed out.")),
-            },
+            Some(t) => {
+                let left = (exec.start_date + t as f64 - crate::esm::spec::now_secs()).max(0.0);
+                match tokio::time::timeout(std::time::Duration::from_secs_f64(left), run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Failure::new("States.Timeout", "The execution timed out.")),
+                }
+            }
             None => run.await,
         };
         let now = crate::esm::spec::now_secs();
@@ -329,6 +360,122 @@ impl Workflows {
             }
         };
         self.finish(&exec, outcome);
+        if standard {
+            self.save_record(&exec, None).await;
+        }
+    }
+
+    /// Write a standard execution's journal record (`at`: where it is,
+    /// while it runs).
+    async fn save_record(&self, exec: &Execution, at: Option<&Resume>) {
+        let o = exec.outcome();
+        let record = Record {
+            arn: exec.arn.clone(),
+            name: exec.name.clone(),
+            machine: exec.machine_arn.clone(),
+            input: exec.input.clone(),
+            start: exec.start_date,
+            status: o.status.to_string(),
+            at: at.cloned(),
+            output: o.output,
+            error: o.failure.as_ref().map(|f| f.error.clone()),
+            cause: o.failure.map(|f| f.cause),
+            stop: o.stop_date,
+            node: self.node.clone(),
+            history: exec.history.events(),
+        };
+        let text = serde_json::to_string(&record).expect("a record serializes");
+        let mut delay = std::time::Duration::from_millis(50);
+        for _ in 0..5 {
+            match self
+                .store
+                .put_execution(&exec.arn, &exec.machine_arn, o.status, text.clone())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(execution = %exec.arn, error = %e, "writing the execution's journal failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        tracing::error!(execution = %exec.arn, "the execution's journal could not be written: a restart now would resume it from an earlier state");
+    }
+
+    /// After a restart: the stored executions back in memory, and the
+    /// running ones this node owns (all of them with `all`, a single
+    /// node's store) resumed where they were.
+    pub async fn resume(self: &Arc<Self>, all: bool) -> Result<usize, String> {
+        let mut resumed = 0;
+        for (arn, text) in self.store.workflow_executions().await? {
+            let r: Record = match serde_json::from_str(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(execution = %arn, error = %e, "a stored execution is not readable");
+                    continue;
+                }
+            };
+            let status: &'static str = match r.status.as_str() {
+                "RUNNING" => "RUNNING",
+                "SUCCEEDED" => "SUCCEEDED",
+                "TIMED_OUT" => "TIMED_OUT",
+                "ABORTED" => "ABORTED",
+                _ => "FAILED",
+            };
+            let exec = Arc::new(Execution {
+                arn: r.arn.clone(),
+                name: r.name.clone(),
+                machine_arn: r.machine.clone(),
+                input: r.input.clone(),
+                start_date: r.start,
+                outcome: Mutex::new(Outcome {
+                    status,
+                    output: r.output.clone(),
+                    failure: r
+                        .error
+                        .clone()
+                        .map(|e| Failure::new(e, r.cause.clone().unwrap_or_default())),
+                    stop_date: r.stop,
+                }),
+                history: Arc::new(History::restore(r.history.clone())),
+                abort: Mutex::new(None),
+            });
+            {
+                let mut all_execs = self.executions.lock().unwrap();
+                all_execs.by_arn.insert(exec.arn.clone(), exec.clone());
+                if status != "RUNNING" {
+                    all_execs.finished.push_back(exec.arn.clone());
+                }
+            }
+            if status != "RUNNING" || !(all || r.node == self.node) {
+                continue;
+            }
+            let Some(machine) = self.machine(&r.machine) else {
+                self.finish(
+                    &exec,
+                    Outcome {
+                        status: "FAILED",
+                        output: None,
+                        failure: Some(Failure::new(
+                            "States.Runtime",
+                            "The state machine was deleted while the execution ran.",
+                        )),
+                        stop_date: Some(crate::esm::spec::now_secs()),
+                    },
+                );
+                self.save_record(&exec, None).await;
+                continue;
+            };
+            tracing::info!(execution = %exec.arn, state = ?r.at.as_ref().map(|a| &a.state), "resuming a standard execution");
+            let me = self.clone();
+            let e = exec.clone();
+            let at = r.at.clone();
+            let task = tokio::spawn(async move { me.complete(machine, e, at).await });
+            *exec.abort.lock().unwrap() = Some(task.abort_handle());
+            resumed += 1;
+        }
+        Ok(resumed)
     }
 
     fn finish(&self, exec: &Arc<Execution>, outcome: Outcome) {
@@ -372,7 +519,7 @@ impl Workflows {
         }
         let me = self.clone();
         let e = exec.clone();
-        let task = tokio::spawn(async move { me.complete(machine, e).await });
+        let task = tokio::spawn(async move { me.complete(machine, e, None).await });
         *exec.abort.lock().unwrap() = Some(task.abort_handle());
         Ok(exec)
     }
@@ -393,12 +540,17 @@ impl Workflows {
             )));
         }
         let exec = self.new_execution(&machine, name, input)?;
-        self.complete(machine, exec.clone()).await;
+        self.complete(machine, exec.clone(), None).await;
         Ok(exec)
     }
 
     /// `StopExecution`: the run is dropped where it is (`ABORTED`).
-    pub fn stop(&self, exec: &Arc<Execution>, error: Option<&str>, cause: Option<&str>) -> f64 {
+    pub async fn stop(
+        &self,
+        exec: &Arc<Execution>,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> f64 {
         if let Some(h) = exec.abort.lock().unwrap().take() {
             h.abort();
         }
@@ -417,6 +569,9 @@ impl Workflows {
                 stop_date: Some(now),
             },
         );
+        if !exec.arn.contains(":express:") {
+            self.save_record(exec, None).await;
+        }
         now
     }
 
@@ -449,6 +604,38 @@ impl Workflows {
             no_wait: true,
         };
         runner.test_one(state, input, variables).await
+    }
+}
+
+/// A standard execution's journal record, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    arn: String,
+    name: String,
+    machine: String,
+    input: Value,
+    start: f64,
+    status: String,
+    /// Where it is (while it runs).
+    at: Option<Resume>,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+    stop: Option<f64>,
+    /// The node running it.
+    node: String,
+    history: Vec<Value>,
+}
+
+/// Journals to the store.
+struct StoreJournal<'a> {
+    workflows: &'a Workflows,
+    exec: &'a Execution,
+}
+
+impl Journal for StoreJournal<'_> {
+    fn save<'a>(&'a self, at: &'a Resume) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(self.workflows.save_record(self.exec, Some(at)))
     }
 }
 

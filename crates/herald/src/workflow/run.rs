@@ -29,6 +29,23 @@ pub trait Tasks: Send + Sync {
     fn call<'a>(&'a self, resource: &'a str, args: Value) -> BoxFuture<'a, Result<Value, Failure>>;
 }
 
+/// Where a durable execution is: the state about to run, its input, the
+/// variables, when the state was entered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub state: String,
+    pub input: Value,
+    pub vars: Map<String, Value>,
+    pub entered: f64,
+}
+
+/// Where a durable execution writes each transition.
+pub trait Journal: Send + Sync {
+    /// `at` is about to run; return once it is stored (or the store failed
+    /// and said so: the execution goes on).
+    fn save<'a>(&'a self, at: &'a Resume) -> BoxFuture<'a, ()>;
+}
+
 /// One execution's (or `TestState`'s) surroundings.
 pub struct Runner {
     pub tasks: Arc<dyn Tasks>,
@@ -91,7 +108,15 @@ impl Runner {
                     .states
                     .get(&current)
                     .ok_or_else(|| runtime(format!("no state {current}")))?;
-                let step = self.state(state, input, &mut vars, &extra).await?;
+                let step = self
+                    .state(
+                        state,
+                        input,
+                        &mut vars,
+                        &extra,
+                        crate::esm::spec::now_secs(),
+                    )
+                    .await?;
                 match step.next {
                     Some(n) => {
                         current = n;
@@ -123,7 +148,8 @@ impl Runner {
             outer: Arc::default(),
         };
         let context = self.context(state, 0, &Map::new());
-        match self.body(state, &input, &vars, &context).await {
+        let now = crate::esm::spec::now_secs();
+        match self.body(state, &input, &vars, &context, now).await {
             Ok((output, next, assigned)) => {
                 vars.own.extend(assigned);
                 ("SUCCEEDED", Ok(output), next, vars.own)
@@ -150,6 +176,43 @@ impl Runner {
                     }
                     Err(f2) => ("FAILED", Err(f2), None, vars.own),
                 }
+            }
+        }
+    }
+
+    /// Run the top machine of a durable execution from `at`, journaling
+    /// each state before it runs: after a crash the execution resumes at
+    /// the state that was running, with its input and variables (a task
+    /// that had not answered runs again; one that had is not repeated).
+    pub async fn top(
+        &self,
+        def: &Definition,
+        mut at: Resume,
+        journal: &dyn Journal,
+    ) -> Result<Value, Failure> {
+        let mut vars = Vars {
+            own: at.vars.clone(),
+            outer: Arc::default(),
+        };
+        loop {
+            journal.save(&at).await;
+            let state = def
+                .states
+                .get(&at.state)
+                .ok_or_else(|| runtime(format!("no state {}", at.state)))?;
+            let step = self
+                .state(state, at.input.clone(), &mut vars, &Map::new(), at.entered)
+                .await?;
+            match step.next {
+                Some(next) => {
+                    at = Resume {
+                        state: next,
+                        input: step.output,
+                        vars: vars.own.clone(),
+                        entered: crate::esm::spec::now_secs(),
+                    }
+                }
+                None => return Ok(step.output),
             }
         }
     }
@@ -186,6 +249,7 @@ impl Runner {
         input: Value,
         vars: &mut Vars,
         extra: &Map<String, Value>,
+        entered: f64,
     ) -> Result<Step, Failure> {
         let kind = kind_name(state.kind);
         self.history.push(
@@ -197,7 +261,7 @@ impl Runner {
         let mut retry_count = 0;
         loop {
             let context = self.context(state, retry_count, extra);
-            match self.body(state, &input, vars, &context).await {
+            match self.body(state, &input, vars, &context, entered).await {
                 Ok((output, next, assigned)) => {
                     for (k, v) in assigned {
                         vars.own.insert(k, v);
@@ -288,6 +352,7 @@ impl Runner {
         raw: &Value,
         vars: &Vars,
         context: &Value,
+        entered: f64,
     ) -> Result<Done, Failure> {
         let b = &state.body;
         let scope = Scope {
@@ -330,7 +395,7 @@ impl Runner {
             }
             Kind::Succeed | Kind::Wait | Kind::Pass | Kind::Choice => {
                 if state.kind == Kind::Wait {
-                    self.wait(state, &scope, &effective).await?;
+                    self.wait(state, &scope, &effective, entered).await?;
                 }
                 let result = match state.kind {
                     Kind::Pass if jp => match (b.get("Result"), b.get("Parameters")) {
@@ -466,7 +531,15 @@ impl Runner {
             })
     }
 
-    async fn wait(&self, state: &State, scope: &Scope<'_>, data: &Value) -> Result<(), Failure> {
+    /// Wait until `entered` plus the state's seconds (or its timestamp):
+    /// a state resumed after a restart waits only what is left.
+    async fn wait(
+        &self,
+        state: &State,
+        scope: &Scope<'_>,
+        data: &Value,
+        entered: f64,
+    ) -> Result<(), Failure> {
         let b = &state.body;
         let value = |field: &str| -> Result<Option<Value>, Failure> {
             Ok(match b.get(field) {
@@ -479,9 +552,11 @@ impl Runner {
             })
         };
         let secs = if let Some(s) = value("Seconds")?.or(value("SecondsPath")?) {
-            s.as_f64()
+            let s = s
+                .as_f64()
                 .filter(|s| *s >= 0.0)
-                .ok_or_else(|| runtime(format!("Wait: {s} is not a number of seconds")))?
+                .ok_or_else(|| runtime(format!("Wait: {s} is not a number of seconds")))?;
+            (entered + s - crate::esm::spec::now_secs()).max(0.0)
         } else if let Some(t) = value("Timestamp")?.or(value("TimestampPath")?) {
             let at = t
                 .as_str()
@@ -804,12 +879,22 @@ mod tests {
         }
     }
 
+    /// State, input, variables; status, output (or error name), next state.
+    type Case = (
+        Value,
+        Value,
+        Value,
+        &'static str,
+        Value,
+        Option<&'static str>,
+    );
+
     /// (state, input, variables) → (status, output or error, next).
     #[tokio::test]
     async fn a_table_of_test_state_cases() {
         let double = "arn:aws:lambda:us-east-1:000000000000:function:double";
         let fail = "arn:aws:lambda:us-east-1:000000000000:function:fail";
-        let table: Vec<(Value, Value, Value, &str, Value, Option<&str>)> = vec![
+        let table: Vec<Case> = vec![
             // Pass, JSONPath: Parameters with paths, intrinsics, context, ResultPath.
             (
                 json!({"Type": "Pass", "Parameters": {"who.$": "$.name", "hi.$": "States.Format('hi {}', $.name)", "exec.$": "$$.Execution.Id"}, "ResultPath": "$.out", "Next": "N"}),

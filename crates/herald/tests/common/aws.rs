@@ -170,3 +170,30 @@ pub async fn events_ok(admin: SocketAddr, op: &str, body: serde_json::Value) -> 
     assert_eq!(r.status, 200, "{op}: {}", r.raw);
     r.body
 }
+
+/// A Step Functions operation as botocore sends it (JSON 1.0, `X-Amz-Target`).
+pub async fn states(admin: SocketAddr, op: &str, body: serde_json::Value) -> HttpResponse {
+    let target = format!("AWSStepFunctions.{op}");
+    let text = body.to_string();
+    call(
+        admin,
+        Call {
+            service: "states",
+            method: "POST",
+            headers: &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", &target),
+            ],
+            body: text.as_bytes(),
+            ..Call::get("/")
+        },
+    )
+    .await
+}
+
+/// [`states`], expecting success.
+pub async fn states_ok(admin: SocketAddr, op: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = states(admin, op, body).await;
+    assert_eq!(r.status, 200, "{op}: {}", r.raw);
+    r.body
+}

@@ -1,0 +1,48 @@
+//! Standard workflow executions' journal records.
+
+use super::Sqlite;
+use rusqlite::params;
+
+impl Sqlite {
+    pub async fn put_execution(
+        &self,
+        arn: &str,
+        machine: &str,
+        status: &str,
+        record: String,
+    ) -> Result<(), String> {
+        let (arn, machine, status) = (arn.to_string(), machine.to_string(), status.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO workflow_executions (arn, machine, status, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (arn) DO UPDATE SET status = excluded.status, record = excluded.record",
+                params![arn, machine, status, record],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// (arn, record), newest last.
+    pub async fn workflow_executions(&self) -> Result<Vec<(String, String)>, String> {
+        self.run(|c| {
+            let mut stmt =
+                c.prepare("SELECT arn, record FROM workflow_executions ORDER BY rowid")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn delete_executions_of(&self, machine: &str) -> Result<(), String> {
+        let machine = machine.to_string();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM workflow_executions WHERE machine = ?1 AND status <> 'RUNNING'",
+                params![machine],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
