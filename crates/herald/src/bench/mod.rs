@@ -23,6 +23,7 @@ mod publish;
 mod rawws;
 mod subscribe;
 mod target;
+mod workflows;
 
 use bus::bus_scenario;
 use clap::{Args, Subcommand};
@@ -186,6 +187,16 @@ pub enum Scenario {
         #[arg(long, default_value_t = 5)]
         duration: u64,
     },
+    /// The workflow engine: express executions per second of a five-state
+    /// JSONata machine, and durable (journaled) transitions per second.
+    Workflows {
+        /// Seconds of each phase.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// The event bus, durable log on: PutEvents accepted per second, and
     /// PutEvents-to-target latency at a fixed rate, with many rules.
     Bus {
@@ -311,6 +322,13 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 std::time::Duration::from_secs(duration),
             )
             .await?
+        }
+        Scenario::Workflows {
+            duration,
+            concurrency,
+        } => {
+            workflows::workflows_scenario(std::time::Duration::from_secs(duration), concurrency)
+                .await?
         }
         Scenario::Bus {
             rules,
