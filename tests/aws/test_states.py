@@ -202,6 +202,24 @@ class StepFunctionsApi(unittest.TestCase):
         self.assertEqual(self.error(lambda: self.sfn.send_task_success(taskToken=token, output="{}"))[0],
                          "TaskDoesNotExist")
 
+    def test_an_event_bus_rule_starts_executions(self):
+        arn = self.machine("on-order", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Output": "{% $states.input.detail.id %}", "End": True}}})
+        events = make_client(self.server, "events")
+        events.put_rule(Name="orders-to-sfn", EventPattern='{"source": ["shop"]}')
+        r = events.put_targets(Rule="orders-to-sfn", Targets=[{"Id": "sfn", "Arn": arn, "RoleArn": ROLE}])
+        self.assertEqual(r["FailedEntryCount"], 0, r)
+        events.put_events(Entries=[{"Source": "shop", "DetailType": "Order", "Detail": json.dumps({"id": "o-7"})}])
+        deadline = time.time() + 10
+        done = []
+        while time.time() < deadline and not done:
+            done = [e for e in self.sfn.list_executions(stateMachineArn=arn)["executions"] if e["status"] == "SUCCEEDED"]
+            time.sleep(0.05)
+        self.assertEqual(len(done), 1)
+        d = self.sfn.describe_execution(executionArn=done[0]["executionArn"])
+        self.assertEqual(json.loads(d["output"]), "o-7")
+        self.assertEqual(json.loads(d["input"])["source"], "shop")
+
     def test_express_sync_stop_and_test_state(self):
         arn = self.machine("quick", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {
             "A": {"Type": "Pass", "Output": "{% {'twice': $states.input.n * 2} %}", "End": True}}}, kind="EXPRESS")

@@ -54,6 +54,9 @@ pub fn check_arn(arn: &str) -> Result<(), String> {
     if arn.starts_with("arn:aws:sqs:") {
         return Ok(());
     }
+    if arn.starts_with("arn:aws:states:") && arn.contains(":stateMachine:") {
+        return Ok(());
+    }
     if let Some((_, subject)) = arn.split_once(":subject/") {
         if arn.starts_with("arn:aws:nats:")
             && !subject.is_empty()
@@ -63,7 +66,7 @@ pub fn check_arn(arn: &str) -> Result<(), String> {
         }
     }
     Err(format!(
-        "Herald does not deliver to the target {arn}: use a function ARN, channel:/namespace/path, an event bus ARN, an API destination ARN, an SQS queue ARN or arn:aws:nats:<region>:<account>:subject/<subject>"
+        "Herald does not deliver to the target {arn}: use a function ARN, channel:/namespace/path, an event bus ARN, an API destination ARN, an SQS queue ARN, a state machine ARN or arn:aws:nats:<region>:<account>:subject/<subject>"
     ))
 }
 
@@ -156,6 +159,9 @@ pub struct Parts {
     pub calls: super::api_destination::Calls,
     /// NATS connections by URL, opened on first use and shared.
     pub nats: std::sync::Mutex<std::collections::HashMap<String, async_nats::Client>>,
+    /// The state machines, for `arn:aws:states:...:stateMachine:` targets
+    /// (weak: the workflows' tasks hold these parts).
+    pub workflows: std::sync::OnceLock<std::sync::Weak<crate::workflow::Workflows>>,
 }
 
 impl Parts {
@@ -170,6 +176,7 @@ impl Parts {
             sources,
             calls: Default::default(),
             nats: Default::default(),
+            workflows: Default::default(),
         }
     }
 
@@ -206,6 +213,8 @@ pub enum Target {
     Sqs(Destination),
     /// A NATS subject and the server's entry.
     Nats(String, EventSourceFile),
+    /// A state machine: each event starts an execution with it as input.
+    StateMachine(String),
 }
 
 /// A channel target (opaque outside this module).
@@ -242,6 +251,9 @@ impl Target {
         }
         if arn.starts_with("arn:aws:sqs:") {
             return dead_letter(arn, parts).map(Target::Sqs);
+        }
+        if arn.starts_with("arn:aws:states:") && arn.contains(":stateMachine:") {
+            return Ok(Target::StateMachine(arn.to_string()));
         }
         if let Some((_, subject)) = arn.split_once(":subject/") {
             let source = crate::esm::config::find(&parts.sources, arn).ok_or_else(|| {
@@ -319,6 +331,26 @@ impl Target {
                     .flush()
                     .await
                     .map_err(|e| failed("SDK_CLIENT_ERROR", format!("NATS flush: {e}")))
+            }
+            Target::StateMachine(arn) => {
+                let workflows = parts
+                    .workflows
+                    .get()
+                    .and_then(std::sync::Weak::upgrade)
+                    .ok_or_else(|| {
+                        failed("SDK_CLIENT_ERROR", "workflows are not running".into())
+                    })?;
+                let input: Value = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
+                workflows
+                    .start(arn, None, input)
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        crate::workflow::StartError::NoMachine(m) => failed(
+                            "RESOURCE_NOT_FOUND",
+                            format!("State Machine Does Not Exist: '{m}'"),
+                        ),
+                        other => failed("SDK_CLIENT_ERROR", format!("{other:?}")),
+                    })
             }
             Target::Bus(_) | Target::Api(_) => Ok(()),
         }

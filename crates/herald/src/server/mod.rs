@@ -285,15 +285,14 @@ impl Server {
             self.api.config.store.reconcile,
             shutdown_rx.clone(),
         ));
-        self.buses.start(
-            crate::bus::target::Parts::new(
-                self.apis.clone(),
-                self.api.functions.clone(),
-                std::mem::take(&mut self.event_sources),
-            ),
-            self.api.config.node_id.clone(),
-            shutdown_rx.clone(),
+        let parts = crate::bus::target::Parts::new(
+            self.apis.clone(),
+            self.api.functions.clone(),
+            std::mem::take(&mut self.event_sources),
         );
+        let _ = parts.workflows.set(Arc::downgrade(&self.workflows));
+        self.buses
+            .start(parts, self.api.config.node_id.clone(), shutdown_rx.clone());
         if let Some(parts) = self.buses.parts() {
             self.workflows
                 .set_tasks(Arc::new(crate::workflow::tasks::HeraldTasks {
