@@ -137,6 +137,16 @@ impl JsonPath {
         })
     }
 
+    /// What a definite path selects, borrowed (`None`: nothing, or the
+    /// path is not definite).
+    pub fn select_ref<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        self.steps.iter().try_fold(v, |v, step| match step {
+            Step::Field(f) => v.get(f.as_str()),
+            Step::Index(i) => v.as_array().and_then(|a| at(a, *i)),
+            _ => None,
+        })
+    }
+
     /// What the path selects: the value (definite), or the list of matches
     /// (indefinite; empty when none). `None`: a definite path found nothing.
     pub fn select(&self, v: &Value) -> Option<Value> {

@@ -24,61 +24,24 @@ use serde_json::Value;
 
 /// The JSONPath subset EventBridge accepts in `InputPath` and
 /// `InputPathsMap`: `$`, then `.field` or `['field']` steps and `[n]`
-/// indexes.
+/// indexes: the simple paths of Herald's one JSONPath ([`crate::jsonpath`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct JsonPath(Vec<Step>);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Field(String),
-    Index(usize),
-}
+pub struct JsonPath(crate::jsonpath::JsonPath);
 
 impl JsonPath {
     pub fn parse(text: &str) -> Result<JsonPath, String> {
-        let rest = text.strip_prefix('$').ok_or("a path starts with $")?;
-        let mut steps = Vec::new();
-        let b = rest.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'.' => {
-                    let start = i + 1;
-                    let mut end = start;
-                    while end < b.len() && b[end] != b'.' && b[end] != b'[' {
-                        end += 1;
-                    }
-                    if end == start {
-                        return Err("an empty field name".into());
-                    }
-                    steps.push(Step::Field(rest[start..end].to_string()));
-                    i = end;
-                }
-                b'[' => {
-                    let close = rest[i..].find(']').map(|c| c + i).ok_or("an unclosed [")?;
-                    let inner = &rest[i + 1..close];
-                    if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
-                        steps.push(Step::Field(q.to_string()));
-                    } else {
-                        let n = inner.parse::<usize>().map_err(|_| {
-                            format!("[{inner}] is neither an index nor a quoted name")
-                        })?;
-                        steps.push(Step::Index(n));
-                    }
-                    i = close + 1;
-                }
-                _ => return Err(format!("unexpected {:?}", &rest[i..])),
-            }
+        let p = crate::jsonpath::JsonPath::parse(text)?;
+        if !p.is_simple() {
+            return Err(format!(
+                "{text}: EventBridge takes only field names and indexes in a path"
+            ));
         }
-        Ok(JsonPath(steps))
+        Ok(JsonPath(p))
     }
 
     /// What the path selects, if anything.
     pub fn select<'a>(&self, v: &'a Value) -> Option<&'a Value> {
-        self.0.iter().try_fold(v, |v, step| match step {
-            Step::Field(f) => v.get(f.as_str()),
-            Step::Index(n) => v.get(*n),
-        })
+        self.0.select_ref(v)
     }
 }
 
