@@ -53,12 +53,24 @@ impl Expression {
         input: &Value,
         variables: &[(&str, Value)],
     ) -> Result<Option<Value>, String> {
+        self.evaluate_with(input, variables, &[])
+    }
+
+    /// [`Expression::evaluate`] with host functions callable as
+    /// `$name(...)` (Step Functions adds `$partition`, `$hash`, ...).
+    pub fn evaluate_with(
+        &self,
+        input: &Value,
+        variables: &[(&str, Value)],
+        functions: &[(&'static str, HostFunction)],
+    ) -> Result<Option<Value>, String> {
         let text = self.text.clone();
         let input = input.clone();
         let variables: Vec<(String, Value)> = variables
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
+        let functions = functions.to_vec();
         std::panic::catch_unwind(move || {
             let ast = jsonata_core::parser::parse(&text).map_err(|e| format!("{e}"))?;
             let mut context = Context::new();
@@ -71,6 +83,24 @@ impl Expression {
                 ..Default::default()
             };
             let mut evaluator = Evaluator::with_options(context, options);
+            for (name, f) in functions {
+                evaluator
+                    .register_fn(name, move |args: &[JValue]| {
+                        let args: Vec<Value> = args
+                            .iter()
+                            .map(|a| {
+                                a.to_json_string()
+                                    .ok()
+                                    .and_then(|t| serde_json::from_str(&t).ok())
+                                    .unwrap_or(Value::Null)
+                            })
+                            .collect();
+                        f(&args)
+                            .map(JValue::from)
+                            .map_err(jsonata_core::evaluator::EvaluatorError::EvaluationError)
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
             let result = evaluator
                 .evaluate(&ast, &JValue::from(input))
                 .map_err(|e| e.to_string())?;
@@ -85,6 +115,9 @@ impl Expression {
         .unwrap_or_else(|_| Err("the JSONata engine failed on this expression".into()))
     }
 }
+
+/// A host function: JSON arguments in, a JSON value or an error out.
+pub type HostFunction = fn(&[Value]) -> Result<Value, String>;
 
 #[cfg(test)]
 mod tests {

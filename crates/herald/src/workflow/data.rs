@@ -165,7 +165,7 @@ impl Scope<'_> {
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.clone()))
                         .collect();
-                    e.evaluate(self.input, &refs)
+                    e.evaluate_with(self.input, &refs, intrinsics::JSONATA_FUNCTIONS)
                         .map_err(|e| query_failed(format!("{field}: {e}")))?
                         .unwrap_or(Value::Null)
                 }

@@ -284,29 +284,7 @@ pub fn eval(e: &Expr, resolve: &dyn Fn(&str) -> Result<Value, String>) -> Result
             Value::String(String::from_utf8(bytes).map_err(|e| fail(name, e))?)
         }
         "States.Hash" => {
-            let data = text_of(&a[0]);
-            let digest: Vec<u8> = match string(1)? {
-                "MD5" => {
-                    use md5::Digest;
-                    md5::Md5::digest(data.as_bytes()).to_vec()
-                }
-                "SHA-1" => {
-                    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data.as_bytes())
-                        .as_ref()
-                        .to_vec()
-                }
-                "SHA-256" => ring::digest::digest(&ring::digest::SHA256, data.as_bytes())
-                    .as_ref()
-                    .to_vec(),
-                "SHA-384" => ring::digest::digest(&ring::digest::SHA384, data.as_bytes())
-                    .as_ref()
-                    .to_vec(),
-                "SHA-512" => ring::digest::digest(&ring::digest::SHA512, data.as_bytes())
-                    .as_ref()
-                    .to_vec(),
-                other => return Err(fail(name, format!("unknown algorithm {other}"))),
-            };
-            Value::String(digest.iter().map(|b| format!("{b:02x}")).collect())
+            Value::String(hash(&text_of(&a[0]), string(1)?).map_err(|e| fail(name, e))?)
         }
         "States.JsonMerge" => {
             if a[2] != Value::Bool(false) {
@@ -344,6 +322,95 @@ pub fn eval(e: &Expr, resolve: &dyn Fn(&str) -> Result<Value, String>) -> Result
         other => return Err(format!("unknown intrinsic function {other}")),
     })
 }
+
+/// `data`'s digest in hex: MD5, SHA-1, SHA-256, SHA-384 or SHA-512.
+pub fn hash(data: &str, algorithm: &str) -> Result<String, String> {
+    let digest: Vec<u8> = match algorithm {
+        "MD5" => {
+            use md5::Digest;
+            md5::Md5::digest(data.as_bytes()).to_vec()
+        }
+        "SHA-1" => ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data.as_bytes())
+            .as_ref()
+            .to_vec(),
+        "SHA-256" => ring::digest::digest(&ring::digest::SHA256, data.as_bytes())
+            .as_ref()
+            .to_vec(),
+        "SHA-384" => ring::digest::digest(&ring::digest::SHA384, data.as_bytes())
+            .as_ref()
+            .to_vec(),
+        "SHA-512" => ring::digest::digest(&ring::digest::SHA512, data.as_bytes())
+            .as_ref()
+            .to_vec(),
+        other => return Err(format!("unknown algorithm {other}")),
+    };
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The functions Step Functions adds to JSONata: `$partition(array,
+/// size)`, `$range(start, end, step)`, `$hash(data, algorithm)`,
+/// `$uuid()`, `$parse(text)` (JSONata's own `$random()` serves too).
+pub const JSONATA_FUNCTIONS: &[(&str, crate::jsonata::HostFunction)] = &[
+    ("partition", |a| {
+        let list = a
+            .first()
+            .and_then(Value::as_array)
+            .ok_or("$partition: an array first")?;
+        let size = a
+            .get(1)
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+            .ok_or("$partition: a positive size")?;
+        Ok(Value::Array(
+            list.chunks(size as usize)
+                .map(|c| Value::Array(c.to_vec()))
+                .collect(),
+        ))
+    }),
+    ("range", |a| {
+        let n = |i: usize| a.get(i).and_then(Value::as_f64);
+        let (start, end) = (
+            n(0).ok_or("$range: a start")?,
+            n(1).ok_or("$range: an end")?,
+        );
+        let step = n(2).unwrap_or(1.0);
+        if step == 0.0 {
+            return Err("$range: the step must not be 0".into());
+        }
+        let mut out = Vec::new();
+        let mut x = start;
+        while (step > 0.0 && x <= end) || (step < 0.0 && x >= end) {
+            if out.len() >= 1000 {
+                return Err("$range: at most 1000 items".into());
+            }
+            out.push(json!(x));
+            x += step;
+        }
+        Ok(Value::Array(
+            out.into_iter()
+                .map(|v| match v.as_f64() {
+                    Some(f) if f.fract() == 0.0 => json!(f as i64),
+                    _ => v,
+                })
+                .collect(),
+        ))
+    }),
+    ("hash", |a| {
+        let data = a.first().map(text_of).ok_or("$hash: data")?;
+        let alg = a.get(1).and_then(Value::as_str).unwrap_or("SHA-256");
+        hash(&data, alg)
+            .map(Value::String)
+            .map_err(|e| format!("$hash: {e}"))
+    }),
+    ("uuid", |_| Ok(Value::String(crate::new_uuid().to_string()))),
+    ("parse", |a| {
+        let text = a
+            .first()
+            .and_then(Value::as_str)
+            .ok_or("$parse: a string")?;
+        serde_json::from_str(text).map_err(|e| format!("$parse: {e}"))
+    }),
+];
 
 #[cfg(test)]
 mod tests {
