@@ -26,11 +26,13 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     """Answers every POST with 200 and {"seen": <body>}, remembering bodies."""
 
     bodies = []
+    headers_seen = []
     arrived = threading.Event()
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
         Receiver.bodies.append(body)
+        Receiver.headers_seen.append({k.lower(): v for k, v in self.headers.items()} | {":path": self.path})
         Receiver.arrived.set()
         answer = json.dumps({"seen": json.loads(body) if body else None}).encode()
         self.send_response(200)
@@ -201,6 +203,27 @@ class StepFunctionsApi(unittest.TestCase):
         self.assertEqual((d["status"], json.loads(d["output"])), ("SUCCEEDED", {"approved": True}))
         self.assertEqual(self.error(lambda: self.sfn.send_task_success(taskToken=token, output="{}"))[0],
                          "TaskDoesNotExist")
+
+    def test_http_task_with_a_connections_authorization(self):
+        events = make_client(self.server, "events")
+        conn = events.create_connection(
+            Name="sfn-hook", AuthorizationType="API_KEY",
+            AuthParameters={"ApiKeyAuthParameters": {"ApiKeyName": "x-api-key", "ApiKeyValue": "k-sfn"},
+                            "InvocationHttpParameters": {"QueryStringParameters": [
+                                {"Key": "src", "Value": "herald", "IsValueSecret": False}]}})
+        port = self.receiver.server_address[1]
+        arn = self.machine("authed", {"QueryLanguage": "JSONata", "StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+            "Arguments": {"ApiEndpoint": f"http://127.0.0.1:{port}/authed", "Method": "POST",
+                          "Authentication": {"ConnectionArn": conn["ConnectionArn"]},
+                          "QueryParameters": {"n": "1"}, "RequestBody": {"x": 1}},
+            "Output": "{% $states.result.StatusCode %}", "End": True}}})
+        Receiver.headers_seen.clear()
+        d = self.run_to_end(arn, {})
+        self.assertEqual((d["status"], json.loads(d["output"])), ("SUCCEEDED", 200), d)
+        h = Receiver.headers_seen[-1]
+        self.assertEqual(h["x-api-key"], "k-sfn")
+        self.assertEqual(h[":path"], "/authed?src=herald&n=1")
 
     def test_an_event_bus_rule_starts_executions(self):
         arn = self.machine("on-order", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {

@@ -330,6 +330,48 @@ impl Calls {
 
     /// Call `dest` with `payload` as the target's `HttpParameters` say
     /// (their values may be JSONPaths into `event`).
+    /// What a connection adds to every request: its
+    /// `InvocationHttpParameters` headers and its authorization (Basic, the
+    /// API key header, or an OAuth bearer token, fetched and cached).
+    pub async fn connection_headers(
+        &self,
+        http: &HttpClient,
+        conn: &ConnectionSpec,
+    ) -> Result<Vec<(String, String)>, Failed> {
+        let p = &conn.auth_parameters;
+        let mut headers = pairs(
+            p.get("InvocationHttpParameters")
+                .and_then(|h| h.get("HeaderParameters")),
+        );
+        match conn.authorization_type.as_str() {
+            "BASIC" => {
+                let u = s(p, &["BasicAuthParameters", "Username"]).unwrap_or_default();
+                let pw = s(p, &["BasicAuthParameters", "Password"]).unwrap_or_default();
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{pw}"));
+                headers.push(("authorization".into(), format!("Basic {b}")));
+            }
+            "API_KEY" => {
+                let k = s(p, &["ApiKeyAuthParameters", "ApiKeyName"]).unwrap_or_default();
+                let v = s(p, &["ApiKeyAuthParameters", "ApiKeyValue"]).unwrap_or_default();
+                headers.push((k.to_string(), v.to_string()));
+            }
+            _ => {
+                let t = self.token(http, conn).await?;
+                headers.push(("authorization".into(), format!("Bearer {t}")));
+            }
+        }
+        Ok(headers)
+    }
+
+    /// A connection's `InvocationHttpParameters` query parameters.
+    pub fn connection_query(conn: &ConnectionSpec) -> Vec<(String, String)> {
+        pairs(
+            conn.auth_parameters
+                .get("InvocationHttpParameters")
+                .and_then(|h| h.get("QueryStringParameters")),
+        )
+    }
+
     pub async fn call(
         &self,
         http: &HttpClient,
@@ -364,9 +406,7 @@ impl Calls {
             let v = values.next().unwrap_or_default();
             url.replace_range(i..=i, &encode(&v));
         }
-        let p = &conn.auth_parameters;
-        let invocation = p.get("InvocationHttpParameters");
-        let mut q = pairs(invocation.and_then(|h| h.get("QueryStringParameters")));
+        let mut q = Self::connection_query(conn);
         q.extend(map_pairs(
             params.and_then(|p| p.get("QueryStringParameters")),
             event,
@@ -385,28 +425,11 @@ impl Calls {
                 "Amazon/EventBridge/ApiDestinations".to_string(),
             ),
         ];
-        headers.extend(pairs(invocation.and_then(|h| h.get("HeaderParameters"))));
         headers.extend(map_pairs(
             params.and_then(|p| p.get("HeaderParameters")),
             event,
         ));
-        match conn.authorization_type.as_str() {
-            "BASIC" => {
-                let u = s(p, &["BasicAuthParameters", "Username"]).unwrap_or_default();
-                let pw = s(p, &["BasicAuthParameters", "Password"]).unwrap_or_default();
-                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{pw}"));
-                headers.push(("authorization".into(), format!("Basic {b}")));
-            }
-            "API_KEY" => {
-                let k = s(p, &["ApiKeyAuthParameters", "ApiKeyName"]).unwrap_or_default();
-                let v = s(p, &["ApiKeyAuthParameters", "ApiKeyValue"]).unwrap_or_default();
-                headers.push((k.to_string(), v.to_string()));
-            }
-            _ => {
-                let t = self.token(http, conn).await?;
-                headers.push(("authorization".into(), format!("Bearer {t}")));
-            }
-        }
+        headers.extend(self.connection_headers(http, conn).await?);
         let method = Method::from_bytes(dest.http_method.as_bytes()).unwrap_or(Method::POST);
         let body = if matches!(method, Method::GET | Method::HEAD) {
             bytes::Bytes::new()

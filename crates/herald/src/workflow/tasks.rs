@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `arn:aws:states:::lambda:invoke` | `FunctionName`, `Payload` | `{"Payload", "StatusCode": 200, "ExecutedVersion"}` |
 //! | `arn:aws:lambda:<region>:<account>:function:<name>` | the payload | the function's result |
-//! | `arn:aws:states:::http:invoke` | `ApiEndpoint`, `Method`, `Headers`, `QueryParameters`, `RequestBody` | `{"StatusCode", "StatusText", "Headers", "ResponseBody"}` |
+//! | `arn:aws:states:::http:invoke` | `ApiEndpoint`, `Method`, `Headers`, `QueryParameters`, `RequestBody`, `Authentication.ConnectionArn` (the event bus's connection: its authorization, headers and query) | `{"StatusCode", "StatusText", "Headers", "ResponseBody"}` |
 //! | `arn:aws:states:::events:putEvents` | `Entries` | `PutEvents`' answer |
 //! | `arn:aws:states:::herald:publish` (Herald's) | `Channel` (`/ns/path`), `Events` (a list) | `{}` |
 //!
@@ -82,15 +82,39 @@ impl HeraldTasks {
         let method = args.get("Method").and_then(Value::as_str).unwrap_or("GET");
         let method = hyper::Method::from_bytes(method.as_bytes())
             .map_err(|_| bad(format!("http:invoke: {method} is not an HTTP method")))?;
+        // `Authentication.ConnectionArn`: the event bus's connection adds
+        // its headers, query parameters and authorization.
+        let connection = match args
+            .pointer("/Authentication/ConnectionArn")
+            .and_then(Value::as_str)
+        {
+            None => None,
+            Some(arn) => Some(
+                self.buses
+                    .view()
+                    .connections
+                    .values()
+                    .find(|c| c.arn == arn)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("Connection {arn} does not exist.")))?,
+            ),
+        };
         let mut url = endpoint.to_string();
+        let mut query: Vec<(String, String)> = connection
+            .as_deref()
+            .map(crate::bus::api_destination::Calls::connection_query)
+            .unwrap_or_default();
         if let Some(q) = args.get("QueryParameters").and_then(Value::as_object) {
-            let pairs: Vec<String> = q
+            query.extend(q.iter().map(|(k, v)| (k.clone(), text(v))));
+        }
+        {
+            let pairs: Vec<String> = query
                 .iter()
                 .map(|(k, v)| {
                     format!(
                         "{}={}",
                         crate::auth::sigv4::uri_encode(k),
-                        crate::auth::sigv4::uri_encode(&text(v))
+                        crate::auth::sigv4::uri_encode(v)
                     )
                 })
                 .collect();
@@ -104,6 +128,15 @@ impl HeraldTasks {
             .and_then(Value::as_object)
             .map(|h| h.iter().map(|(k, v)| (k.clone(), text(v))).collect())
             .unwrap_or_default();
+        if let Some(c) = &connection {
+            let added = self
+                .parts
+                .calls
+                .connection_headers(self.parts.functions.http(), c)
+                .await
+                .map_err(|f| Failure::new("States.Http.Socket", f.message))?;
+            headers.extend(added);
+        }
         let body = match args.get("RequestBody") {
             None | Some(Value::Null) => Bytes::new(),
             Some(Value::String(s)) => Bytes::from(s.clone()),

@@ -40,6 +40,21 @@ fn description(req: &Req) -> Result<Option<String>, AwsError> {
     Ok(d.map(str::to_string))
 }
 
+/// Store a connection or an API destination, then re-read.
+async fn save(
+    b: &EventBuses,
+    kind: &str,
+    name: &str,
+    spec: &impl serde::Serialize,
+) -> Result<(), AwsError> {
+    b.store()
+        .put_bus_resource(kind, name, serde_json::to_string(spec).expect("serializes"))
+        .await
+        .map_err(store_failed)?;
+    reload(b).await;
+    Ok(())
+}
+
 /// `InvocationRateLimitPerSecond`, if given: 1 or more.
 fn rate_limit(req: &Req) -> Result<Option<u32>, AwsError> {
     match req.get("InvocationRateLimitPerSecond") {
@@ -93,15 +108,7 @@ pub async fn create_connection(b: &EventBuses, req: &Req) -> Result<Response<Bod
         creation_time: now,
         last_modified_time: now,
     };
-    b.store()
-        .put_bus_resource(
-            CONNECTION,
-            name,
-            serde_json::to_string(&spec).expect("serializes"),
-        )
-        .await
-        .map_err(store_failed)?;
-    reload(b).await;
+    save(b, CONNECTION, name, &spec).await?;
     ok(&json!({
         "ConnectionArn": spec.arn,
         "ConnectionState": "AUTHORIZED",
@@ -235,15 +242,7 @@ pub async fn create_api_destination(b: &EventBuses, req: &Req) -> Result<Respons
         creation_time: now,
         last_modified_time: now,
     };
-    b.store()
-        .put_bus_resource(
-            API_DESTINATION,
-            name,
-            serde_json::to_string(&spec).expect("serializes"),
-        )
-        .await
-        .map_err(store_failed)?;
-    reload(b).await;
+    save(b, API_DESTINATION, name, &spec).await?;
     ok(&json!({
         "ApiDestinationArn": spec.arn,
         "ApiDestinationState": "ACTIVE",
@@ -346,15 +345,7 @@ pub async fn update_connection(b: &EventBuses, req: &Req) -> Result<Response<Bod
         spec.description = description;
     }
     spec.last_modified_time = crate::esm::spec::now_secs();
-    b.store()
-        .put_bus_resource(
-            CONNECTION,
-            name,
-            serde_json::to_string(&spec).expect("serializes"),
-        )
-        .await
-        .map_err(store_failed)?;
-    reload(b).await;
+    save(b, CONNECTION, name, &spec).await?;
     ok(&json!({
         "ConnectionArn": spec.arn,
         "ConnectionState": "AUTHORIZED",
@@ -403,15 +394,7 @@ pub async fn update_api_destination(b: &EventBuses, req: &Req) -> Result<Respons
         spec.description = description;
     }
     spec.last_modified_time = crate::esm::spec::now_secs();
-    b.store()
-        .put_bus_resource(
-            API_DESTINATION,
-            name,
-            serde_json::to_string(&spec).expect("serializes"),
-        )
-        .await
-        .map_err(store_failed)?;
-    reload(b).await;
+    save(b, API_DESTINATION, name, &spec).await?;
     ok(&json!({
         "ApiDestinationArn": spec.arn,
         "ApiDestinationState": "ACTIVE",
