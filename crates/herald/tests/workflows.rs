@@ -157,3 +157,72 @@ async fn a_standard_execution_resumes_after_kill_9() {
     assert_eq!(types.iter().filter(|t| **t == "TaskSucceeded").count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two nodes on one PostgreSQL store: a machine made on one runs on the
+/// other, and a standard execution started on one is described, with its
+/// history, by the other (its journal is in the shared store).
+#[tokio::test]
+async fn nodes_sharing_a_store_share_machines_and_executions() {
+    let db = common::pg::Database::create("workflows").await;
+    let toml = format!(
+        "{}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+        config(),
+        db.url
+    );
+    let node = || async {
+        let mut c = herald::config::ApiConfig::resolve(
+            herald::config::ConfigFile::parse(&toml).unwrap(),
+            herald::config::Overrides {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        c.drain = std::time::Duration::ZERO;
+        let s = TestServer::with_config(c).await;
+        let admin = s.running.as_ref().unwrap().admin_addr.unwrap();
+        (s, admin)
+    };
+    let (a, admin_a) = node().await;
+    let (b, admin_b) = node().await;
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Output": "{% $states.input.n + 1 %}", "End": true}}});
+    let m = states_ok(
+        admin_a,
+        "CreateStateMachine",
+        json!({"name": "shared", "definition": definition.to_string(),
+               "roleArn": "arn:aws:iam::123456789012:role/r"}),
+    )
+    .await;
+    // The other node follows the store's notification.
+    until(
+        admin_b,
+        "DescribeStateMachine",
+        json!({"stateMachineArn": m["stateMachineArn"]}),
+        |d| d["name"] == "shared",
+    )
+    .await;
+    let e = states_ok(
+        admin_b,
+        "StartExecution",
+        json!({"stateMachineArn": m["stateMachineArn"], "input": "{\"n\": 41}"}),
+    )
+    .await;
+    let d = until(
+        admin_a,
+        "DescribeExecution",
+        json!({"executionArn": e["executionArn"]}),
+        |d| d["status"] == "SUCCEEDED",
+    )
+    .await;
+    assert_eq!(d["output"], "42");
+    let h = states_ok(
+        admin_a,
+        "GetExecutionHistory",
+        json!({"executionArn": e["executionArn"]}),
+    )
+    .await;
+    assert_eq!(h["events"][0]["type"], "ExecutionStarted");
+    drop((a, b));
+    db.drop_it().await;
+}

@@ -59,10 +59,10 @@ pub async fn route(
         "ValidateStateMachineDefinition" => validate(&req),
         "StartExecution" => start(w, &req),
         "StartSyncExecution" => start_sync(w, &req).await,
-        "DescribeExecution" => describe_execution(w, &req),
+        "DescribeExecution" => describe_execution(w, &req).await,
         "ListExecutions" => list_executions(w, &req),
         "StopExecution" => stop(w, &req).await,
-        "GetExecutionHistory" => history(w, &req),
+        "GetExecutionHistory" => history(w, &req).await,
         "SendTaskSuccess" => send(w, &req, "success"),
         "SendTaskFailure" => send(w, &req, "failure"),
         "SendTaskHeartbeat" => send(w, &req, "heartbeat"),
@@ -341,9 +341,12 @@ async fn start_sync(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError
     ok(&v)
 }
 
-fn execution_of(w: &Workflows, req: &Req) -> Result<Arc<crate::workflow::Execution>, AwsError> {
+async fn execution_of(
+    w: &Workflows,
+    req: &Req,
+) -> Result<Arc<crate::workflow::Execution>, AwsError> {
     let arn = string(req, "executionArn")?;
-    w.execution(arn).ok_or_else(|| {
+    w.find_execution(arn).await.ok_or_else(|| {
         error(
             "ExecutionDoesNotExist",
             format!("Execution Does Not Exist: '{arn}'"),
@@ -351,8 +354,8 @@ fn execution_of(w: &Workflows, req: &Req) -> Result<Arc<crate::workflow::Executi
     })
 }
 
-fn describe_execution(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
-    let e = execution_of(w, req)?;
+async fn describe_execution(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
+    let e = execution_of(w, req).await?;
     ok(&execution_value(&e, true))
 }
 
@@ -374,13 +377,22 @@ fn list_executions(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError>
 }
 
 async fn stop(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
-    let e = execution_of(w, req)?;
+    let arn = string(req, "executionArn")?;
+    let e = match w.execution(arn) {
+        Some(e) => e,
+        None if w.find_execution(arn).await.is_some() => {
+            return Err(validation(format!(
+                "Execution {arn} runs on another node of the cluster: stop it through that node"
+            )))
+        }
+        None => execution_of(w, req).await?,
+    };
     let at = w.stop(&e, opt(req, "error")?, opt(req, "cause")?).await;
     ok(&json!({"stopDate": at}))
 }
 
-fn history(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
-    let e = execution_of(w, req)?;
+async fn history(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
+    let e = execution_of(w, req).await?;
     let mut events = e.history.events();
     if req.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
         events.reverse();

@@ -427,6 +427,11 @@ impl Store {
         dispatch!(self.workflow_executions())
     }
 
+    /// One stored execution's record.
+    pub async fn workflow_execution(&self, arn: &str) -> Result<Option<String>, String> {
+        dispatch!(self.workflow_execution(arn))
+    }
+
     /// A deleted state machine's finished executions.
     pub async fn delete_executions_of(&self, machine: &str) -> Result<(), String> {
         dispatch!(self.delete_executions_of(machine))

@@ -211,6 +211,17 @@ impl Workflows {
         self.executions.lock().unwrap().by_arn.get(arn).cloned()
     }
 
+    /// An execution this node holds, or a standard one another node runs
+    /// or ran (its journal in the shared store: as of its last transition).
+    pub async fn find_execution(&self, arn: &str) -> Option<Arc<Execution>> {
+        if let Some(e) = self.execution(arn) {
+            return Some(e);
+        }
+        let text = self.store.workflow_execution(arn).await.ok()??;
+        let record: Record = serde_json::from_str(&text).ok()?;
+        Some(execution_of(&record).0)
+    }
+
     /// This node's executions of a machine, newest first.
     pub fn executions_of(&self, machine_arn: &str) -> Vec<Arc<Execution>> {
         let mut v: Vec<Arc<Execution>> = self
@@ -416,31 +427,7 @@ impl Workflows {
                     continue;
                 }
             };
-            let status: &'static str = match r.status.as_str() {
-                "RUNNING" => "RUNNING",
-                "SUCCEEDED" => "SUCCEEDED",
-                "TIMED_OUT" => "TIMED_OUT",
-                "ABORTED" => "ABORTED",
-                _ => "FAILED",
-            };
-            let exec = Arc::new(Execution {
-                arn: r.arn.clone(),
-                name: r.name.clone(),
-                machine_arn: r.machine.clone(),
-                input: r.input.clone(),
-                start_date: r.start,
-                outcome: Mutex::new(Outcome {
-                    status,
-                    output: r.output.clone(),
-                    failure: r
-                        .error
-                        .clone()
-                        .map(|e| Failure::new(e, r.cause.clone().unwrap_or_default())),
-                    stop_date: r.stop,
-                }),
-                history: Arc::new(History::restore(r.history.clone())),
-                abort: Mutex::new(None),
-            });
+            let (exec, status) = execution_of(&r);
             {
                 let mut all_execs = self.executions.lock().unwrap();
                 all_execs.by_arn.insert(exec.arn.clone(), exec.clone());
@@ -616,6 +603,36 @@ impl Workflows {
         };
         runner.test_one(state, input, variables).await
     }
+}
+
+/// An execution as its journal record has it.
+fn execution_of(r: &Record) -> (Arc<Execution>, &'static str) {
+    let status: &'static str = match r.status.as_str() {
+        "RUNNING" => "RUNNING",
+        "SUCCEEDED" => "SUCCEEDED",
+        "TIMED_OUT" => "TIMED_OUT",
+        "ABORTED" => "ABORTED",
+        _ => "FAILED",
+    };
+    let exec = Arc::new(Execution {
+        arn: r.arn.clone(),
+        name: r.name.clone(),
+        machine_arn: r.machine.clone(),
+        input: r.input.clone(),
+        start_date: r.start,
+        outcome: Mutex::new(Outcome {
+            status,
+            output: r.output.clone(),
+            failure: r
+                .error
+                .clone()
+                .map(|e| Failure::new(e, r.cause.clone().unwrap_or_default())),
+            stop_date: r.stop,
+        }),
+        history: Arc::new(History::restore(r.history.clone())),
+        abort: Mutex::new(None),
+    });
+    (exec, status)
 }
 
 /// A standard execution's journal record, as stored.

@@ -35,4 +35,14 @@ impl Postgres {
         .await
         .map(|_| ())
     }
+
+    pub async fn workflow_execution(&self, arn: &str) -> Result<Option<String>, String> {
+        let rows = self
+            .query(
+                "SELECT record FROM workflow_executions WHERE arn = $1",
+                &[&arn],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
 }

@@ -45,4 +45,18 @@ impl Sqlite {
         })
         .await
     }
+
+    pub async fn workflow_execution(&self, arn: &str) -> Result<Option<String>, String> {
+        let arn = arn.to_string();
+        self.run(move |c| {
+            use rusqlite::OptionalExtension;
+            c.query_row(
+                "SELECT record FROM workflow_executions WHERE arn = ?1",
+                params![arn],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
 }
