@@ -226,3 +226,64 @@ async fn nodes_sharing_a_store_share_machines_and_executions() {
     drop((a, b));
     db.drop_it().await;
 }
+
+/// An event source mapping whose `function_name` is a state machine's ARN
+/// starts an execution per batch, with Lambda's event (`Records`) as input.
+#[tokio::test]
+async fn an_event_source_mapping_starts_executions() {
+    let key = common::esm::unique("sfn-esm");
+    let machine = "arn:aws:states:eu-west-1:123456789012:stateMachine:from-stream";
+    let toml = format!(
+        r#"{}
+        [[event_sources]]
+        arn = "arn:aws:redis:eu-west-1:123456789012:stream/*"
+        url = "redis://127.0.0.1:6379"
+        ack_wait_secs = 2
+        [[event_source_mappings]]
+        event_source_arn = "arn:aws:redis:eu-west-1:123456789012:stream/{key}"
+        function_name = "{machine}"
+        starting_position = "TRIM_HORIZON"
+        batch_size = 10
+        "#,
+        config()
+    );
+    let server = start_with_toml(&toml).await;
+    let admin = server.running.as_ref().unwrap().admin_addr.unwrap();
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "Count", "States": {
+        "Count": {"Type": "Pass", "Output": "{% $count($states.input.Records) %}", "End": true}}});
+    states_ok(
+        admin,
+        "CreateStateMachine",
+        json!({"name": "from-stream", "definition": definition.to_string(),
+               "roleArn": "arn:aws:iam::123456789012:role/r"}),
+    )
+    .await;
+    let mut r = common::esm::redis().await;
+    for i in 0..3 {
+        common::esm::xadd(&mut r, &key, "*", &[("n", i.to_string())]).await;
+    }
+    // Every record reaches an execution (in one batch or several).
+    let mut counted = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while counted < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the records did not all reach an execution"
+        );
+        let l = states_ok(admin, "ListExecutions", json!({"stateMachineArn": machine})).await;
+        counted = 0;
+        for e in l["executions"].as_array().unwrap() {
+            let d = states_ok(
+                admin,
+                "DescribeExecution",
+                json!({"executionArn": e["executionArn"]}),
+            )
+            .await;
+            if d["status"] == "SUCCEEDED" {
+                counted += d["output"].as_str().unwrap().parse::<u64>().unwrap();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(counted, 3);
+}

@@ -68,6 +68,8 @@ pub struct Mappings {
     store: Store,
     running: Mutex<HashMap<String, Running>>,
     observer: Mutex<Option<pipeline::Observer>>,
+    /// For mappings whose target is a state machine.
+    workflows: target::WorkflowsSlot,
 }
 
 /// A mapping as the API shows it.
@@ -96,6 +98,7 @@ impl Mappings {
             store,
             running: Mutex::new(HashMap::new()),
             observer: Mutex::new(None),
+            workflows: Arc::default(),
         }
     }
 
@@ -166,6 +169,22 @@ impl Mappings {
                 )));
             }
         }
+        if target::is_state_machine(&spec.function) {
+            // Checked once the workflows are there (a file's mapping is
+            // checked before them).
+            let missing = self
+                .workflows
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .is_some_and(|w| w.machine(&spec.function).is_none());
+            if missing {
+                return Err(CheckError::NotFound(format!(
+                    "State Machine Does Not Exist: '{}'",
+                    spec.function
+                )));
+            }
+            return Ok(());
+        }
         match target::ChannelTarget::parse(&spec.function) {
             Some(c) => {
                 if let Some(id) = &c.api_id {
@@ -187,6 +206,11 @@ impl Mappings {
             }
         }
         Ok(())
+    }
+
+    /// The state machines, for mappings that start executions.
+    pub fn set_workflows(&self, workflows: &Arc<crate::workflow::Workflows>) {
+        let _ = self.workflows.set(Arc::downgrade(workflows));
     }
 
     /// A mapping with the same source and function, other than `uuid`.
@@ -265,6 +289,7 @@ impl Mappings {
             node: self.node_id.clone(),
             region: self.region.clone(),
             store: self.store.clone(),
+            workflows: self.workflows.clone(),
         };
         match spec.kind().semantics() {
             // A stream: one poller (lanes give it parallelism).
@@ -366,6 +391,7 @@ struct Parts {
     node: String,
     region: String,
     store: Store,
+    workflows: target::WorkflowsSlot,
 }
 
 impl Parts {
@@ -379,7 +405,12 @@ impl Parts {
         let spec = spec.clone();
         Pipeline {
             kind: spec.kind(),
-            target: target::Target::new(&spec.function, self.functions.clone(), self.apis.clone()),
+            target: target::Target::new(
+                &spec.function,
+                self.functions.clone(),
+                self.apis.clone(),
+                self.workflows.clone(),
+            ),
             filters: spec
                 .filters
                 .iter()

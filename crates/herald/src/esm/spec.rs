@@ -181,7 +181,9 @@ impl MappingSpec {
                 "1 validation error detected: Value null at 'functionName' failed to satisfy constraint: Member must not be null".into(),
             ),
         };
-        if function.is_empty() || function.len() > 140 && !function.starts_with(CHANNEL_PREFIX) {
+        let long_ok =
+            function.starts_with(CHANNEL_PREFIX) || function.starts_with("arn:aws:states:");
+        if function.is_empty() || function.len() > 140 && !long_ok {
             return Err("FunctionName must have length between 1 and 140".into());
         }
         if let Some(path) = function.strip_prefix(CHANNEL_PREFIX) {

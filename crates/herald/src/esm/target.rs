@@ -66,6 +66,16 @@ pub enum Invocation {
     NotRun(String),
 }
 
+/// The state machines, once the server has them (a mapping made from the
+/// configuration file starts before them): weak, set once.
+pub type WorkflowsSlot = Arc<std::sync::OnceLock<std::sync::Weak<crate::workflow::Workflows>>>;
+
+/// Is `reference` a state machine's ARN (a Herald extension of
+/// `FunctionName`: each batch starts an execution)?
+pub fn is_state_machine(reference: &str) -> bool {
+    reference.starts_with("arn:aws:states:") && reference.contains(":stateMachine:")
+}
+
 pub enum Target {
     Function {
         functions: Arc<Functions>,
@@ -75,10 +85,26 @@ pub enum Target {
         apis: Arc<Registry>,
         channel: ChannelTarget,
     },
+    /// Each batch (Lambda's event) starts an execution.
+    StateMachine {
+        workflows: WorkflowsSlot,
+        arn: String,
+    },
 }
 
 impl Target {
-    pub fn new(reference: &str, functions: Arc<Functions>, apis: Arc<Registry>) -> Target {
+    pub fn new(
+        reference: &str,
+        functions: Arc<Functions>,
+        apis: Arc<Registry>,
+        workflows: WorkflowsSlot,
+    ) -> Target {
+        if is_state_machine(reference) {
+            return Target::StateMachine {
+                workflows,
+                arn: reference.to_string(),
+            };
+        }
         match ChannelTarget::parse(reference) {
             Some(channel) => Target::Channel { apis, channel },
             None => Target::Function {
@@ -90,7 +116,7 @@ impl Target {
 
     /// `FunctionArn` in the mapping's description.
     pub fn arn(reference: &str, functions: &Functions) -> String {
-        if reference.starts_with(CHANNEL_PREFIX) {
+        if reference.starts_with(CHANNEL_PREFIX) || is_state_machine(reference) {
             reference.to_string()
         } else {
             functions.arn(Functions::name_of(reference))
@@ -105,6 +131,7 @@ impl Target {
                 channel.api_id.as_deref().unwrap_or_default(),
                 channel.path
             ),
+            Target::StateMachine { arn, .. } => arn.clone(),
         }
     }
 
@@ -132,6 +159,21 @@ impl Target {
                 match channel.publish(apis, texts).await {
                     Ok(()) => Invocation::Returned(Bytes::new()),
                     Err(e) => Invocation::NotRun(e),
+                }
+            }
+            Target::StateMachine { workflows, arn } => {
+                let Some(w) = workflows.get().and_then(std::sync::Weak::upgrade) else {
+                    return Invocation::NotRun("workflows are not running yet".into());
+                };
+                let input: Value = serde_json::from_slice(&event).unwrap_or(Value::Null);
+                match w.start(arn, None, input) {
+                    Ok(_) => Invocation::Returned(Bytes::new()),
+                    Err(e) => Invocation::NotRun(match e {
+                        crate::workflow::StartError::NoMachine(m) => {
+                            format!("State Machine Does Not Exist: '{m}'")
+                        }
+                        other => format!("{other:?}"),
+                    }),
                 }
             }
         }

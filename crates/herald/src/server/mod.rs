@@ -171,6 +171,7 @@ impl Server {
             store.clone(),
         ));
         problems.extend(workflows.reload().await?);
+        mappings.set_workflows(&workflows);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
