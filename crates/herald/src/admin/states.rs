@@ -285,6 +285,13 @@ fn start_error(e: StartError) -> AwsError {
             format!("Execution Already Exists: '{arn}'"),
         ),
         StartError::NotSupported(m) => error("StateMachineTypeNotSupported", m),
+        StartError::Limit => error(
+            "ExecutionLimitExceeded",
+            format!(
+                "Execution limit exceeded: {} executions are running on this node",
+                crate::workflow::MAX_RUNNING
+            ),
+        ),
     }
 }
 

@@ -44,6 +44,10 @@ pub const MACHINE: &str = "states/machine";
 /// Finished executions kept for `DescribeExecution`, at most (the oldest
 /// go first).
 pub const MAX_FINISHED: usize = 10_000;
+/// Executions running on this node at once, at most: past it
+/// `StartExecution` answers `ExecutionLimitExceeded` (AWS's answer at its
+/// own limit) rather than let memory grow without bound.
+pub const MAX_RUNNING: usize = 100_000;
 
 /// A failure: Step Functions' error name and cause.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +125,8 @@ pub struct Workflows {
     executions: Mutex<Executions>,
     pub tokens: Arc<Tokens>,
     tasks: OnceLock<Arc<dyn Tasks>>,
+    /// [`MAX_RUNNING`] (lower in tests).
+    max_running: usize,
 }
 
 #[derive(Default)]
@@ -136,6 +142,8 @@ pub enum StartError {
     NoMachine(String),
     Exists(String),
     NotSupported(String),
+    /// [`MAX_RUNNING`] executions are running here.
+    Limit,
 }
 
 impl Workflows {
@@ -149,6 +157,7 @@ impl Workflows {
             executions: Mutex::default(),
             tokens: Arc::default(),
             tasks: OnceLock::new(),
+            max_running: MAX_RUNNING,
         }
     }
 
@@ -474,6 +483,10 @@ impl Workflows {
             *o = outcome;
         }
         let mut all = self.executions.lock().unwrap();
+        // Only what this node keeps (a synchronous express run is not kept).
+        if !all.by_arn.contains_key(&exec.arn) {
+            return;
+        }
         all.finished.push_back(exec.arn.clone());
         while all.finished.len() > MAX_FINISHED {
             if let Some(old) = all.finished.pop_front() {
@@ -501,6 +514,9 @@ impl Workflows {
                     return Ok(old.clone());
                 }
                 return Err(StartError::Exists(exec.arn.clone()));
+            }
+            if all.by_arn.len().saturating_sub(all.finished.len()) >= self.max_running {
+                return Err(StartError::Limit);
             }
             all.by_arn.insert(exec.arn.clone(), exec.clone());
         }
@@ -696,5 +712,41 @@ impl crate::store::Reconciler for Workflows {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send + 'a>>
     {
         Box::pin(self.reload())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn running_executions_are_bounded() {
+        let mut w = Workflows::new("us-east-1", "000000000000", "n1", Store::memory());
+        w.max_running = 2;
+        let w = Arc::new(w);
+        let spec = MachineSpec {
+            name: "slow".into(),
+            state_machine_arn: w.machine_arn("slow"),
+            definition: r#"{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#.into(),
+            role_arn: String::new(),
+            kind: "STANDARD".into(),
+            creation_date: 0.0,
+            update_date: None,
+        };
+        w.store()
+            .put_bus_resource(MACHINE, "slow", serde_json::to_string(&spec).unwrap())
+            .await
+            .unwrap();
+        assert!(w.reload().await.unwrap().is_empty());
+        let arn = spec.state_machine_arn.clone();
+        let a = w.start(&arn, Some("a"), json!({})).unwrap();
+        w.start(&arn, Some("b"), json!({})).unwrap();
+        assert_eq!(
+            w.start(&arn, Some("c"), json!({})).err(),
+            Some(StartError::Limit)
+        );
+        // A stopped one makes room.
+        w.stop(&a, None, None).await;
+        assert!(w.start(&arn, Some("c"), json!({})).is_ok());
     }
 }
