@@ -25,6 +25,7 @@ pub mod data;
 pub mod definition;
 pub mod history;
 pub mod intrinsics;
+mod journal;
 pub mod run;
 pub mod tasks;
 pub mod tokens;
@@ -32,7 +33,8 @@ pub mod tokens;
 use crate::store::Store;
 use definition::Definition;
 use history::History;
-use run::{Journal, Resume, Runner, Tasks};
+use journal::{execution_of, Record, StoreJournal};
+use run::{Resume, Runner, Tasks};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -385,95 +387,6 @@ impl Workflows {
         }
     }
 
-    /// Write a standard execution's journal record (`at`: where it is,
-    /// while it runs).
-    async fn save_record(&self, exec: &Execution, at: Option<&Resume>) {
-        let o = exec.outcome();
-        let record = Record {
-            arn: exec.arn.clone(),
-            name: exec.name.clone(),
-            machine: exec.machine_arn.clone(),
-            input: exec.input.clone(),
-            start: exec.start_date,
-            status: o.status.to_string(),
-            at: at.cloned(),
-            output: o.output,
-            error: o.failure.as_ref().map(|f| f.error.clone()),
-            cause: o.failure.map(|f| f.cause),
-            stop: o.stop_date,
-            node: self.node.clone(),
-            history: exec.history.events(),
-        };
-        let text = serde_json::to_string(&record).expect("a record serializes");
-        let mut delay = std::time::Duration::from_millis(50);
-        for _ in 0..5 {
-            match self
-                .store
-                .put_execution(&exec.arn, &exec.machine_arn, o.status, text.clone())
-                .await
-            {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(execution = %exec.arn, error = %e, "writing the execution's journal failed; trying again");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-            }
-        }
-        tracing::error!(execution = %exec.arn, "the execution's journal could not be written: a restart now would resume it from an earlier state");
-    }
-
-    /// After a restart: the stored executions back in memory, and the
-    /// running ones this node owns (all of them with `all`, a single
-    /// node's store) resumed where they were.
-    pub async fn resume(self: &Arc<Self>, all: bool) -> Result<usize, String> {
-        let mut resumed = 0;
-        for (arn, text) in self.store.workflow_executions().await? {
-            let r: Record = match serde_json::from_str(&text) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(execution = %arn, error = %e, "a stored execution is not readable");
-                    continue;
-                }
-            };
-            let (exec, status) = execution_of(&r);
-            {
-                let mut all_execs = self.executions.lock().unwrap();
-                all_execs.by_arn.insert(exec.arn.clone(), exec.clone());
-                if status != "RUNNING" {
-                    all_execs.finished.push_back(exec.arn.clone());
-                }
-            }
-            if status != "RUNNING" || !(all || r.node == self.node) {
-                continue;
-            }
-            let Some(machine) = self.machine(&r.machine) else {
-                self.finish(
-                    &exec,
-                    Outcome {
-                        status: "FAILED",
-                        output: None,
-                        failure: Some(Failure::new(
-                            "States.Runtime",
-                            "The state machine was deleted while the execution ran.",
-                        )),
-                        stop_date: Some(crate::esm::spec::now_secs()),
-                    },
-                );
-                self.save_record(&exec, None).await;
-                continue;
-            };
-            tracing::info!(execution = %exec.arn, state = ?r.at.as_ref().map(|a| &a.state), "resuming a standard execution");
-            let me = self.clone();
-            let e = exec.clone();
-            let at = r.at.clone();
-            let task = tokio::spawn(async move { me.complete(machine, e, at).await });
-            *exec.abort.lock().unwrap() = Some(task.abort_handle());
-            resumed += 1;
-        }
-        Ok(resumed)
-    }
-
     fn finish(&self, exec: &Arc<Execution>, outcome: Outcome) {
         {
             let mut o = exec.outcome.lock().unwrap();
@@ -618,68 +531,6 @@ impl Workflows {
             no_wait: true,
         };
         runner.test_one(state, input, variables).await
-    }
-}
-
-/// An execution as its journal record has it.
-fn execution_of(r: &Record) -> (Arc<Execution>, &'static str) {
-    let status: &'static str = match r.status.as_str() {
-        "RUNNING" => "RUNNING",
-        "SUCCEEDED" => "SUCCEEDED",
-        "TIMED_OUT" => "TIMED_OUT",
-        "ABORTED" => "ABORTED",
-        _ => "FAILED",
-    };
-    let exec = Arc::new(Execution {
-        arn: r.arn.clone(),
-        name: r.name.clone(),
-        machine_arn: r.machine.clone(),
-        input: r.input.clone(),
-        start_date: r.start,
-        outcome: Mutex::new(Outcome {
-            status,
-            output: r.output.clone(),
-            failure: r
-                .error
-                .clone()
-                .map(|e| Failure::new(e, r.cause.clone().unwrap_or_default())),
-            stop_date: r.stop,
-        }),
-        history: Arc::new(History::restore(r.history.clone())),
-        abort: Mutex::new(None),
-    });
-    (exec, status)
-}
-
-/// A standard execution's journal record, as stored.
-#[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    arn: String,
-    name: String,
-    machine: String,
-    input: Value,
-    start: f64,
-    status: String,
-    /// Where it is (while it runs).
-    at: Option<Resume>,
-    output: Option<Value>,
-    error: Option<String>,
-    cause: Option<String>,
-    stop: Option<f64>,
-    /// The node running it.
-    node: String,
-    history: Vec<Value>,
-}
-
-/// Journals to the store.
-struct StoreJournal<'a> {
-    workflows: &'a Workflows,
-    exec: &'a Execution,
-}
-
-impl Journal for StoreJournal<'_> {
-    fn save<'a>(&'a self, at: &'a Resume) -> futures_util::future::BoxFuture<'a, ()> {
-        Box::pin(self.workflows.save_record(self.exec, Some(at)))
     }
 }
 
