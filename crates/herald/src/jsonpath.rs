@@ -377,7 +377,10 @@ fn apply<'a>(step: &Step, v: &'a Value, out: &mut Vec<&'a Value>) {
                 let mut i = s;
                 while i < e {
                     out.push(&a[i as usize]);
-                    i += step;
+                    match i.checked_add(*step) {
+                        Some(next) => i = next,
+                        None => break,
+                    }
                 }
             }
         }
@@ -431,6 +434,7 @@ mod tests {
             ("$.missing", None),
             ("$.a.b[1:3]", Some(json!([2, 3]))),
             ("$.a.b[::2]", Some(json!([1, 3]))),
+            ("$.a.b[1::9223372036854775807]", Some(json!([2]))),
             ("$.a.b[0,2]", Some(json!([1, 3]))),
             ("$.items[*].id", Some(json!(["x", "y"]))),
             ("$.items.*.id", Some(json!(["x", "y"]))),

@@ -245,9 +245,10 @@ pub fn result_path(
             let jp = JsonPath::parse(p).map_err(runtime)?;
             let mut out = input.clone();
             jp.set(&mut out, result).map_err(|e| {
-                runtime(format!(
-                    "An error occurred while executing the state. Unable to apply ResultPath '{p}': {e}"
-                ))
+                Failure::new(
+                    "States.ResultPathMatchFailure",
+                    format!("Unable to apply ResultPath '{p}' to the input: {e}"),
+                )
             })?;
             Ok(out)
         }

@@ -611,15 +611,40 @@ impl Checker {
         let catch = self.catch(o.get("Catch"), at, names);
         let mut branches = Vec::new();
         match kind {
-            Kind::Task => match o.get("Resource") {
-                Some(Value::String(r)) if r.starts_with("arn:") => {}
-                Some(Value::String(r)) if lang == Lang::Jsonata && jsonata_text(r).is_some() => {}
-                _ => self.err(
-                    "INVALID_RESOURCE",
-                    "The field 'Resource' must be an ARN",
-                    format!("{at}/Resource"),
-                ),
-            },
+            Kind::Task => {
+                for f in ["TimeoutSeconds", "HeartbeatSeconds"] {
+                    match o.get(f) {
+                        None => {}
+                        Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
+                        Some(Value::String(s))
+                            if lang == Lang::Jsonata && jsonata_text(s).is_some() => {}
+                        Some(_) => self.schema(
+                            format!("The field '{f}' must be a positive integer"),
+                            format!("{at}/{f}"),
+                        ),
+                    }
+                }
+                self.resource(o, lang, at);
+            }
+            Kind::Fail => {
+                for f in ["ErrorPath", "CausePath"] {
+                    if let Some(Value::String(p)) = o.get(f) {
+                        let bad = if intrinsics::is_call(p) {
+                            intrinsics::parse(p).err()
+                        } else if p.starts_with("$$") || variable_path(p) {
+                            None
+                        } else {
+                            JsonPath::parse(p).err()
+                        };
+                        if let Some(e) = bad {
+                            self.schema(
+                                format!("The value for the field '{f}' must be a valid path or intrinsic function: {e}"),
+                                format!("{at}/{f}"),
+                            );
+                        }
+                    }
+                }
+            }
             Kind::Choice => self.choices(o, lang, at, names),
             Kind::Wait => {
                 let n = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
@@ -633,7 +658,6 @@ impl Checker {
                     );
                 }
             }
-            Kind::Fail => {}
             Kind::Parallel => {
                 let list = o.get("Branches").and_then(Value::as_array);
                 if list.is_none_or(|l| l.is_empty()) {
@@ -675,6 +699,18 @@ impl Checker {
             catch,
             branches,
         })
+    }
+
+    fn resource(&mut self, o: &Map<String, Value>, lang: Lang, at: &str) {
+        match o.get("Resource") {
+            Some(Value::String(r)) if r.starts_with("arn:") => {}
+            Some(Value::String(r)) if lang == Lang::Jsonata && jsonata_text(r).is_some() => {}
+            _ => self.err(
+                "INVALID_RESOURCE",
+                "The field 'Resource' must be an ARN",
+                format!("{at}/Resource"),
+            ),
+        }
     }
 
     fn choices(&mut self, o: &Map<String, Value>, lang: Lang, at: &str, names: &BTreeSet<String>) {
@@ -858,6 +894,8 @@ mod tests {
             (r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}"#, "MISSING_END_STATE"),
             (r#"{"StartAt": "A", "States": {"A": {"Type": "Wait", "End": true}}}"#, "exactly one of Seconds"),
             ("{", "INVALID_JSON_DESCRIPTION"),
+            (r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:lambda:x", "TimeoutSeconds": -1, "End": true}}}"#, "'TimeoutSeconds' must be a positive integer at /States/A/TimeoutSeconds"),
+            (r#"{"StartAt": "A", "States": {"A": {"Type": "Fail", "ErrorPath": "States.Nope()"}}}"#, "at /States/A/ErrorPath"),
         ];
         for (text, want) in table {
             let p = problems(text);

@@ -124,7 +124,26 @@ impl Parser<'_> {
             return Err("an unclosed string".into());
         }
         if rest.starts_with('$') {
-            let end = rest.find([',', ')']).unwrap_or(rest.len());
+            // To the first `,` or `)` outside brackets and quotes (a
+            // filter or a union holds both).
+            let mut depth = 0i32;
+            let mut quote = None;
+            let mut end = rest.len();
+            for (i, c) in rest.char_indices() {
+                match (quote, c) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, '\'' | '"') => quote = Some(c),
+                    (None, '[' | '(') if depth > 0 || c == '[' => depth += 1,
+                    (None, ']') => depth -= 1,
+                    (None, ')') if depth > 0 => depth -= 1,
+                    (None, ',' | ')') if depth == 0 => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
             self.i += end;
             return Ok(Expr::Path(rest[..end].trim().to_string()));
         }
@@ -463,6 +482,8 @@ mod tests {
             ("States.MathAdd($.n, -1)", json!(2)),
             ("States.StringSplit('a,b;;c', ',;')", json!(["a", "b", "c"])),
             ("States.ArrayLength(States.Array(States.UUID()))", json!(1)),
+            ("States.ArrayLength($.list[?(@ > 1)])", json!(3)),
+            ("States.Array($.list[0,3], 'x')", json!([[1, 3], "x"])),
         ];
         for (text, want) in table {
             assert_eq!(

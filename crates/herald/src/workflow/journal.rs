@@ -62,6 +62,13 @@ impl Workflows {
                 }
             };
             let (exec, status) = execution_of(&r);
+            // Another node's running execution stays with it (read from
+            // the store when asked for); this node keeps what it finished
+            // and what it resumes.
+            let mine = all || r.node == self.node;
+            if status == "RUNNING" && !mine {
+                continue;
+            }
             {
                 let mut all_execs = self.executions.lock().unwrap();
                 all_execs.by_arn.insert(exec.arn.clone(), exec.clone());
@@ -69,7 +76,7 @@ impl Workflows {
                     all_execs.finished.push_back(exec.arn.clone());
                 }
             }
-            if status != "RUNNING" || !(all || r.node == self.node) {
+            if status != "RUNNING" {
                 continue;
             }
             let Some(machine) = self.machine(&r.machine) else {

@@ -422,8 +422,12 @@ impl Workflows {
         {
             let mut all = self.executions.lock().unwrap();
             if let Some(old) = all.by_arn.get(&exec.arn) {
-                // AWS: the same name and input is the same execution.
-                if old.input == exec.input && machine.spec.kind != "EXPRESS" {
+                // AWS: the same name and input, while it runs, is the same
+                // execution.
+                if old.input == exec.input
+                    && machine.spec.kind != "EXPRESS"
+                    && old.outcome().status == "RUNNING"
+                {
                     return Ok(old.clone());
                 }
                 return Err(StartError::Exists(exec.arn.clone()));
@@ -478,6 +482,14 @@ impl Workflows {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> f64 {
+        if let Some(stopped) = exec
+            .outcome()
+            .stop_date
+            .filter(|_| exec.outcome().status != "RUNNING")
+        {
+            // Already closed: nothing to stop, nothing recorded.
+            return stopped;
+        }
         if let Some(h) = exec.abort.lock().unwrap().take() {
             h.abort();
         }
@@ -599,5 +611,15 @@ mod tests {
         // A stopped one makes room.
         w.stop(&a, None, None).await;
         assert!(w.start(&arn, Some("c"), json!({})).is_ok());
+        // Stopping a closed execution records nothing more; its name is
+        // not reused.
+        let events = a.history.len();
+        w.stop(&a, Some("again"), None).await;
+        assert_eq!(a.history.len(), events);
+        assert_eq!(a.outcome().status, "ABORTED");
+        assert!(matches!(
+            w.start(&arn, Some("a"), json!({})),
+            Err(StartError::Exists(_))
+        ));
     }
 }

@@ -20,23 +20,22 @@ impl Runner {
             .branches
             .iter()
             .map(|d| self.machine(d, input.clone(), vars.inner(), Map::new()));
-        let results = futures_util::future::join_all(runs).await;
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            match r {
-                Ok(v) => out.push(v),
-                Err(f) => {
-                    self.history.push(
-                        "ParallelStateFailed",
-                        "executionFailedEventDetails",
-                        json!({"error": f.error, "cause": f.cause}),
-                    );
-                    return Err(f);
-                }
+        // The first failure fails the state at once: the other branches
+        // are dropped where they are (as AWS stops them).
+        match futures_util::future::try_join_all(runs).await {
+            Ok(out) => {
+                self.history.push("ParallelStateSucceeded", "", Value::Null);
+                Ok(Value::Array(out))
+            }
+            Err(f) => {
+                self.history.push(
+                    "ParallelStateFailed",
+                    "executionFailedEventDetails",
+                    json!({"error": f.error, "cause": f.cause}),
+                );
+                Err(f)
             }
         }
-        self.history.push("ParallelStateSucceeded", "", Value::Null);
-        Ok(Value::Array(out))
     }
 
     pub(super) async fn map(
@@ -110,31 +109,34 @@ impl Runner {
                 self.machine(processor, input, inner, extra).await
             }
         });
-        let results: Vec<Result<Value, Failure>> = futures_util::stream::iter(runs)
-            .buffered(concurrency)
-            .collect()
-            .await;
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        let tolerated = failed == 0
-            || tolerated_count.is_some_and(|n| failed as u64 <= n)
-            || tolerated_pct.is_some_and(|p| failed as f64 * 100.0 / total.max(1) as f64 <= p);
-        if !tolerated {
-            let f = results
-                .into_iter()
-                .find_map(Result::err)
-                .expect("failed > 0");
-            self.history.push(
-                "MapStateFailed",
-                "executionFailedEventDetails",
-                json!({"error": f.error, "cause": f.cause}),
-            );
-            if tolerated_count.is_some() || tolerated_pct.is_some() {
-                return Err(Failure::new(
-                    "States.ExceedToleratedFailureThreshold",
-                    format!("{failed} of {total} iterations failed"),
-                ));
+        // In order; past the tolerated failures the state fails at once and
+        // the iterations still running are dropped.
+        let allowed = |failed: usize| {
+            tolerated_count.is_some_and(|n| failed as u64 <= n)
+                || tolerated_pct.is_some_and(|p| failed as f64 * 100.0 / total.max(1) as f64 <= p)
+        };
+        let mut stream = futures_util::stream::iter(runs).buffered(concurrency);
+        let mut results: Vec<Result<Value, Failure>> = Vec::with_capacity(total);
+        let mut failed = 0;
+        while let Some(r) = stream.next().await {
+            if let Err(f) = &r {
+                failed += 1;
+                if !allowed(failed) {
+                    self.history.push(
+                        "MapStateFailed",
+                        "executionFailedEventDetails",
+                        json!({"error": f.error, "cause": f.cause}),
+                    );
+                    if tolerated_count.is_some() || tolerated_pct.is_some() {
+                        return Err(Failure::new(
+                            "States.ExceedToleratedFailureThreshold",
+                            format!("more than the tolerated iterations of {total} failed"),
+                        ));
+                    }
+                    return Err(f.clone());
+                }
             }
-            return Err(f);
+            results.push(r);
         }
         self.history.push("MapStateSucceeded", "", Value::Null);
         Ok(Value::Array(

@@ -8,12 +8,14 @@ use serde_json::Value;
 use std::time::Duration;
 
 impl Runner {
+    /// The next state, and the matched rule's own `Assign` (AWS lets each
+    /// rule assign variables when it is the one taken).
     pub(super) fn choose(
         &self,
         state: &State,
         scope: &Scope,
         data: &Value,
-    ) -> Result<String, Failure> {
+    ) -> Result<(String, Option<Value>), Failure> {
         let choices = state
             .body
             .get("Choices")
@@ -38,18 +40,19 @@ impl Runner {
                 }
             };
             if holds {
-                return Ok(c
+                let next = c
                     .get("Next")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
-                    .to_string());
+                    .to_string();
+                return Ok((next, c.get("Assign").cloned()));
             }
         }
         state
             .body
             .get("Default")
             .and_then(Value::as_str)
-            .map(str::to_string)
+            .map(|d| (d.to_string(), None))
             .ok_or_else(|| {
                 Failure::new(
                     "States.NoChoiceMatched",

@@ -14,6 +14,7 @@ mod task;
 use super::data::{filter, result_path, runtime, Scope, Vars};
 use super::definition::{Catcher, Definition, Kind, Lang, Retrier, State};
 use super::history::History;
+use super::intrinsics;
 use super::tokens::Tokens;
 use super::Failure;
 use futures_util::future::BoxFuture;
@@ -380,6 +381,18 @@ impl Runner {
                             Value::String(s) => s,
                             other => other.to_string(),
                         },
+                        (None, Some(Value::String(p))) if intrinsics::is_call(p) => {
+                            let e = intrinsics::parse(p)
+                                .map_err(|e| Failure::new("States.IntrinsicFailure", e))?;
+                            let v = intrinsics::eval(&e, &|q| {
+                                scope.require(q, raw, path).map_err(|f| f.cause)
+                            })
+                            .map_err(|e| Failure::new("States.IntrinsicFailure", e))?;
+                            match v {
+                                Value::String(s) => s,
+                                other => other.to_string(),
+                            }
+                        }
                         (None, Some(Value::String(p))) => match scope.path(p, raw)? {
                             Some(Value::String(s)) => s,
                             Some(other) => other.to_string(),
@@ -388,13 +401,11 @@ impl Runner {
                         _ => String::new(),
                     })
                 };
-                let f = Failure::new(text("Error", "ErrorPath")?, text("Cause", "CausePath")?);
-                self.history.push(
-                    "FailStateEntered",
-                    "stateEnteredEventDetails",
-                    json!({"name": state.name, "input": raw.to_string()}),
-                );
-                Err(f)
+                // (`FailStateEntered` was recorded on entering.)
+                Err(Failure::new(
+                    text("Error", "ErrorPath")?,
+                    text("Cause", "CausePath")?,
+                ))
             }
             Kind::Succeed | Kind::Wait | Kind::Pass | Kind::Choice => {
                 if state.kind == Kind::Wait {
@@ -408,11 +419,19 @@ impl Runner {
                     },
                     _ => effective.clone(),
                 };
-                let next = match state.kind {
-                    Kind::Choice => Some(self.choose(state, &scope, &effective)?),
-                    _ => state.next.clone(),
+                let (next, rule_assign) = match state.kind {
+                    Kind::Choice => {
+                        let (n, a) = self.choose(state, &scope, &effective)?;
+                        (Some(n), a)
+                    }
+                    _ => (state.next.clone(), None),
                 };
-                self.finish(state, &scope, raw, result, next, false)
+                let (output, next, mut assigned) =
+                    self.finish(state, &scope, raw, result, next, false)?;
+                if let Some(a) = rule_assign {
+                    assigned.extend(scope.assign(state.lang, Some(&a), &effective)?);
+                }
+                Ok((output, next, assigned))
             }
             Kind::Task | Kind::Parallel | Kind::Map => {
                 let args = if jp {

@@ -37,6 +37,12 @@ impl Runner {
         };
         let timeout = number("TimeoutSeconds")?.unwrap_or(99_999_999.0);
         let heartbeat = number("HeartbeatSeconds")?;
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(timeout) || heartbeat.is_some_and(|h| !positive(h)) {
+            return Err(runtime(
+                "TimeoutSeconds and HeartbeatSeconds must be positive numbers of seconds",
+            ));
+        }
         let (base, wait_token) = match resource.strip_suffix(".waitForTaskToken") {
             Some(base) => (base.to_string(), true),
             None => (resource.trim_end_matches(".sync").to_string(), false),

@@ -44,6 +44,42 @@ async fn a_table_of_test_state_cases() {
     let double = "arn:aws:lambda:us-east-1:000000000000:function:double";
     let fail = "arn:aws:lambda:us-east-1:000000000000:function:fail";
     let table: Vec<Case> = vec![
+        // A rule's own Assign, taken with the rule (checked below via output).
+        (
+            json!({"Type": "Choice", "QueryLanguage": "JSONata", "Choices": [{"Condition": "{% $states.input.n > 1 %}", "Assign": {"big": true}, "Next": "Big"}], "Default": "Small"}),
+            json!({"n": 5}),
+            json!({}),
+            "SUCCEEDED",
+            json!({"n": 5}),
+            Some("Big"),
+        ),
+        // A ResultPath that cannot apply is States.ResultPathMatchFailure, which States.ALL catches.
+        (
+            json!({"Type": "Pass", "Result": 1, "ResultPath": "$.r", "End": true}),
+            json!("text"),
+            json!({}),
+            "FAILED",
+            json!("States.ResultPathMatchFailure"),
+            None,
+        ),
+        (
+            json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:double", "ResultPath": "$.r",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": null, "Next": "C"}], "End": true}),
+            json!("text"),
+            json!({}),
+            "CAUGHT_ERROR",
+            json!("text"),
+            Some("C"),
+        ),
+        // ErrorPath and CausePath may be intrinsic functions.
+        (
+            json!({"Type": "Fail", "ErrorPath": "States.Format('E{}', $.n)", "CausePath": "States.JsonToString($.why)"}),
+            json!({"n": 7, "why": {"a": 1}}),
+            json!({}),
+            "FAILED",
+            json!("E7"),
+            None,
+        ),
         // Pass, JSONPath: Parameters with paths, intrinsics, context, ResultPath.
         (
             json!({"Type": "Pass", "Parameters": {"who.$": "$.name", "hi.$": "States.Format('hi {}', $.name)", "exec.$": "$$.Execution.Id"}, "ResultPath": "$.out", "Next": "N"}),
@@ -238,6 +274,43 @@ async fn a_table_of_test_state_cases() {
         }
         assert_eq!(got_next.as_deref(), next, "{state}");
     }
+}
+
+/// A choice rule's `Assign` is stored when that rule is taken.
+#[tokio::test]
+async fn a_choice_rules_assign_is_stored() {
+    let s = parse_state(
+        &json!({"Type": "Choice", "QueryLanguage": "JSONata", "Choices": [
+            {"Condition": "{% $states.input.n > 1 %}", "Assign": {"big": "{% $states.input.n %}"}, "Next": "Big"}],
+            "Default": "Small"})
+        .to_string(),
+    )
+    .unwrap();
+    let (_, _, next, vars) = runner().test_one(&s, json!({"n": 5}), Map::new()).await;
+    assert_eq!(next.as_deref(), Some("Big"));
+    assert_eq!(Value::Object(vars), json!({"big": 5}));
+}
+
+/// The first failing branch fails a `Parallel` at once, while another
+/// branch still waits (here: for a task token that never comes).
+#[tokio::test]
+async fn a_failing_branch_fails_the_parallel_state_at_once() {
+    let s = parse_state(
+        &json!({"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "Hang", "States": {"Hang": {"Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:000000000000:function:double.waitForTaskToken", "End": true}}},
+            {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Boom"}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (status, result, _, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        runner().test_one(&s, json!({}), Map::new()),
+    )
+    .await
+    .expect("the Parallel state failed without waiting for the other branch");
+    assert_eq!(status, "FAILED");
+    assert_eq!(result.unwrap_err().error, "Boom");
 }
 
 /// `Assign` sees the input, the result and the variables as they were:
