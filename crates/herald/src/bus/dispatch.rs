@@ -105,20 +105,26 @@ async fn run(buses: Arc<EventBuses>, parts: Arc<Parts>, mut stop: watch::Receive
             Some(key) = done_rx.recv() => complete(&mut reader, &mut tracker, key).await,
             _ = tick.tick() => {
                 reader.checkpoint().await;
-                if let Some(every) = reader.progress_every() {
-                    let now = tokio::time::Instant::now();
-                    for p in tracker.pending.values_mut() {
-                        if now - p.touched >= every {
-                            reader.progress(&p.ack).await;
-                            p.touched = now;
-                        }
-                    }
-                }
+                keep_alive(&mut reader, &mut tracker).await;
             }
             _ = stop.changed() => {
                 if *stop.borrow() {
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// Tell a shared log the events still being delivered are still held
+/// (else another node takes them after `ack_wait_secs`).
+async fn keep_alive(reader: &mut Reader, tracker: &mut Tracker) {
+    if let Some(every) = reader.progress_every() {
+        let now = tokio::time::Instant::now();
+        for p in tracker.pending.values_mut() {
+            if now - p.touched >= every {
+                reader.progress(&p.ack).await;
+                p.touched = now;
             }
         }
     }
@@ -220,11 +226,14 @@ async fn route(
     let text: Arc<str> = ev.event.into();
     for rule in rules {
         for target in rule.targets.iter().cloned() {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            // While every delivery slot is busy the loop's tick does not
+            // run: keep the held events alive from here.
+            let permit = loop {
+                match tokio::time::timeout(TICK, permits.clone().acquire_owned()).await {
+                    Ok(p) => break p.expect("the semaphore is never closed"),
+                    Err(_) => keep_alive(reader, tracker).await,
+                }
+            };
             let job = Job {
                 buses: buses.clone(),
                 parts: parts.clone(),
