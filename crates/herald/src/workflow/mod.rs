@@ -2,10 +2,12 @@
 //! with both query languages (JSONPath and JSONata) and workflow variables.
 //!
 //! Layout: [`definition`] (the language, checked at create time with AWS's
-//! diagnostics), [`choice`] (JSONPath `Choice` rules), [`intrinsics`]
+//! diagnostics; [`schema`]: the fields each state type takes), [`choice`]
+//! (JSONPath `Choice` rules), [`intrinsics`]
 //! (`States.Format`, ...), [`data`] (what a state reads and writes, and
 //! variables), [`run`] (the interpreter), [`tasks`] (what a `Task` calls),
-//! [`tokens`] (`.waitForTaskToken`), [`history`] (`GetExecutionHistory`).
+//! [`tokens`] (`.waitForTaskToken`), [`history`] (`GetExecutionHistory`),
+//! `journal` (durable standard executions).
 //! [`Workflows`] holds the state machines (in the store, so cluster nodes
 //! share them) and this node's executions.
 //!
@@ -27,6 +29,7 @@ pub mod history;
 pub mod intrinsics;
 mod journal;
 pub mod run;
+pub mod schema;
 pub mod tasks;
 pub mod tokens;
 
