@@ -223,6 +223,14 @@ async fn nodes_sharing_a_store_share_machines_and_executions() {
     )
     .await;
     assert_eq!(h["events"][0]["type"], "ExecutionStarted");
+    // And lists it among the machine's executions.
+    let l = states_ok(
+        admin_a,
+        "ListExecutions",
+        json!({"stateMachineArn": m["stateMachineArn"]}),
+    )
+    .await;
+    assert_eq!(l["executions"][0]["executionArn"], e["executionArn"], "{l}");
     drop((a, b));
     db.drop_it().await;
 }

@@ -60,7 +60,7 @@ pub async fn route(
         "StartExecution" => start(w, &req),
         "StartSyncExecution" => start_sync(w, &req).await,
         "DescribeExecution" => describe_execution(w, &req).await,
-        "ListExecutions" => list_executions(w, &req),
+        "ListExecutions" => list_executions(w, &req).await,
         "StopExecution" => stop(w, &req).await,
         "GetExecutionHistory" => history(w, &req).await,
         "SendTaskSuccess" => send(w, &req, "success"),
@@ -366,11 +366,12 @@ async fn describe_execution(w: &Workflows, req: &Req) -> Result<Response<Body>, 
     ok(&execution_value(&e, true))
 }
 
-fn list_executions(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
+async fn list_executions(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
     let m = machine_of(w, req)?;
     let filter = opt(req, "statusFilter")?;
     let all: Vec<Value> = w
         .executions_of(&m.spec.state_machine_arn)
+        .await
         .iter()
         .map(|e| execution_value(e, false))
         .filter(|v| filter.is_none_or(|f| v["status"] == f))

@@ -427,6 +427,14 @@ impl Store {
         dispatch!(self.workflow_executions())
     }
 
+    /// A state machine's stored executions: (arn, record).
+    pub async fn workflow_executions_of(
+        &self,
+        machine: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        dispatch!(self.workflow_executions_of(machine))
+    }
+
     /// One stored execution's record.
     pub async fn workflow_execution(&self, arn: &str) -> Result<Option<String>, String> {
         dispatch!(self.workflow_execution(arn))

@@ -236,8 +236,10 @@ impl Workflows {
         Some(execution_of(&record).0)
     }
 
-    /// This node's executions of a machine, newest first.
-    pub fn executions_of(&self, machine_arn: &str) -> Vec<Arc<Execution>> {
+    /// A machine's executions, newest first: this node's, and the standard
+    /// ones in the store (on a shared store: every node's, as of their last
+    /// transition).
+    pub async fn executions_of(&self, machine_arn: &str) -> Vec<Arc<Execution>> {
         let mut v: Vec<Arc<Execution>> = self
             .executions
             .lock()
@@ -247,6 +249,19 @@ impl Workflows {
             .filter(|e| e.machine_arn == machine_arn)
             .cloned()
             .collect();
+        match self.store.workflow_executions_of(machine_arn).await {
+            Ok(rows) => {
+                for (arn, text) in rows {
+                    if v.iter().any(|e| e.arn == arn) {
+                        continue;
+                    }
+                    if let Ok(r) = serde_json::from_str::<Record>(&text) {
+                        v.push(execution_of(&r).0);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the stored executions failed"),
+        }
         v.sort_by(|a, b| b.start_date.total_cmp(&a.start_date));
         v
     }

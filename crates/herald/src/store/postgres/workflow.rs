@@ -45,4 +45,18 @@ impl Postgres {
             .await?;
         Ok(rows.first().map(|r| r.get(0)))
     }
+
+    /// A machine's stored executions: (arn, record).
+    pub async fn workflow_executions_of(
+        &self,
+        machine: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let rows = self
+            .query(
+                "SELECT arn, record FROM workflow_executions WHERE machine = $1",
+                &[&machine],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
 }

@@ -59,4 +59,20 @@ impl Sqlite {
         })
         .await
     }
+
+    /// A machine's stored executions: (arn, record).
+    pub async fn workflow_executions_of(
+        &self,
+        machine: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let machine = machine.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT arn, record FROM workflow_executions WHERE machine = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map(params![machine], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
 }
