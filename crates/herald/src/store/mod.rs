@@ -412,14 +412,22 @@ impl Store {
 
     /// A standard workflow execution's journal record (written at each
     /// transition). Not counted as a local write: not a resource.
+    /// With the history events new since the last write (id, JSON), in
+    /// one transaction.
     pub async fn put_execution(
         &self,
         arn: &str,
         machine: &str,
         status: &str,
         record: String,
+        events: Vec<(i64, String)>,
     ) -> Result<(), String> {
-        dispatch!(self.put_execution(arn, machine, status, record))
+        dispatch!(self.put_execution(arn, machine, status, record, events))
+    }
+
+    /// An execution's history events (JSON), in order.
+    pub async fn workflow_history(&self, arn: &str) -> Result<Vec<String>, String> {
+        dispatch!(self.workflow_history(arn))
     }
 
     /// Every stored execution: (arn, record).

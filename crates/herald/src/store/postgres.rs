@@ -189,6 +189,13 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL,
         record TEXT NOT NULL
     );",
+    // 9: their history events, appended as they happen.
+    "CREATE TABLE workflow_history (
+        arn TEXT NOT NULL,
+        id BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (arn, id)
+    );",
 ];
 
 /// Now, in epoch seconds, in SQL.

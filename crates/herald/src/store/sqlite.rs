@@ -114,6 +114,13 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL,
         record TEXT NOT NULL
     );",
+    // 12: their history events, appended as they happen.
+    "CREATE TABLE workflow_history (
+        arn TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (arn, id)
+    );",
 ];
 
 /// The database.

@@ -15,6 +15,8 @@ pub const MAX_EVENTS: usize = 25_000;
 #[derive(Default)]
 pub struct History {
     events: Mutex<Vec<Value>>,
+    /// How many of them the journal has stored.
+    saved: Mutex<usize>,
 }
 
 impl History {
@@ -39,9 +41,28 @@ impl History {
 
     /// A history read back from an execution's journal.
     pub fn restore(events: Vec<Value>) -> History {
+        let saved = events.len();
         History {
             events: Mutex::new(events),
+            saved: Mutex::new(saved),
         }
+    }
+
+    /// The events the journal has not stored yet: (id, JSON), and the
+    /// count to [`History::saved_up_to`] once they are stored.
+    pub fn unsaved(&self) -> (Vec<(i64, String)>, usize) {
+        let events = self.events.lock().unwrap();
+        let from = *self.saved.lock().unwrap();
+        let new = events[from.min(events.len())..]
+            .iter()
+            .map(|e| (e["id"].as_i64().unwrap_or_default(), e.to_string()))
+            .collect();
+        (new, events.len())
+    }
+
+    pub fn saved_up_to(&self, n: usize) {
+        let mut saved = self.saved.lock().unwrap();
+        *saved = (*saved).max(n);
     }
 
     pub fn events(&self) -> Vec<Value> {

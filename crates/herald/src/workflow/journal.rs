@@ -10,6 +10,23 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 
 impl Workflows {
+    /// A stored record with its history read back.
+    pub(super) async fn record_with_history(
+        &self,
+        arn: &str,
+        text: &str,
+    ) -> Result<Record, String> {
+        let mut r: Record = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        r.history = self
+            .store
+            .workflow_history(arn)
+            .await?
+            .iter()
+            .filter_map(|e| serde_json::from_str(e).ok())
+            .collect();
+        Ok(r)
+    }
+
     /// Write a standard execution's journal record (`at`: where it is,
     /// while it runs).
     pub(super) async fn save_record(&self, exec: &Execution, at: Option<&Resume>) {
@@ -27,17 +44,28 @@ impl Workflows {
             cause: o.failure.map(|f| f.cause),
             stop: o.stop_date,
             node: self.node.clone(),
-            history: exec.history.events(),
+            history: Vec::new(),
         };
         let text = serde_json::to_string(&record).expect("a record serializes");
+        // Only the history events new since the last write are written.
+        let (events, upto) = exec.history.unsaved();
         let mut delay = std::time::Duration::from_millis(50);
         for _ in 0..5 {
             match self
                 .store
-                .put_execution(&exec.arn, &exec.machine_arn, o.status, text.clone())
+                .put_execution(
+                    &exec.arn,
+                    &exec.machine_arn,
+                    o.status,
+                    text.clone(),
+                    events.clone(),
+                )
                 .await
             {
-                Ok(()) => return,
+                Ok(()) => {
+                    exec.history.saved_up_to(upto);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(execution = %exec.arn, error = %e, "writing the execution's journal failed; trying again");
                     tokio::time::sleep(delay).await;
@@ -54,7 +82,7 @@ impl Workflows {
     pub async fn resume(self: &Arc<Self>, all: bool) -> Result<usize, String> {
         let mut resumed = 0;
         for (arn, text) in self.store.workflow_executions().await? {
-            let r: Record = match serde_json::from_str(&text) {
+            let r: Record = match self.record_with_history(&arn, &text).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(execution = %arn, error = %e, "a stored execution is not readable");
@@ -154,6 +182,8 @@ pub(super) struct Record {
     pub(super) stop: Option<f64>,
     /// The node running it.
     pub(super) node: String,
+    /// Kept apart (`workflow_history`), appended as it grows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) history: Vec<Value>,
 }
 

@@ -13,8 +13,8 @@
 //!
 //! **Executions** run on the node that started them. A `STANDARD`
 //! execution is durable: before each state of its top machine runs, its
-//! journal record (the state, its input, the variables, the history) is
-//! written to the store, and a node that restarts resumes its running
+//! journal record (the state, its input, the variables; the new history
+//! events appended beside it) is written to the store, and a node that restarts resumes its running
 //! executions where they were (a `Wait` waits only what is left; a task
 //! that had answered is not run again; one that had not runs again; a
 //! `Parallel` or `Map` state runs again whole). `EXPRESS` executions run in
@@ -232,7 +232,7 @@ impl Workflows {
             return Some(e);
         }
         let text = self.store.workflow_execution(arn).await.ok()??;
-        let record: Record = serde_json::from_str(&text).ok()?;
+        let record = self.record_with_history(arn, &text).await.ok()?;
         Some(execution_of(&record).0)
     }
 

@@ -3,20 +3,41 @@
 use super::Postgres;
 
 impl Postgres {
+    /// The record and the history events new since the last write, in
+    /// one statement (so both or neither).
     pub async fn put_execution(
         &self,
         arn: &str,
         machine: &str,
         status: &str,
         record: String,
+        events: Vec<(i64, String)>,
     ) -> Result<(), String> {
+        let ids: Vec<i64> = events.iter().map(|(i, _)| *i).collect();
+        let texts: Vec<String> = events.into_iter().map(|(_, e)| e).collect();
         self.execute(
-            "INSERT INTO workflow_executions (arn, machine, status, record) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (arn) DO UPDATE SET status = excluded.status, record = excluded.record",
-            &[&arn, &machine, &status, &record],
+            "WITH rec AS (
+                 INSERT INTO workflow_executions (arn, machine, status, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (arn) DO UPDATE SET status = excluded.status, record = excluded.record
+             )
+             INSERT INTO workflow_history (arn, id, event)
+             SELECT $1, e.id, e.event FROM unnest($5::bigint[], $6::text[]) AS e(id, event)
+             ON CONFLICT (arn, id) DO NOTHING",
+            &[&arn, &machine, &status, &record, &ids, &texts],
         )
         .await
         .map(|_| ())
+    }
+
+    /// An execution's history events, in order.
+    pub async fn workflow_history(&self, arn: &str) -> Result<Vec<String>, String> {
+        let rows = self
+            .query(
+                "SELECT event FROM workflow_history WHERE arn = $1 ORDER BY id",
+                &[&arn],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// (arn, record).

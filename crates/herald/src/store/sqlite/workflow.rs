@@ -4,21 +4,46 @@ use super::Sqlite;
 use rusqlite::params;
 
 impl Sqlite {
+    /// The record and the history events new since the last write, in
+    /// one transaction.
     pub async fn put_execution(
         &self,
         arn: &str,
         machine: &str,
         status: &str,
         record: String,
+        events: Vec<(i64, String)>,
     ) -> Result<(), String> {
         let (arn, machine, status) = (arn.to_string(), machine.to_string(), status.to_string());
         self.run(move |c| {
-            c.execute(
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
                 "INSERT INTO workflow_executions (arn, machine, status, record) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (arn) DO UPDATE SET status = excluded.status, record = excluded.record",
                 params![arn, machine, status, record],
-            )
-            .map(|_| ())
+            )?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO workflow_history (arn, id, event) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (arn, id) DO NOTHING",
+                )?;
+                for (id, event) in &events {
+                    stmt.execute(params![arn, id, event])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// An execution's history events, in order.
+    pub async fn workflow_history(&self, arn: &str) -> Result<Vec<String>, String> {
+        let arn = arn.to_string();
+        self.run(move |c| {
+            let mut stmt =
+                c.prepare("SELECT event FROM workflow_history WHERE arn = ?1 ORDER BY id")?;
+            let rows = stmt.query_map(params![arn], |r| r.get(0))?;
+            rows.collect()
         })
         .await
     }
