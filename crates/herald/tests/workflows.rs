@@ -231,6 +231,20 @@ async fn nodes_sharing_a_store_share_machines_and_executions() {
     )
     .await;
     assert_eq!(l["executions"][0]["executionArn"], e["executionArn"], "{l}");
+    // Deleting the machine deletes its finished executions from the store.
+    states_ok(
+        admin_a,
+        "DeleteStateMachine",
+        json!({"stateMachineArn": m["stateMachineArn"]}),
+    )
+    .await;
+    let r = states(
+        admin_a,
+        "DescribeExecution",
+        json!({"executionArn": e["executionArn"]}),
+    )
+    .await;
+    assert_eq!(r.body["__type"], "ExecutionDoesNotExist", "{}", r.raw);
     drop((a, b));
     db.drop_it().await;
 }

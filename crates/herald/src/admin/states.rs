@@ -238,6 +238,10 @@ async fn delete(w: &Workflows, req: &Req) -> Result<Response<Body>, AwsError> {
             .delete_bus_resource(MACHINE, &m.spec.name)
             .await
             .map_err(store_failed)?;
+        // Its finished executions go with it (running ones finish first).
+        if let Err(e) = w.store().delete_executions_of(arn).await {
+            tracing::warn!(machine = %arn, error = %e, "deleting the machine's executions failed");
+        }
         if let Err(e) = w.reload().await {
             tracing::error!(error = %e, "re-reading the state machines failed");
         }

@@ -448,7 +448,7 @@ impl Store {
         dispatch!(self.workflow_execution(arn))
     }
 
-    /// A deleted state machine's finished executions.
+    /// A deleted state machine's finished executions and their history.
     pub async fn delete_executions_of(&self, machine: &str) -> Result<(), String> {
         dispatch!(self.delete_executions_of(machine))
     }

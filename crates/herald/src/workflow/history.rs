@@ -2,9 +2,9 @@
 //! events, each with AWS's type name and its details under AWS's key
 //! (`stateEnteredEventDetails`, ...).
 //!
-//! Bounded: past [`MAX_EVENTS`] events the oldest detail-less ones are
-//! still counted but not kept (AWS's own limit is 25,000 events per
-//! execution); the execution's result never depends on its history.
+//! Bounded: past [`MAX_EVENTS`] (AWS's own limit per execution) further
+//! events are not recorded; the execution's result never depends on its
+//! history.
 
 use serde_json::{json, Value};
 use std::sync::Mutex;

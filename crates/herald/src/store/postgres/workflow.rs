@@ -48,9 +48,14 @@ impl Postgres {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// A machine's finished executions and their history, in one statement.
     pub async fn delete_executions_of(&self, machine: &str) -> Result<(), String> {
         self.execute(
-            "DELETE FROM workflow_executions WHERE machine = $1 AND status <> 'RUNNING'",
+            "WITH gone AS (
+                 DELETE FROM workflow_executions WHERE machine = $1 AND status <> 'RUNNING'
+                 RETURNING arn
+             )
+             DELETE FROM workflow_history WHERE arn IN (SELECT arn FROM gone)",
             &[&machine],
         )
         .await

@@ -62,11 +62,17 @@ impl Sqlite {
     pub async fn delete_executions_of(&self, machine: &str) -> Result<(), String> {
         let machine = machine.to_string();
         self.run(move |c| {
-            c.execute(
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "DELETE FROM workflow_history WHERE arn IN (SELECT arn FROM workflow_executions
+                 WHERE machine = ?1 AND status <> 'RUNNING')",
+                params![machine],
+            )?;
+            tx.execute(
                 "DELETE FROM workflow_executions WHERE machine = ?1 AND status <> 'RUNNING'",
                 params![machine],
-            )
-            .map(|_| ())
+            )?;
+            tx.commit()
         })
         .await
     }
