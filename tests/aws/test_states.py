@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from botocore.exceptions import ClientError
 
@@ -20,6 +22,18 @@ from test_admin import make_client, start, stop
 from test_functions import zip_of
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+
+def publish_events(server, channel, payloads):
+    """Publish over HTTP with the API key: (status, answer or None)."""
+    body = json.dumps({"channel": channel, "events": [json.dumps(p) for p in payloads]}).encode()
+    req = urllib.request.Request(f"http://{server['public']}/event", data=body,
+                                 headers={"content-type": "application/json", "x-api-key": server["api_key"]})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, None
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -242,6 +256,57 @@ class StepFunctionsApi(unittest.TestCase):
         d = self.sfn.describe_execution(executionArn=done[0]["executionArn"])
         self.assertEqual(json.loads(d["output"]), "o-7")
         self.assertEqual(json.loads(d["input"])["source"], "shop")
+
+    def test_channel_handlers_run_state_machines(self):
+        """A data source naming a state machine (Herald's extension of
+        lambdaFunctionArn): a REQUEST_RESPONSE onPublish runs an EXPRESS
+        machine whose output is the handler's answer; an EVENT one starts a
+        STANDARD execution per publish."""
+        appsync = make_client(self.server, "appsync")
+        api_id = appsync.list_apis()["apis"][0]["apiId"]
+        judge = self.machine("judge-events", {"QueryLanguage": "JSONata", "StartAt": "Judge", "States": {
+            "Judge": {"Type": "Pass", "End": True, "Output": (
+                "{% {'events': [$states.input.events.(payload.bad ? {'id': id, 'error': 'bad event'}"
+                " : {'id': id, 'payload': payload})]} %}")}}}, kind="EXPRESS")
+        audit = self.machine("audit-events", {"QueryLanguage": "JSONata", "StartAt": "Note", "States": {
+            "Note": {"Type": "Pass", "End": True, "Output": "{% $states.input.events[0].payload %}"}}})
+        for name, arn in (("judge_sfn", judge), ("audit_sfn", audit)):
+            appsync.create_data_source(apiId=api_id, name=name, type="AWS_LAMBDA",
+                                       lambdaConfig={"lambdaFunctionArn": arn})
+        code, message = self.error(lambda: appsync.create_data_source(
+            apiId=api_id, name="nosuch", type="AWS_LAMBDA",
+            lambdaConfig={"lambdaFunctionArn": judge.replace("judge-events", "missing")}))
+        self.assertEqual(code, "BadRequestException")
+        self.assertIn("No state machine", message)
+        for ns, source, invoke in (("judged-sfn", "judge_sfn", "REQUEST_RESPONSE"), ("audited", "audit_sfn", "EVENT")):
+            appsync.create_channel_namespace(apiId=api_id, name=ns, handlerConfigs={"onPublish": {
+                "behavior": "DIRECT", "integration": {"dataSourceName": source,
+                                                      "lambdaConfig": {"invokeType": invoke}}}})
+        status, answer = publish_events(self.server, "/judged-sfn/a", [{"ok": 1}, {"bad": 1}, {"ok": 2}])
+        self.assertEqual(status, 200)
+        self.assertEqual([f["index"] for f in answer["failed"]], [1])
+        self.assertEqual(len(answer["successful"]), 2)
+        self.assertEqual(publish_events(self.server, "/audited/x", [{"order": "o-9"}])[0], 200)
+        deadline = time.time() + 10
+        done = []
+        while time.time() < deadline and not done:
+            done = [e for e in self.sfn.list_executions(stateMachineArn=audit)["executions"]
+                    if e["status"] == "SUCCEEDED"]
+            time.sleep(0.05)
+        self.assertEqual(len(done), 1)
+        d = self.sfn.describe_execution(executionArn=done[0]["executionArn"])
+        self.assertEqual(json.loads(d["output"]), {"order": "o-9"})
+        self.assertEqual(json.loads(d["input"])["info"]["channel"]["path"], "/audited/x")
+        # A STANDARD machine cannot answer a REQUEST_RESPONSE handler: the
+        # publish fails (500) with the reason in Herald's log, nothing is sent.
+        appsync.update_channel_namespace(apiId=api_id, name="audited", handlerConfigs={"onPublish": {
+            "behavior": "DIRECT", "integration": {"dataSourceName": "audit_sfn",
+                                                  "lambdaConfig": {"invokeType": "REQUEST_RESPONSE"}}}})
+        self.assertEqual(publish_events(self.server, "/audited/x", [{"order": "o-10"}])[0], 500)
+        for ns in ("judged-sfn", "audited"):
+            appsync.delete_channel_namespace(apiId=api_id, name=ns)
+        for name in ("judge_sfn", "audit_sfn"):
+            appsync.delete_data_source(apiId=api_id, name=name)
 
     def test_express_sync_stop_and_test_state(self):
         arn = self.machine("quick", {"QueryLanguage": "JSONata", "StartAt": "A", "States": {

@@ -2,7 +2,8 @@
 //! `handlerConfigs` of namespaces created through the admin API, which name
 //! them. A data source is `AWS_LAMBDA` with `lambdaConfig.lambdaFunctionArn`
 //! naming a Herald function: a DIRECT handler that uses it runs that
-//! function in-process.
+//! function in-process. (Or, a Herald extension, naming a state machine: the
+//! handler starts an execution.)
 
 use super::EventApi;
 use crate::config::{DirectConfig, DirectTarget};
@@ -98,9 +99,7 @@ impl EventApi {
                 }
             };
             Ok(Some(DirectConfig {
-                target: DirectTarget::Function(
-                    crate::functions::Functions::name_of(function).to_string(),
-                ),
+                target: DirectTarget::of(function),
                 event,
                 timeout: DIRECT_TIMEOUT,
             }))

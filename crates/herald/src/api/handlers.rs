@@ -56,6 +56,10 @@ impl EventApi {
                             functions: self.functions.clone(),
                             name: name.clone(),
                         },
+                        crate::config::DirectTarget::StateMachine(arn) => Target::StateMachine {
+                            workflows: self.workflows.clone(),
+                            arn: arn.clone(),
+                        },
                     },
                     invoke_type: if d.event {
                         InvokeType::Event

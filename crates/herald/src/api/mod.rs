@@ -108,6 +108,9 @@ pub struct EventApi {
     http: HttpClient,
     /// The server's functions (a DIRECT handler's data source may be one).
     pub functions: Arc<crate::functions::Functions>,
+    /// The server's state machines (a DIRECT handler's data source may name
+    /// one), shared by every API and set once the server has them.
+    pub workflows: crate::workflow::WorkflowsSlot,
 }
 
 impl EventApi {
@@ -118,6 +121,7 @@ impl EventApi {
         hub: Hub,
         store: crate::store::Store,
         functions: Arc<crate::functions::Functions>,
+        workflows: crate::workflow::WorkflowsSlot,
     ) -> Result<EventApi, String> {
         let code: HashMap<String, String> = config
             .namespaces
@@ -136,6 +140,7 @@ impl EventApi {
             })),
             keys,
             functions,
+            workflows,
             store,
             key_connections: Default::default(),
             connections: Default::default(),
@@ -165,6 +170,7 @@ impl EventApi {
         stored: &crate::store::StoredApi,
         store: crate::store::Store,
         functions: Arc<crate::functions::Functions>,
+        workflows: crate::workflow::WorkflowsSlot,
     ) -> Result<Arc<EventApi>, String> {
         let config = ApiConfig::derived(
             base,
@@ -174,7 +180,7 @@ impl EventApi {
             &stored.event_config,
         )?;
         let hub = Hub::from_config(&config).await?;
-        let mut api = EventApi::new(config.clone(), hub, store, functions)?;
+        let mut api = EventApi::new(config.clone(), hub, store, functions, workflows)?;
         api.created = stored.created;
         api.set_live(config, stored.clone());
         Ok(Arc::new(api))

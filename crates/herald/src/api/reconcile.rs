@@ -56,7 +56,8 @@ impl Registry {
             for a in stored_apis.iter().filter(|a| self.get(&a.api_id).is_none()) {
                 let base = &self.default_api().config;
                 let functions = self.default_api().functions.clone();
-                match EventApi::create(base, a, store.clone(), functions).await {
+                let workflows = self.default_api().workflows.clone();
+                match EventApi::create(base, a, store.clone(), functions, workflows).await {
                     Ok(api) => built.push(api),
                     Err(e) => problems.push(format!("stored API {}: {e}", a.api_id)),
                 }

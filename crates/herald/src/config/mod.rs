@@ -365,6 +365,9 @@ impl ApiConfig {
                         d.name
                     ))
                 }
+                // A state machine is created through the admin API: it is
+                // looked up when the handler runs.
+                (None, Some(l)) if crate::workflow::is_state_machine(&l.lambda_function_arn) => {}
                 (None, Some(l)) => {
                     let name = crate::functions::Functions::name_of(&l.lambda_function_arn);
                     if !file.functions.iter().any(|f| f.name == name) {

@@ -82,6 +82,23 @@ pub enum DirectTarget {
     Url(String),
     /// A Herald function (by name), run in-process.
     Function(String),
+    /// A state machine (by ARN): the handler starts an execution (a Herald
+    /// extension: `lambda_function_arn` names the machine).
+    StateMachine(String),
+}
+
+impl DirectTarget {
+    /// What a data source's `lambdaFunctionArn` names: a state machine
+    /// (by its ARN) or a Herald function (by name or ARN).
+    pub fn of(lambda_function_arn: &str) -> DirectTarget {
+        if crate::workflow::is_state_machine(lambda_function_arn) {
+            DirectTarget::StateMachine(lambda_function_arn.to_string())
+        } else {
+            DirectTarget::Function(
+                crate::functions::Functions::name_of(lambda_function_arn).to_string(),
+            )
+        }
+    }
 }
 
 /// A resolved DIRECT handler.
@@ -154,9 +171,7 @@ pub(super) fn resolve_namespaces(
             };
             let target = match (&ds.endpoint, &ds.lambda_config) {
                 (Some(url), None) => DirectTarget::Url(url.clone()),
-                (None, Some(l)) => DirectTarget::Function(
-                    crate::functions::Functions::name_of(&l.lambda_function_arn).to_string(),
-                ),
+                (None, Some(l)) => DirectTarget::of(&l.lambda_function_arn),
                 _ => unreachable!("checked with the data sources"),
             };
             Ok(Some(DirectConfig {

@@ -128,3 +128,24 @@ fn base_domain_is_a_dns_name_with_an_optional_port() {
         assert!(e.contains("base_domain"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_data_source_may_name_a_state_machine() {
+    let arn = "arn:aws:states:us-east-1:123456789012:stateMachine:judge";
+    let file = ConfigFile::parse(&format!(
+        r#"
+        [[data_sources]]
+        name = "judge"
+        type = "AWS_LAMBDA"
+        lambda_config = {{ lambda_function_arn = "{arn}" }}
+        [[channel_namespaces]]
+        name = "judged"
+        handler_configs = {{ on_publish = {{ behavior = "DIRECT", integration = {{ data_source_name = "judge", lambda_config = {{ invoke_type = "EVENT" }} }} }} }}
+        "#
+    ))
+    .unwrap();
+    let c = ApiConfig::resolve(file, Overrides::default()).unwrap();
+    let direct = c.namespaces[0].direct_on_publish.as_ref().unwrap();
+    assert_eq!(direct.target, DirectTarget::StateMachine(arn.into()));
+    assert!(direct.event);
+}

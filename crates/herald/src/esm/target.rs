@@ -66,15 +66,7 @@ pub enum Invocation {
     NotRun(String),
 }
 
-/// The state machines, once the server has them (a mapping made from the
-/// configuration file starts before them): weak, set once.
-pub type WorkflowsSlot = Arc<std::sync::OnceLock<std::sync::Weak<crate::workflow::Workflows>>>;
-
-/// Is `reference` a state machine's ARN (a Herald extension of
-/// `FunctionName`: each batch starts an execution)?
-pub fn is_state_machine(reference: &str) -> bool {
-    reference.starts_with("arn:aws:states:") && reference.contains(":stateMachine:")
-}
+pub use crate::workflow::{is_state_machine, WorkflowsSlot};
 
 pub enum Target {
     Function {
@@ -162,7 +154,7 @@ impl Target {
                 }
             }
             Target::StateMachine { workflows, arn } => {
-                let Some(w) = workflows.get().and_then(std::sync::Weak::upgrade) else {
+                let Some(w) = crate::workflow::running(workflows) else {
                     return Invocation::NotRun("workflows are not running yet".into());
                 };
                 let input: Value = serde_json::from_slice(&event).unwrap_or(Value::Null);

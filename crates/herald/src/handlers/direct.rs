@@ -2,7 +2,8 @@
 //! Lambda-style function (AppSync's direct Lambda integration), with
 //! AppSync's payload and response shapes: a function reached over HTTP, or a
 //! Herald function run in-process (a data source whose `lambda_config` names
-//! it), with no HTTP hop.
+//! it), with no HTTP hop; or a state machine (Herald's extension: the
+//! `lambda_config` names its ARN), whose output is the answer.
 //!
 //! `REQUEST_RESPONSE` waits for the answer: for publish
 //! `{"events": [{id, payload} | {id, error}], "error"?}` (a top-level `error` is
@@ -15,6 +16,7 @@
 use super::{Failure, Kind, Outcome};
 use crate::functions::Functions;
 use crate::http_client::HttpClient;
+use crate::workflow::WorkflowsSlot;
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
@@ -36,6 +38,14 @@ pub enum Target {
         functions: Arc<Functions>,
         name: String,
     },
+    /// A state machine: the handler's `ctx` is an execution's input.
+    /// `REQUEST_RESPONSE` runs an EXPRESS machine to its end and takes its
+    /// output as the function's answer (StartSyncExecution); `EVENT` starts
+    /// an execution of either type and does not wait (StartExecution).
+    StateMachine {
+        workflows: WorkflowsSlot,
+        arn: String,
+    },
 }
 
 /// One configured DIRECT handler.
@@ -48,6 +58,40 @@ pub struct DirectHandler {
 }
 
 impl DirectHandler {
+    /// Run an EXPRESS machine to its end on `ctx`: its output, or why it
+    /// failed (as a function error is), or why it could not run.
+    async fn execute(
+        &self,
+        workflows: &WorkflowsSlot,
+        arn: &str,
+        ctx: &Value,
+    ) -> Result<Result<Bytes, String>, Failure> {
+        let w = crate::workflow::running(workflows)
+            .ok_or_else(|| Failure("workflows are not running".into()))?;
+        let run = w.start_sync(arn, None, ctx.clone());
+        let exec = match tokio::time::timeout(self.timeout, run).await {
+            Err(_) => return Err(Failure("the data source's execution timed out".into())),
+            Ok(Err(crate::workflow::StartError::NoMachine(m))) => {
+                return Err(Failure(format!("State Machine Does Not Exist: '{m}'")))
+            }
+            Ok(Err(crate::workflow::StartError::NotSupported(_))) => {
+                return Err(Failure(format!(
+                    "{arn} is a STANDARD state machine: a REQUEST_RESPONSE handler needs an EXPRESS one (or use invokeType EVENT)"
+                )))
+            }
+            Ok(Err(e)) => return Err(Failure(format!("the execution did not start: {e:?}"))),
+            Ok(Ok(exec)) => exec,
+        };
+        let outcome = exec.outcome();
+        Ok(match (outcome.status, outcome.output, outcome.failure) {
+            ("SUCCEEDED", output, _) => Ok(Bytes::from(output.unwrap_or(Value::Null).to_string())),
+            (status, _, failure) => Err(match failure {
+                Some(f) => format!("execution {status}: {}: {}", f.error, f.cause),
+                None => format!("execution {status}"),
+            }),
+        })
+    }
+
     pub async fn invoke(
         &self,
         namespace: &str,
@@ -62,6 +106,17 @@ impl DirectHandler {
                 Target::Function { functions, name } => {
                     if let Err(e) = functions.invoke_async(name, body) {
                         tracing::warn!(namespace = %ns, handler = kind.export(), error = ?e, "EVENT handler's function refused the invocation");
+                    }
+                }
+                Target::StateMachine { workflows, arn } => {
+                    let started = crate::workflow::running(workflows)
+                        .ok_or_else(|| "workflows are not running".to_string())
+                        .and_then(|w| {
+                            w.start(arn, None, ctx.clone())
+                                .map_err(|e| format!("{e:?}"))
+                        });
+                    if let Err(e) = started {
+                        tracing::warn!(namespace = %ns, handler = kind.export(), state_machine = %arn, error = %e, "EVENT handler's execution did not start");
                     }
                 }
                 Target::Url(url) => {
@@ -116,6 +171,7 @@ impl DirectHandler {
                     Ok(r.payload)
                 }
             }
+            Target::StateMachine { workflows, arn } => self.execute(workflows, arn, ctx).await?,
         };
         let body = match answer {
             Ok(b) => b,

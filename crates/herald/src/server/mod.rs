@@ -131,7 +131,14 @@ impl Server {
             log,
         ));
         buses.declare(config.declared_buses.clone());
-        let mut api = EventApi::new(config, hub, store.clone(), functions.clone())?;
+        let workflows_slot = crate::workflow::WorkflowsSlot::default();
+        let mut api = EventApi::new(
+            config,
+            hub,
+            store.clone(),
+            functions.clone(),
+            workflows_slot.clone(),
+        )?;
         functions.metrics.register(api.metrics.registry_mut());
         let esm_metrics = crate::esm::metrics::EsmMetrics::default();
         esm_metrics.register(api.metrics.registry_mut());
@@ -172,6 +179,7 @@ impl Server {
         ));
         problems.extend(workflows.reload().await?);
         mappings.set_workflows(&workflows);
+        let _ = workflows_slot.set(Arc::downgrade(&workflows));
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }

@@ -54,6 +54,23 @@ pub const MAX_FINISHED: usize = 10_000;
 /// own limit) rather than let memory grow without bound.
 pub const MAX_RUNNING: usize = 100_000;
 
+/// The state machines, once the server has them (an event source mapping
+/// or an API made from the configuration file exists before them): weak,
+/// set once, so a holder never keeps them alive.
+pub type WorkflowsSlot = Arc<OnceLock<std::sync::Weak<Workflows>>>;
+
+/// The workflows behind `slot`, if the server has set it and still runs.
+pub fn running(slot: &WorkflowsSlot) -> Option<Arc<Workflows>> {
+    slot.get().and_then(std::sync::Weak::upgrade)
+}
+
+/// Is `reference` a state machine's ARN? (A Herald extension wherever a
+/// function is named, a mapping's `FunctionName` or a data source's
+/// `lambdaFunctionArn`: the call starts an execution instead.)
+pub fn is_state_machine(reference: &str) -> bool {
+    reference.starts_with("arn:aws:states:") && reference.contains(":stateMachine:")
+}
+
 /// A failure: Step Functions' error name and cause.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {

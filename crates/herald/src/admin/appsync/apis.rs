@@ -99,6 +99,7 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Response<Body>, A
         &stored,
         default.store.clone(),
         default.functions.clone(),
+        default.workflows.clone(),
     )
     .await
     .map_err(AwsError::bad_request)?;

@@ -46,7 +46,16 @@ fn shape(state: &Scope, name: &str, mut obj: Map<String, Value>) -> Result<Value
                 .map(str::to_string)
         })
         .ok_or_else(|| bad("lambdaConfig.lambdaFunctionArn is required".into()))?;
-    if state.api.functions.get(&function).is_none() {
+    if crate::workflow::is_state_machine(&function) {
+        // Herald's extension: the handler starts an execution.
+        let known = crate::workflow::running(&state.api.workflows)
+            .is_some_and(|w| w.machine(&function).is_some());
+        if !known {
+            return Err(bad(format!(
+                "No state machine {function} on this server: create it with aws stepfunctions create-state-machine first"
+            )));
+        }
+    } else if state.api.functions.get(&function).is_none() {
         return Err(bad(format!(
             "No function {function} on this server: create it with aws lambda create-function first"
         )));
