@@ -22,6 +22,10 @@ pub enum ClientFrame {
         /// Herald's extension: an event pattern each event's payload must
         /// match (validated by the server once the subscription is authorized).
         filter: Option<Map<String, Value>>,
+        /// Herald's extension: the position to recover from, in a namespace
+        /// with history (`{"offset", "epoch"}`, or for a wildcard
+        /// `{"channels": {path: {"offset", "epoch"}}}`; read by the server).
+        since: Option<Map<String, Value>>,
     },
     Unsubscribe {
         id: String,
@@ -173,20 +177,29 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         }
     };
     Ok(match frame {
-        ErrorFrame::Subscribe => ClientFrame::Subscribe {
-            filter: match obj.remove("filter") {
-                None | Some(Value::Null) => None,
-                Some(Value::Object(f)) => Some(f),
-                Some(_) => {
-                    return Err(fail_id(OpError::bad_request(
-                        "'filter' must be an event pattern (a JSON object)",
-                    )))
-                }
-            },
-            id,
-            channel,
-            authorization,
-        },
+        ErrorFrame::Subscribe => {
+            ClientFrame::Subscribe {
+                since: match obj.remove("since") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Object(f)) => Some(f),
+                    Some(_) => return Err(fail_id(OpError::bad_request(
+                        "'since' must be a position: {\"offset\": <number>, \"epoch\": <string>}",
+                    ))),
+                },
+                filter: match obj.remove("filter") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Object(f)) => Some(f),
+                    Some(_) => {
+                        return Err(fail_id(OpError::bad_request(
+                            "'filter' must be an event pattern (a JSON object)",
+                        )))
+                    }
+                },
+                id,
+                channel,
+                authorization,
+            }
+        }
         _ => ClientFrame::Publish {
             id,
             channel,
@@ -212,8 +225,10 @@ mod tests {
                 channel,
                 authorization,
                 filter,
+                since,
             } => {
                 assert_eq!(filter, None);
+                assert_eq!(since, None);
                 assert_eq!(id, "5d0b-aa");
                 assert_eq!(channel, "default/channel");
                 assert_eq!(authorization.unwrap()["x-api-key"], "k");

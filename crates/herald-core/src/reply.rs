@@ -132,6 +132,44 @@ pub fn data_frame_pieces<'a>(sub_id: &'a str, event_literal: &'a str) -> [&'a st
     ]
 }
 
+/// The pieces of a `data` frame in a namespace with history: the event's
+/// channel, offset and epoch follow the event (Herald's extension; clients
+/// that do not know them ignore them). `offset` is the offset's digits.
+pub fn data_frame_positioned_pieces<'a>(
+    sub_id: &'a str,
+    event_literal: &'a str,
+    channel: &'a str,
+    offset: &'a str,
+    epoch: &'a str,
+) -> [&'a str; 11] {
+    [
+        r#"{"type":"data","id":""#,
+        sub_id,
+        r#"","event":"#,
+        event_literal,
+        r#","channel":""#,
+        channel,
+        r#"","offset":"#,
+        offset,
+        r#","epoch":""#,
+        epoch,
+        r#""}"#,
+    ]
+}
+
+/// `subscribe_success` with Herald's extra members (a history namespace's
+/// positions and whether the subscription recovered).
+pub fn subscribe_success_with(
+    id: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut obj = serde_json::Map::new();
+    obj.insert("type".into(), json!("subscribe_success"));
+    obj.insert("id".into(), json!(id));
+    obj.extend(extra);
+    serde_json::Value::Object(obj).to_string()
+}
+
 /// An HTTP error body: `{"errors":[{"errorType","message"}],"message"}`. The
 /// top-level `message` is Herald's addition: Amplify's HTTP layer reads the
 /// message from there (and the error name from the `x-amzn-ErrorType` header).
@@ -145,6 +183,31 @@ pub fn http_error_body(e: &OpError) -> String {
 mod tests {
     use super::*;
     use crate::event::EncodedEvent;
+
+    #[test]
+    fn positioned_data_frame_is_valid_json() {
+        let e = EncodedEvent::encode(r#"{"a":"<\"b\">"}"#);
+        let frame: String =
+            data_frame_positioned_pieces("s-1", &e.literal, "/ns/a", "42", "0f").concat();
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(v["event"], r#"{"a":"<\"b\">"}"#);
+        assert_eq!(
+            (
+                v["channel"].as_str(),
+                v["offset"].as_u64(),
+                v["epoch"].as_str()
+            ),
+            (Some("/ns/a"), Some(42), Some("0f"))
+        );
+        let ok = subscribe_success_with(
+            "s-1",
+            serde_json::from_str(r#"{"recovered":true}"#).unwrap(),
+        );
+        assert_eq!(
+            ok,
+            r#"{"type":"subscribe_success","id":"s-1","recovered":true}"#
+        );
+    }
 
     #[test]
     fn data_frame_is_valid_json_with_string_event() {

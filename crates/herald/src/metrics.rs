@@ -104,6 +104,7 @@ pub struct Metrics {
     publish_to_send: Histogram,
     handler_invocations: Family<HandlerLabels, Counter>,
     handler_duration: Family<HandlerDurationLabels, Histogram, fn() -> Histogram>,
+    history_replayed: Counter,
     totals: TotalCounters,
 }
 
@@ -154,6 +155,7 @@ impl Metrics {
             ),
             handler_invocations: Family::default(),
             handler_duration: Family::new_with_constructor(handler_histogram as fn() -> Histogram),
+            history_replayed: Counter::default(),
             totals: TotalCounters::default(),
         };
         let r = &mut m.registry;
@@ -176,6 +178,11 @@ impl Metrics {
             "subscriptions",
             "Live subscriptions",
             m.subscriptions.clone(),
+        );
+        r.register(
+            "history_events_replayed",
+            "Events sent from channel history to subscriptions that recovered",
+            m.history_replayed.clone(),
         );
         r.register(
             "subscribe_requests",
@@ -336,6 +343,11 @@ impl Metrics {
                 result: result_label(result),
             })
             .inc();
+    }
+
+    /// A subscription recovered `events` from history.
+    pub fn history_replayed(&self, events: usize) {
+        self.history_replayed.inc_by(events as u64);
     }
 
     pub fn delivered(&self, namespace: &str, delivery: &crate::hub::Delivery) {

@@ -156,6 +156,7 @@ async fn wildcards_match_any_depth_and_nothing_else() {
         direct_on_publish: None,
         direct_on_subscribe: None,
         handler_configs: None,
+        history: None,
     });
     let server = TestServer::with_config(config).await;
     let mut c = server.ws().await;

@@ -17,7 +17,7 @@
 //! reach it across a network).
 
 mod appsync;
-mod aws;
+pub(crate) mod aws;
 mod events;
 mod lambda;
 mod states;

@@ -8,6 +8,7 @@
 mod connections;
 mod data_sources;
 mod handlers;
+pub mod history;
 mod namespaces;
 mod reconcile;
 pub mod registry;
@@ -55,6 +56,8 @@ pub struct Subscription {
     pub pattern: ChannelPattern,
     pub identity: Identity,
     pub filter: Option<Arc<EventFilter>>,
+    /// The namespace's history, if it keeps one.
+    pub history: Option<crate::hub::HistorySettings>,
 }
 
 /// A subscription filter, validated as an event pattern (Lambda's limit of
@@ -355,6 +358,7 @@ impl EventApi {
                 pattern,
                 identity,
                 filter: EventFilter::new(patterns).map(Arc::new),
+                history: ns.history,
             })
         }
         .await;
@@ -510,7 +514,7 @@ impl EventApi {
             events: encoded,
             published_at: Instant::now(),
         };
-        let (delivery, remote) = self.hub.publish(&batch).await;
+        let (delivery, remote) = self.hub.publish(&batch, ns.history).await;
         self.metrics.delivered(batch.channel.namespace(), &delivery);
         if let Err(e) = remote {
             tracing::error!(engine = self.hub.engine.name(), error = %e.0, "publish did not reach other nodes");

@@ -248,6 +248,7 @@ fn namespace_config(api: &EventApi, stored: &StoredNamespace) -> Result<Namespac
         direct_on_publish,
         direct_on_subscribe,
         handler_configs,
+        history: None,
     })
 }
 

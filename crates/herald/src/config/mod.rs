@@ -148,6 +148,9 @@ pub struct ConfigFile {
     /// `[[event_rules]]`: `PutRule`'s fields and `targets` in snake_case.
     #[serde(default)]
     pub event_rules: Vec<toml::Value>,
+    /// `[history]`: what channel history may keep in all.
+    #[serde(default)]
+    pub history: crate::hub::history::HistoryLimitsFile,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -217,6 +220,8 @@ pub struct NamespaceConfig {
     /// AppSync's `handlerConfigs` as the admin API received them (what
     /// `GetChannelNamespace` shows); the file's namespaces have none here.
     pub handler_configs: Option<serde_json::Value>,
+    /// Herald: keep each channel's recent events (see `hub::history`).
+    pub history: Option<crate::hub::HistorySettings>,
 }
 
 /// The validated configuration the server runs with.
@@ -262,6 +267,8 @@ pub struct ApiConfig {
     pub limits: Limits,
     pub outbound_queue_frames: usize,
     pub outbound_queue_bytes: usize,
+    /// `[history]`, resolved.
+    pub history: crate::hub::history::HistoryLimits,
     /// Serve the web console.
     pub console: bool,
     /// Serve `/metrics`.
@@ -575,6 +582,15 @@ impl ApiConfig {
             });
             generated_admin = Some((id, secret));
         }
+        let engine_name = file.engine.as_deref().unwrap_or("memory");
+        if let Some(ns) = namespaces.iter().find(|n| n.history.is_some()) {
+            if engine_name != "memory" {
+                return Err(format!(
+                    "namespace '{}': history needs the memory engine for now (the {engine_name} engine's durable streams do not keep it yet)",
+                    ns.name
+                ));
+            }
+        }
         Ok(ApiConfig {
             wire_name: name.clone(),
             owner_contact: file.owner_contact.clone(),
@@ -630,6 +646,7 @@ impl ApiConfig {
             limits,
             outbound_queue_frames: l.outbound_queue_frames.unwrap_or(4096).max(16),
             outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
+            history: crate::hub::history::HistoryLimits::resolve(&file.history)?,
             console: over.console.or(file.server.console).unwrap_or(false),
             metrics: file.server.metrics.unwrap_or(true),
             functions: {

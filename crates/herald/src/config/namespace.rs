@@ -20,6 +20,8 @@ pub struct NamespaceFile {
     pub code_handlers_file: Option<PathBuf>,
     pub handler_configs: Option<HandlerConfigsFile>,
     pub tags: Option<toml::Table>,
+    /// Herald: `{ size, ttl_secs }`, keep each channel's recent events.
+    pub history: Option<crate::hub::history::HistoryFile>,
 }
 
 /// `[[data_sources]]`: a Lambda-style function reached over HTTP, for DIRECT
@@ -226,6 +228,11 @@ pub(super) fn resolve_namespaces(
             direct_on_publish,
             direct_on_subscribe,
             handler_configs: None,
+            history: ns
+                .history
+                .as_ref()
+                .map(|h| crate::hub::HistorySettings::check(h, &format!("namespace '{}'", ns.name)))
+                .transpose()?,
         });
     }
     for name in extra {
@@ -243,6 +250,7 @@ pub(super) fn resolve_namespaces(
                 direct_on_publish: None,
                 direct_on_subscribe: None,
                 handler_configs: None,
+                history: None,
             });
         }
     }
@@ -255,6 +263,7 @@ pub(super) fn resolve_namespaces(
             direct_on_publish: None,
             direct_on_subscribe: None,
             handler_configs: None,
+            history: None,
         });
     }
     Ok(namespaces)

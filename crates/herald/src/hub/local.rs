@@ -1,6 +1,8 @@
 //! Fan-out to the subscriptions held on this node.
 
 use super::filter::{self, EventFilter};
+use super::gate::Gate;
+use super::history::StreamTag;
 use super::outbox::{Outbound, Outbox, Pushed, SharedEvents};
 use herald_core::event::EncodedEvent;
 use herald_core::index::{SubKey, SubscriptionIndex};
@@ -16,6 +18,9 @@ pub struct Subscriber {
     pub outbox: Arc<Outbox>,
     pub sub_id: Arc<str>,
     pub filter: Option<Arc<EventFilter>>,
+    /// In a namespace with history: holds live events while the
+    /// subscription recovers (see [`super::gate`]).
+    pub gate: Option<Arc<Gate>>,
 }
 
 /// What one fan-out did.
@@ -84,14 +89,19 @@ impl LocalFanout {
     /// Queue `events`, in order, to every subscription matching `channel`: one
     /// queue entry per subscription, sharing the encoded events. A filtered
     /// subscription gets the events its filter accepts (decoded once per
-    /// publish, on the first filtered subscription met).
+    /// publish, on the first filtered subscription met). `stream`: their
+    /// positions, in a namespace with history.
     pub fn deliver(
         &self,
         channel: &Channel,
         events: &[EncodedEvent],
         published_at: Instant,
+        stream: Option<StreamTag>,
     ) -> Delivery {
-        let shared = Arc::new(SharedEvents::new(events.iter().map(|e| e.literal.clone())));
+        let shared = Arc::new(SharedEvents::tagged(
+            events.iter().map(|e| e.literal.clone()),
+            stream.clone(),
+        ));
         let n = events.len() as u64;
         let mut d = Delivery::default();
         let mut decoded: Option<Vec<Option<serde_json::Value>>> = None;
@@ -119,12 +129,21 @@ impl LocalFanout {
                         let subset = match subsets.iter().find(|(m, _)| *m == mask) {
                             Some((_, s)) => s.clone(),
                             None => {
-                                let s = Arc::new(SharedEvents::new(
+                                let keep = |i: &usize| mask & (1 << (*i).min(63)) != 0;
+                                let s = Arc::new(SharedEvents::tagged(
                                     events
                                         .iter()
                                         .enumerate()
-                                        .filter(|(i, _)| mask & (1 << (*i).min(63)) != 0)
+                                        .filter(|(i, _)| keep(i))
                                         .map(|(_, e)| e.literal.clone()),
+                                    stream.as_ref().map(|t| StreamTag {
+                                        channel: t.channel.clone(),
+                                        epoch: t.epoch.clone(),
+                                        offsets: (0..t.offsets.len())
+                                            .filter(keep)
+                                            .map(|i| t.offsets[i])
+                                            .collect(),
+                                    }),
                                 ));
                                 subsets.push((mask, s.clone()));
                                 s
@@ -139,7 +158,11 @@ impl LocalFanout {
                 events: events_for_sub,
                 published_at,
             };
-            match sub.outbox.push(item) {
+            let pushed = match &sub.gate {
+                Some(gate) => gate.push(&sub.outbox, item),
+                None => sub.outbox.push(item),
+            };
+            match pushed {
                 Pushed::Queued => d.queued += count,
                 Pushed::Dropped => d.dropped += count,
             }

@@ -8,6 +8,8 @@
 
 pub mod engine;
 pub mod filter;
+pub mod gate;
+pub mod history;
 pub mod local;
 pub mod nats;
 pub mod outbox;
@@ -16,6 +18,8 @@ pub mod wire;
 
 pub use engine::{Batch, Engine, EngineError, EngineMetrics, MemoryEngine};
 pub use filter::EventFilter;
+pub use gate::Gate;
+pub use history::{HistorySettings, MemoryHistory};
 pub use local::{Delivery, LocalFanout, Subscriber};
 pub use outbox::{Outbound, Outbox, Pushed, Revoked};
 
@@ -32,6 +36,8 @@ pub struct Hub {
     pub engine: Box<dyn Engine>,
     pub engine_metrics: EngineMetrics,
     pub node_id: String,
+    /// The streams of namespaces with history (on this node).
+    pub history: MemoryHistory,
     /// Local subscribers per pattern, and whether the engine has confirmed the
     /// interest (later subscribers of a pattern wait for the first one's
     /// confirmation before their ack).
@@ -44,12 +50,14 @@ impl Hub {
         engine: Box<dyn Engine>,
         metrics: EngineMetrics,
         node_id: String,
+        history: history::HistoryLimits,
     ) -> Hub {
         Hub {
             local,
             engine,
             engine_metrics: metrics,
             node_id,
+            history: MemoryHistory::new(history),
             interest: Mutex::new(HashMap::new()),
         }
     }
@@ -63,6 +71,7 @@ impl Hub {
             Box::new(MemoryEngine),
             metrics,
             "local".into(),
+            history::HistoryLimits::default(),
         )
     }
 
@@ -73,7 +82,11 @@ impl Hub {
         let metrics = EngineMetrics::default();
         let node = config.node_id.clone();
         let engine: Box<dyn Engine> = match &config.engine {
-            EngineSetting::Memory => return Ok(Hub::memory()),
+            EngineSetting::Memory => {
+                let mut hub = Hub::memory();
+                hub.history = MemoryHistory::new(config.history);
+                return Ok(hub);
+            }
             EngineSetting::Nats(c) => Box::new(
                 nats::NatsEngine::connect(
                     c,
@@ -92,7 +105,13 @@ impl Hub {
                 metrics.clone(),
             )?),
         };
-        Ok(Hub::with_engine(local, engine, metrics, node))
+        Ok(Hub::with_engine(
+            local,
+            engine,
+            metrics,
+            node,
+            config.history,
+        ))
     }
 
     /// Add a subscription: make sure the engine routes the pattern here, then
@@ -165,11 +184,28 @@ impl Hub {
     }
 
     /// Deliver to this node's subscribers, then hand the batch to the engine.
-    /// The delivery happens whatever the engine says.
-    pub async fn publish(&self, batch: &Batch) -> (Delivery, Result<(), EngineError>) {
-        let delivery = self
-            .local
-            .deliver(&batch.channel, &batch.events, batch.published_at);
+    /// The delivery happens whatever the engine says. With `history`, the
+    /// events are appended to the channel's stream first (see [`history`]).
+    pub async fn publish(
+        &self,
+        batch: &Batch,
+        history: Option<HistorySettings>,
+    ) -> (Delivery, Result<(), EngineError>) {
+        let deliver = |tag| {
+            self.local
+                .deliver(&batch.channel, &batch.events, batch.published_at, tag)
+        };
+        let delivery = match history {
+            None => deliver(None),
+            Some(settings) => {
+                let literals: Vec<Arc<str>> =
+                    batch.events.iter().map(|e| e.literal.clone()).collect();
+                self.history
+                    .append(batch.channel.path(), settings, &literals, |tag| {
+                        deliver(Some(tag))
+                    })
+            }
+        };
         let remote = self.engine.publish(batch).await;
         (delivery, remote)
     }

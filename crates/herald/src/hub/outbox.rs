@@ -15,6 +15,7 @@
 //! A `std::sync::Mutex` rather than tokio's: the critical sections are a few
 //! pointer moves and never span an `.await`.
 
+use super::history::StreamTag;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,13 +30,27 @@ pub struct SharedEvents {
     pub literals: Box<[Arc<str>]>,
     /// Their total length.
     pub bytes: usize,
+    /// Their channel, epoch and offsets, in a namespace with history (the
+    /// `data` frames carry them).
+    pub stream: Option<StreamTag>,
 }
 
 impl SharedEvents {
     pub fn new(literals: impl IntoIterator<Item = Arc<str>>) -> SharedEvents {
+        SharedEvents::tagged(literals, None)
+    }
+
+    pub fn tagged(
+        literals: impl IntoIterator<Item = Arc<str>>,
+        stream: Option<StreamTag>,
+    ) -> SharedEvents {
         let literals: Box<[Arc<str>]> = literals.into_iter().collect();
         let bytes = literals.iter().map(|l| l.len()).sum();
-        SharedEvents { literals, bytes }
+        SharedEvents {
+            literals,
+            bytes,
+            stream,
+        }
     }
 }
 
@@ -78,7 +93,9 @@ impl Outbound {
     fn weight(&self) -> usize {
         match self {
             Outbound::Data { sub_id, events, .. } => {
-                events.literals.len() * (32 + sub_id.len()) + events.bytes
+                let per =
+                    32 + sub_id.len() + events.stream.as_ref().map_or(0, |t| 48 + t.channel.len());
+                events.literals.len() * per + events.bytes
             }
             Outbound::Frame(s) => s.len(),
         }
@@ -183,6 +200,13 @@ impl Outbox {
             2 => Some(Revoked::ApiDeleted),
             _ => None,
         }
+    }
+
+    /// Count the connection as a slow consumer (something it subscribed to
+    /// could not be held for it): it is closed as on a full queue.
+    pub fn overflow(&self) {
+        self.state.lock().unwrap().overflowed = true;
+        self.notify.notify_one();
     }
 
     /// Refuse all further pushes (the connection is going away).

@@ -146,7 +146,7 @@ impl Receiver {
                 dedup.seen.remove(&old);
             }
         }
-        self.local.deliver(&channel, &events, Instant::now());
+        self.local.deliver(&channel, &events, Instant::now(), None);
         self.metrics.received.inc();
     }
 }

@@ -190,6 +190,7 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
         direct_on_publish: None,
         direct_on_subscribe: None,
         handler_configs: f.handler_configs,
+        history: None,
     };
     let ns = with_direct(state, ns)?;
     apply(state, ns.clone()).await?;
@@ -220,6 +221,7 @@ pub async fn update(state: &Scope, name: &str, body: &[u8]) -> Result<Response<B
         direct_on_publish: None,
         direct_on_subscribe: None,
         handler_configs: f.handler_configs.or(current.handler_configs.clone()),
+        history: current.history,
     };
     let ns = with_direct(state, ns)?;
     if !f.tags.is_empty() {

@@ -13,7 +13,7 @@ use super::ws_socket::{ReadError, WsSocket};
 use super::ConnContext;
 use crate::api::{Caller, EventApi};
 use crate::auth::{AuthHeaders, Identity};
-use crate::hub::{Outbound, Outbox, Subscriber};
+use crate::hub::{Outbound, Outbox};
 use crate::metrics::Transport;
 use herald_core::frame::{parse_client_frame, ClientFrame, ErrorFrame};
 use herald_core::index::SubKey;
@@ -34,6 +34,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::Instrument;
 
 /// The subprotocol AppSync Events clients ask for.
+mod subscriptions;
+
 pub const PROTOCOL: &str = "aws-appsync-event-ws";
 
 /// How long a connection whose connect authorization failed may stay open
@@ -342,11 +344,32 @@ impl Connection {
             for item in items {
                 match item {
                     Outbound::Frame(s) => websocket::text_frame(buf, &[s]),
-                    Outbound::Data { sub_id, events, .. } => {
-                        for literal in events.literals.iter() {
-                            websocket::text_frame(buf, &reply::data_frame_pieces(sub_id, literal));
+                    Outbound::Data { sub_id, events, .. } => match &events.stream {
+                        None => {
+                            for literal in events.literals.iter() {
+                                websocket::text_frame(
+                                    buf,
+                                    &reply::data_frame_pieces(sub_id, literal),
+                                );
+                            }
                         }
-                    }
+                        Some(tag) => {
+                            for (literal, offset) in events.literals.iter().zip(tag.offsets.iter())
+                            {
+                                let offset = offset.to_string();
+                                websocket::text_frame(
+                                    buf,
+                                    &reply::data_frame_positioned_pieces(
+                                        sub_id,
+                                        literal,
+                                        &tag.channel,
+                                        &offset,
+                                        &tag.epoch,
+                                    ),
+                                );
+                            }
+                        }
+                    },
                 }
             }
         });
@@ -499,7 +522,11 @@ impl Connection {
                 channel,
                 authorization,
                 filter,
-            }) => self.subscribe(id, &channel, authorization, filter).await,
+                since,
+            }) => {
+                self.subscribe(id, &channel, authorization, filter, since)
+                    .await
+            }
             Ok(ClientFrame::Unsubscribe { id }) => self.unsubscribe(&id),
             Ok(ClientFrame::Publish {
                 id,
@@ -551,96 +578,6 @@ impl Connection {
         match authorization {
             Some(obj) => Cow::Owned(AuthHeaders::from_json(&obj)),
             None => Cow::Borrowed(&self.headers),
-        }
-    }
-
-    async fn subscribe(
-        &mut self,
-        id: String,
-        channel: &str,
-        authorization: Option<serde_json::Map<String, serde_json::Value>>,
-        filter: Option<serde_json::Map<String, serde_json::Value>>,
-    ) {
-        let fail = |e: OpError| reply::error_frame(ErrorFrame::Subscribe, Some(&id), &e);
-        if self.subs.iter().any(|(sub_id, _)| **sub_id == *id) {
-            let e = OpError::new(
-                ErrorType::DuplicatedOperation,
-                format!("Subscription id '{id}' is already in use on this connection"),
-            );
-            return self.send(fail(e));
-        }
-        let max = self.api.limits().max_subscriptions_per_connection;
-        if self.subs.len() >= max {
-            let e = OpError::new(
-                ErrorType::MaxSubscriptionsReached,
-                format!("A connection can hold at most {max} subscriptions"),
-            );
-            return self.send(fail(e));
-        }
-        let headers = self.evidence(authorization);
-        let sub = match self
-            .api
-            .authorize_subscribe(
-                channel,
-                filter.as_ref(),
-                Caller {
-                    headers: &headers,
-                    source_ip: Some(self.ctx.peer.ip()),
-                    http: None,
-                },
-            )
-            .await
-        {
-            Ok(ok) => ok,
-            Err(e) => return self.send(fail(e)),
-        };
-        let sub_id: Arc<str> = id.into();
-        let crate::api::Subscription {
-            pattern,
-            identity,
-            filter,
-        } = sub;
-        let subscriber = Subscriber {
-            outbox: self.outbox.clone(),
-            sub_id: sub_id.clone(),
-            filter,
-        };
-        let outbox = &self.outbox;
-        let key = self
-            .api
-            .hub
-            .subscribe(&pattern, subscriber, || {
-                outbox.push(Outbound::Frame(reply::subscribe_success(&sub_id)));
-            })
-            .await;
-        self.api.metrics.subscriptions.inc();
-        tracing::debug!(sub = %sub_id, pattern = %pattern, "subscribed");
-        self.subs.push((
-            sub_id,
-            ActiveSub {
-                key,
-                pattern,
-                identity,
-            },
-        ));
-    }
-
-    fn unsubscribe(&mut self, id: &str) {
-        let found = self.subs.iter().position(|(sub_id, _)| &**sub_id == id);
-        match found.map(|i| self.subs.swap_remove(i).1) {
-            Some(sub) => {
-                self.api.hub.unsubscribe(&sub.pattern, sub.key);
-                self.api.metrics.subscriptions.dec();
-                self.send(reply::unsubscribe_success(id));
-            }
-            None => self.send_error(
-                ErrorFrame::Unsubscribe,
-                Some(id),
-                &OpError::new(
-                    ErrorType::UnknownOperation,
-                    format!("Unknown operation id {id}"),
-                ),
-            ),
         }
     }
 
