@@ -173,6 +173,61 @@ class AdminApi(unittest.TestCase):
         code, _ = self.error_code(lambda: appsync.get_channel_namespace(apiId=api_id, name="fromboto"))
         self.assertEqual(code, "NotFoundException")
 
+    def test_namespace_history_from_tags(self):
+        """Channel history through the control plane: the herald:history-*
+        tags of CreateChannelNamespace; the namespace then keeps events that
+        the history read API returns. Malformed tags, and changing them later,
+        are refused."""
+        appsync = self.client("appsync")
+        api_id = appsync.list_apis()["apis"][0]["apiId"]
+        tags = {"herald:history-size": "100", "herald:history-ttl-secs": "300"}
+        ns = appsync.create_channel_namespace(apiId=api_id, name="kept", tags=tags)["channelNamespace"]
+        self.assertEqual(ns["tags"], tags)
+        for _ in range(3):
+            self.assertEqual(publish_to(self.public, self.api_key, "/kept/room")[0], 200)
+        def read():
+            req = urllib.request.Request(f"http://{self.public}/event/history?channel=/kept/room",
+                                         headers={"x-api-key": self.api_key})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.load(r)
+        page = read()
+        self.assertEqual([e["offset"] for e in page["events"]], [1, 2, 3])
+        self.assertEqual(json.loads(page["events"][0]["event"]), {"n": 1})
+        code, message = self.error_code(lambda: appsync.create_channel_namespace(
+            apiId=api_id, name="halfkept", tags={"herald:history-size": "100"}))
+        self.assertEqual(code, "BadRequestException")
+        self.assertIn("herald:history-ttl-secs", message)
+        code, message = self.error_code(lambda: appsync.create_channel_namespace(
+            apiId=api_id, name="badkept", tags={"herald:history-size": "0", "herald:history-ttl-secs": "60"}))
+        self.assertEqual((code, "size" in message), ("BadRequestException", True))
+        code, _ = self.error_code(lambda: appsync.tag_resource(
+            resourceArn=ns["channelNamespaceArn"], tags={"herald:history-size": "5"}))
+        self.assertEqual(code, "BadRequestException")
+        appsync.delete_channel_namespace(apiId=api_id, name="kept")
+
+    def test_namespace_history_survives_a_restart(self):
+        """The tags are stored: after a restart the namespace keeps history again."""
+        data = tempfile.mkdtemp(prefix="herald-history-")
+        server = start(data)
+        try:
+            appsync = make_client(server, "appsync")
+            api_id = appsync.list_apis()["apis"][0]["apiId"]
+            appsync.create_channel_namespace(apiId=api_id, name="kept", tags={
+                "herald:history-size": "10", "herald:history-ttl-secs": "60"})
+        finally:
+            stop(server)
+        server = start(data)
+        try:
+            self.assertEqual(publish_to(server["public"], server["api_key"], "/kept/a")[0], 200)
+            req = urllib.request.Request(f"http://{server['public']}/event/history?channel=/kept/a",
+                                         headers={"x-api-key": server["api_key"]})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                page = json.load(r)
+            self.assertEqual([e["offset"] for e in page["events"]], [1])
+        finally:
+            stop(server)
+            shutil.rmtree(data, ignore_errors=True)
+
     def test_a_second_api(self):
         appsync = self.client("appsync")
         event_config = {

@@ -58,6 +58,15 @@ impl EventApi {
     }
 
     /// Whether the configuration file defines `name` (the admin API leaves it alone).
+    /// A namespace's ARN (AppSync's `channelNamespaceArn`, its tags' key).
+    pub fn namespace_arn(&self, name: &str) -> String {
+        let c = &self.config;
+        format!(
+            "arn:aws:appsync:{}:{}:apis/{}/channelNamespace/{name}",
+            c.aws_region, c.account_id, c.api_id
+        )
+    }
+
     pub fn namespace_from_file(&self, name: &str) -> bool {
         self.config.namespaces.iter().any(|n| n.name == name)
     }

@@ -35,6 +35,8 @@ struct Stored {
     keys: Vec<StoredKey>,
     data_sources: Vec<(String, String)>,
     namespaces: Vec<StoredNamespace>,
+    /// Each namespace's history, from its tags (or why they are wrong).
+    histories: HashMap<String, Result<Option<crate::hub::HistorySettings>, String>>,
 }
 
 impl Registry {
@@ -77,12 +79,28 @@ impl Registry {
                 let keys = store.api_keys(&id).await?;
                 let data_sources = store.data_sources(&id).await?;
                 let namespaces = store.namespaces(&id).await?;
+                let mut histories = HashMap::new();
+                if let Some(api) = self
+                    .get(&id)
+                    .or_else(|| built.iter().find(|b| b.config.api_id == id).cloned())
+                {
+                    for ns in &namespaces {
+                        let tags = store.tags(&api.namespace_arn(&ns.name)).await?;
+                        let what = format!("stored namespace '{}'", ns.name);
+                        let tags = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                        histories.insert(
+                            ns.name.clone(),
+                            crate::hub::history::settings::from_tags(tags, &what),
+                        );
+                    }
+                }
                 resources.insert(
                     id,
                     Stored {
                         keys,
                         data_sources,
                         namespaces,
+                        histories,
                     },
                 );
             }
@@ -125,7 +143,7 @@ impl Registry {
                 if let Some(stored) = resources.remove(id) {
                     api.apply_keys(stored.keys);
                     problems.extend(api.apply_data_sources(stored.data_sources));
-                    problems.extend(api.apply_namespaces(stored.namespaces));
+                    problems.extend(api.apply_namespaces(stored.namespaces, &stored.histories));
                 }
             }
             return Ok(problems);
@@ -304,7 +322,11 @@ impl EventApi {
 
     /// Make the namespaces the admin API manages exactly `stored`; what
     /// cannot be applied is returned (and leaves that namespace as it was).
-    fn apply_namespaces(&self, stored: Vec<StoredNamespace>) -> Vec<String> {
+    fn apply_namespaces(
+        &self,
+        stored: Vec<StoredNamespace>,
+        histories: &HashMap<String, Result<Option<crate::hub::HistorySettings>, String>>,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
         let mut seen = HashSet::new();
         for s in &stored {
@@ -312,7 +334,11 @@ impl EventApi {
             if self.namespace_from_file(&s.name) {
                 continue;
             }
-            let ns = match namespace_config(self, s) {
+            let history = histories.get(&s.name).cloned().unwrap_or(Ok(None));
+            let ns = match namespace_config(self, s).and_then(|mut ns| {
+                ns.history = history?;
+                Ok(ns)
+            }) {
                 Ok(ns) => ns,
                 Err(e) => {
                     problems.push(e);

@@ -134,6 +134,7 @@ pub async fn delivery_scenario(
     let deliveries_per_sec = received as f64 / secs;
     let mut report = json!({
         "scenario": name,
+        "namespace": common.namespace,
         "endpoints": common.endpoints,
         "subscribers": total_subs,
         "channels": channels.len(),

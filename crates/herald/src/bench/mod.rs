@@ -4,8 +4,9 @@
 //! Scenarios: `fanout` (S subscribers on one channel), `channels` (C channels x k
 //! subscribers at a fixed rate), `connect` (N connections with one subscription
 //! each, as fast as possible), `http-publish` (publish rate over HTTP), and
-//! in-process ones: `handler`, `function`, `esm`, `bus` (the event bus with
-//! its durable log). With
+//! `recovery` (a subscriber that missed N events gets them back from channel
+//! history), and in-process ones: `handler`, `function`, `esm`, `bus` (the
+//! event bus with its durable log). With
 //! several `--endpoint`s, subscribers and publishers spread over them (the
 //! cross-node variant). Every event carries its publish time, so subscribers
 //! measure publish-to-deliver latency (HdrHistogram). Given `--server-pid`, the
@@ -21,6 +22,7 @@ mod handler;
 mod proc;
 mod publish;
 mod rawws;
+mod recovery;
 mod subscribe;
 mod target;
 mod workflows;
@@ -116,6 +118,20 @@ pub enum Scenario {
         /// (pipelined; an HTTP/1.1 publisher always has one, so add publishers).
         #[arg(long, default_value_t = 1)]
         window: usize,
+    },
+    /// A subscriber that missed N events gets them back with `since`
+    /// (the namespace must keep history of at least N events).
+    Recovery {
+        #[command(flatten)]
+        common: Common,
+        /// Events missed per round.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// HTTP publishers filling the history.
+        #[arg(long, default_value_t = 8)]
+        publishers: usize,
     },
     /// N connections with one subscription each, as fast as possible.
     Connect {
@@ -413,6 +429,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             in_flight,
             hold,
         } => connect_scenario(&common, connections, in_flight, hold).await?,
+        Scenario::Recovery {
+            common,
+            events,
+            rounds,
+            publishers,
+        } => recovery::recovery_scenario(&common, events, rounds, publishers).await?,
         Scenario::HttpPublish {
             common,
             publishers,

@@ -13,6 +13,7 @@ pub fn now_us() -> u64 {
         .as_micros() as u64
 }
 
+#[derive(Clone)]
 pub struct Endpoint {
     pub url: Url,
     pub addr: SocketAddr,

@@ -1,5 +1,6 @@
-//! HTTP front: `POST /event` (publish), CORS, and routing of
-//! `GET /event/realtime` to the WebSocket upgrade.
+//! HTTP front: `POST /event` (publish), `GET /event/history` (Herald's
+//! history read API), CORS, and routing of `GET /event/realtime` to the
+//! WebSocket upgrade.
 
 use super::{console, ws, ConnContext};
 use crate::api::{Caller, HttpRequestParts};
@@ -102,7 +103,7 @@ async fn route(
         {
             console::serve(req, &ctx).await
         }
-        ("/event", &Method::OPTIONS) => preflight(),
+        ("/event" | "/event/history", &Method::OPTIONS) => preflight(),
         ("/event", _) => {
             let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -195,7 +196,7 @@ fn preflight() -> Response<Body> {
     let h = r.headers_mut();
     h.insert(
         "access-control-allow-methods",
-        HeaderValue::from_static("POST, OPTIONS"),
+        HeaderValue::from_static("GET, POST, OPTIONS"),
     );
     h.insert(
         "access-control-allow-headers",

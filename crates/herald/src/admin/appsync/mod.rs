@@ -180,7 +180,7 @@ pub(super) async fn namespace_shape(state: &Scope, ns: &NamespaceConfig) -> Valu
 }
 
 pub(super) fn namespace_arn(state: &Scope, name: &str) -> String {
-    format!("{}/channelNamespace/{name}", state.api_arn())
+    state.api.namespace_arn(name)
 }
 
 /// AppSync's `Api` shape for the configured API.

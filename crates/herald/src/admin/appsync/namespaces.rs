@@ -177,6 +177,19 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
             format!("An API can have at most {MAX_NAMESPACES} channel namespaces."),
         ));
     }
+    let tags = f.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let history = crate::hub::history::settings::from_tags(tags, &format!("namespace '{name}'"))
+        .map_err(AwsError::bad_request)?;
+    if history.is_some()
+        && !matches!(
+            state.api.config.engine,
+            crate::config::EngineSetting::Memory
+        )
+    {
+        return Err(AwsError::bad_request(format!(
+            "namespace '{name}': history needs the memory engine for now"
+        )));
+    }
     let c = &state.api.live().config;
     let ns = NamespaceConfig {
         name,
@@ -190,11 +203,17 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
         direct_on_publish: None,
         direct_on_subscribe: None,
         handler_configs: f.handler_configs,
-        history: None,
+        history,
     };
     let ns = with_direct(state, ns)?;
-    apply(state, ns.clone()).await?;
-    tags::put(state, &namespace_arn(state, &ns.name), f.tags).await?;
+    // Tags first: a node that learns of the namespace from the store reads
+    // its history from them.
+    let arn = namespace_arn(state, &ns.name);
+    tags::put(state, &arn, f.tags).await?;
+    if let Err(e) = apply(state, ns.clone()).await {
+        let _ = state.api.store.remove_tags(&arn, None).await;
+        return Err(e);
+    }
     tracing::info!(namespace = %ns.name, "channel namespace created");
     Ok(ok(
         json!({"channelNamespace": namespace_shape(state, &ns).await}),

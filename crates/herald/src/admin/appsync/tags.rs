@@ -29,6 +29,13 @@ fn known(state: &Scope, arn: &str) -> bool {
             .is_some_and(|name| state.api.find_namespace(name).is_some())
 }
 
+/// History is set when a namespace is created (its streams depend on it).
+fn history_fixed() -> AwsError {
+    AwsError::bad_request(
+        "The herald:history-* tags are set by CreateChannelNamespace and cannot change afterwards (delete and create the namespace)",
+    )
+}
+
 fn not_found(arn: &str) -> AwsError {
     AwsError::not_found(format!("Resource {arn} not found."))
 }
@@ -117,6 +124,12 @@ pub async fn tag(state: &Scope, arn: &str, body: &[u8]) -> Result<Response<Body>
             ))
         }
     };
+    if tags
+        .keys()
+        .any(|k| crate::hub::history::settings::is_history_tag(k))
+    {
+        return Err(history_fixed());
+    }
     put(state, arn, check(&tags)?).await?;
     Ok(ok(json!({})))
 }
@@ -132,6 +145,12 @@ pub async fn untag(state: &Scope, arn: &str, query: &str) -> Result<Response<Bod
         .collect();
     if keys.is_empty() {
         return Err(AwsError::bad_request("tagKeys is required"));
+    }
+    if keys
+        .iter()
+        .any(|k| crate::hub::history::settings::is_history_tag(k))
+    {
+        return Err(history_fixed());
     }
     state
         .api

@@ -19,6 +19,51 @@ pub struct HistoryFile {
     pub ttl_secs: u64,
 }
 
+/// The tags that give a namespace made through the admin API its history
+/// (AppSync's `ChannelNamespace` has no such field; tags reach it from every
+/// client, the AWS CLI and Terraform included). Both or neither.
+pub const TAG_SIZE: &str = "herald:history-size";
+pub const TAG_TTL_SECS: &str = "herald:history-ttl-secs";
+
+/// Whether `key` is one of the history tags.
+pub fn is_history_tag(key: &str) -> bool {
+    key == TAG_SIZE || key == TAG_TTL_SECS
+}
+
+/// A namespace's history from its tags (`what` names it in errors).
+pub fn from_tags<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    what: &str,
+) -> Result<Option<HistorySettings>, String> {
+    let (mut size, mut ttl) = (None, None);
+    for (k, v) in tags {
+        match k {
+            TAG_SIZE => size = Some(v),
+            TAG_TTL_SECS => ttl = Some(v),
+            _ => {}
+        }
+    }
+    let number = |tag: &str, v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{what}: tag {tag} must be a whole number (got '{v}')"))
+    };
+    match (size, ttl) {
+        (None, None) => Ok(None),
+        (Some(s), Some(t)) => HistorySettings::check(
+            &HistoryFile {
+                size: number(TAG_SIZE, s)? as usize,
+                ttl_secs: number(TAG_TTL_SECS, t)?,
+            },
+            what,
+        )
+        .map(Some),
+        _ => Err(format!(
+            "{what}: give both {TAG_SIZE} and {TAG_TTL_SECS} tags for history, or neither"
+        )),
+    }
+}
+
 /// A namespace's history, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistorySettings {
@@ -114,6 +159,30 @@ mod tests {
             let e = HistorySettings::check(&HistoryFile { size, ttl_secs }, "namespace 'chat'")
                 .unwrap_err();
             assert!(e.contains("namespace 'chat'") && e.contains(word), "{e}");
+        }
+        assert_eq!(
+            from_tags(
+                [(TAG_SIZE, "50"), (TAG_TTL_SECS, "60"), ("team", "x")],
+                "ns"
+            )
+            .unwrap(),
+            Some(HistorySettings {
+                size: 50,
+                ttl: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(from_tags([("team", "x")], "ns").unwrap(), None);
+        for bad in [
+            vec![(TAG_SIZE, "50")],
+            vec![(TAG_SIZE, "x"), (TAG_TTL_SECS, "60")],
+            vec![(TAG_SIZE, "0"), (TAG_TTL_SECS, "60")],
+        ] {
+            assert!(
+                from_tags(bad.clone(), "ns")
+                    .unwrap_err()
+                    .starts_with("ns: "),
+                "{bad:?}"
+            );
         }
         assert!(HistoryLimits::resolve(&HistoryLimitsFile {
             max_bytes: Some(10),
