@@ -3,9 +3,9 @@
 //! read API's pages. The streams themselves are the hub's
 //! ([`crate::hub::history`]).
 
-use crate::hub::history::{Position, Read};
-use crate::hub::{HistorySettings, MemoryHistory};
-use herald_core::error::OpError;
+use crate::hub::history::{ClusterHistory, Position, Read};
+use crate::hub::{EngineError, HistorySettings, Hub, MemoryHistory};
+use herald_core::error::{ErrorType, OpError};
 use herald_core::ChannelPattern;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -70,6 +70,68 @@ impl Since {
     }
 }
 
+/// Where a hub keeps history: this node's memory, or the engine's broker.
+#[derive(Clone, Copy)]
+pub enum Backend<'a> {
+    Memory(&'a MemoryHistory),
+    Cluster(&'a dyn ClusterHistory),
+}
+
+impl<'a> Backend<'a> {
+    pub fn of(hub: &'a Hub) -> Backend<'a> {
+        match hub.engine.history() {
+            Some(cluster) => Backend::Cluster(cluster),
+            None => Backend::Memory(&hub.history),
+        }
+    }
+
+    async fn recover(
+        self,
+        channel: &str,
+        settings: HistorySettings,
+        since: Option<&Position>,
+        create: bool,
+    ) -> Result<Option<Read>, OpError> {
+        match self {
+            Backend::Memory(m) => Ok(m.recover(channel, settings, since, create)),
+            Backend::Cluster(c) => c
+                .recover(channel, settings, since, create)
+                .await
+                .map_err(unavailable),
+        }
+    }
+
+    async fn page(
+        self,
+        channel: &str,
+        settings: HistorySettings,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Option<(Read, bool)>, OpError> {
+        match self {
+            Backend::Memory(m) => Ok(m.page(channel, settings, after, limit)),
+            Backend::Cluster(c) => c
+                .page(channel, settings, after, limit)
+                .await
+                .map_err(unavailable),
+        }
+    }
+
+    async fn matching(self, pattern: &ChannelPattern) -> Result<Vec<Arc<str>>, OpError> {
+        match self {
+            Backend::Memory(m) => Ok(m.matching(pattern)),
+            Backend::Cluster(c) => c.matching(pattern).await.map_err(unavailable),
+        }
+    }
+}
+
+fn unavailable(e: EngineError) -> OpError {
+    OpError::new(
+        ErrorType::ServiceUnavailable,
+        format!("Channel history is unavailable: {}", e.0),
+    )
+}
+
 /// What a subscription in a namespace with history starts with.
 pub struct Recovery {
     /// The streams' reads, each with the events to replay (in order).
@@ -91,12 +153,12 @@ fn shape(read: &Read, recovered: Option<bool>) -> Value {
 
 /// Read the streams a subscription to `pattern` starts from (see
 /// [`crate::hub::gate`] for how the switch to live events stays exact).
-pub fn recover(
-    history: &MemoryHistory,
+pub async fn recover(
+    history: Backend<'_>,
     pattern: &ChannelPattern,
     settings: HistorySettings,
     since: Option<&Since>,
-) -> Recovery {
+) -> Result<Recovery, OpError> {
     let mut reads = Vec::new();
     let mut success = Map::new();
     match pattern {
@@ -105,7 +167,7 @@ pub fn recover(
                 Some(Since::Channel(p)) => Some(p),
                 _ => None,
             };
-            if let Some(read) = history.recover(c.path(), settings, from, true) {
+            if let Some(read) = history.recover(c.path(), settings, from, true).await? {
                 if let Value::Object(o) = shape(&read, from.map(|_| read.recovered)) {
                     success = o;
                 }
@@ -119,7 +181,7 @@ pub fn recover(
             };
             let mut channels = Map::new();
             let mut all = true;
-            let mut names: Vec<Arc<str>> = history.matching(pattern);
+            let mut names: Vec<Arc<str>> = history.matching(pattern).await?;
             if let Some(m) = listed {
                 names.extend(m.keys().map(|k| Arc::from(k.as_str())));
                 names.sort();
@@ -127,17 +189,22 @@ pub fn recover(
             }
             for name in names {
                 let read = match listed {
-                    None => history.recover(&name, settings, None, false),
+                    None => history.recover(&name, settings, None, false).await?,
                     Some(m) => match m.get(&*name) {
-                        Some(p) => history.recover(&name, settings, Some(p), false),
+                        Some(p) => history.recover(&name, settings, Some(p), false).await?,
                         // Not seen by the client: from the stream's start.
-                        None => history.recover(&name, settings, None, false).and_then(|r| {
-                            let start = Position {
-                                offset: 0,
-                                epoch: r.top.epoch,
-                            };
-                            history.recover(&name, settings, Some(&start), false)
-                        }),
+                        None => match history.recover(&name, settings, None, false).await? {
+                            None => None,
+                            Some(r) => {
+                                let start = Position {
+                                    offset: 0,
+                                    epoch: r.top.epoch,
+                                };
+                                history
+                                    .recover(&name, settings, Some(&start), false)
+                                    .await?
+                            }
+                        },
                     },
                 };
                 match read {
@@ -166,25 +233,25 @@ pub fn recover(
         .iter()
         .map(|r| (r.channel.clone(), (r.top.epoch.clone(), r.top.offset)))
         .collect();
-    Recovery {
+    Ok(Recovery {
         reads,
         success,
         tops,
-    }
+    })
 }
 
 /// A read API page: `{"channel", "epoch", "offset", "events": [{"offset",
 /// "event", "timestamp"}], "nextToken"?}`; `after` continues a previous
 /// page (its `nextToken`). An unknown channel reads as empty.
-pub fn page(
-    history: &MemoryHistory,
+pub async fn page(
+    history: Backend<'_>,
     channel: &str,
     settings: HistorySettings,
     after: Option<u64>,
     limit: usize,
-) -> Value {
-    let Some((read, more)) = history.page(channel, settings, after, limit) else {
-        return json!({"channel": channel, "offset": 0, "epoch": null, "events": []});
+) -> Result<Value, OpError> {
+    let Some((read, more)) = history.page(channel, settings, after, limit).await? else {
+        return Ok(json!({"channel": channel, "offset": 0, "epoch": null, "events": []}));
     };
     let events: Vec<Value> = read
         .entries
@@ -209,7 +276,7 @@ pub fn page(
             v["nextToken"] = json!(last.offset.to_string());
         }
     }
-    v
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -296,7 +363,9 @@ mod tests {
         hub.subscribe(&pattern, sub, || {}).await;
         publish(4).await; // held, and in the read
         let since = Since::Channel(Position { offset: 1, epoch });
-        let plan = recover(&hub.history, &pattern, set, Some(&since));
+        let plan = recover(Backend::Memory(&hub.history), &pattern, set, Some(&since))
+            .await
+            .unwrap();
         publish(5).await; // held, after the read
         let mut offsets: Vec<u64> = plan.reads[0].entries.iter().map(|e| e.offset).collect();
         assert!(gate.open(&outbox, &plan.tops));
@@ -311,8 +380,8 @@ mod tests {
         assert_eq!(offsets, [2, 3, 4, 5, 6]);
     }
 
-    #[test]
-    fn wildcard_recovery_per_channel() {
+    #[tokio::test]
+    async fn wildcard_recovery_per_channel() {
         let h = MemoryHistory::new(HistoryLimits::default());
         let set = HistorySettings {
             size: 3,
@@ -323,7 +392,9 @@ mod tests {
         let b = h.append("/ns/b", set, &[lit("b1")], |t| t.epoch);
         // Subscribed fresh: every channel's position.
         let wild = ChannelPattern::parse("/ns/*").unwrap();
-        let r = recover(&h, &wild, set, None);
+        let r = recover(Backend::Memory(&h), &wild, set, None)
+            .await
+            .unwrap();
         assert!(r.reads.iter().all(|r| r.entries.is_empty()));
         assert_eq!(r.success["channels"]["/ns/a"]["offset"], 2);
         assert!(r.success.get("recovered").is_none());
@@ -346,7 +417,9 @@ mod tests {
                 },
             ),
         ]));
-        let r = recover(&h, &wild, set, Some(&since));
+        let r = recover(Backend::Memory(&h), &wild, set, Some(&since))
+            .await
+            .unwrap();
         let replayed: Vec<(String, u64)> = r
             .reads
             .iter()
@@ -367,7 +440,9 @@ mod tests {
         assert_eq!(r.success["recovered"], true);
         // /ns/a trimmed past the position: that channel, and so the whole, is not recovered.
         h.append("/ns/a", set, &[lit("a4"), lit("a5"), lit("a6")], |_| ());
-        let r = recover(&h, &wild, set, Some(&since));
+        let r = recover(Backend::Memory(&h), &wild, set, Some(&since))
+            .await
+            .unwrap();
         assert_eq!(r.success["recovered"], false);
         assert_eq!(r.success["channels"]["/ns/a"]["recovered"], false);
         assert_eq!(r.success["channels"]["/ns/b"]["recovered"], true);

@@ -584,9 +584,9 @@ impl ApiConfig {
         }
         let engine_name = file.engine.as_deref().unwrap_or("memory");
         if let Some(ns) = namespaces.iter().find(|n| n.history.is_some()) {
-            if engine_name != "memory" {
+            if engine_name == "nats" {
                 return Err(format!(
-                    "namespace '{}': history needs the memory engine for now (the {engine_name} engine's durable streams do not keep it yet)",
+                    "namespace '{}': history needs the memory or redis engine for now (the nats engine does not keep it yet)",
                     ns.name
                 ));
             }

@@ -90,6 +90,13 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Whether the engine can carry publishes right now (for `/ready`).
     fn is_ready(&self) -> bool;
+
+    /// The broker's channel history, when this engine keeps one (see
+    /// [`super::history::cluster`]); `None` means the hub keeps history in
+    /// this node's memory.
+    fn history(&self) -> Option<&dyn super::history::ClusterHistory> {
+        None
+    }
 }
 
 /// Single node: nothing to carry.

@@ -197,6 +197,13 @@ impl Hub {
         };
         let delivery = match history {
             None => deliver(None),
+            // The broker keeps the history: it gives out the offsets and sends
+            // the batch to every node, this one included (see
+            // `history::cluster`); nothing is delivered here first.
+            Some(settings) if self.engine.history().is_some() => {
+                let cluster = self.engine.history().expect("checked");
+                return (Delivery::default(), cluster.append(batch, settings).await);
+            }
             Some(settings) => {
                 let literals: Vec<Arc<str>> =
                     batch.events.iter().map(|e| e.literal.clone()).collect();

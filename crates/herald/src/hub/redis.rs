@@ -6,9 +6,11 @@
 //! characters). One task owns the subscriber connection: it applies interest
 //! changes, reads messages, and on a lost connection reconnects with exponential
 //! backoff (100 ms doubling to 5 s) and subscribes again to every interest.
-//! Publishing uses a separate, self-reconnecting connection.
+//! Publishing uses a separate, self-reconnecting connection; so does channel
+//! history ([`super::history::redis`]).
 
 use super::engine::{Batch, BoxFuture, Engine, EngineError, EngineMetrics};
+use super::history::redis::RedisHistory;
 use super::local::LocalFanout;
 use super::wire::{self, Receiver};
 use crate::config::RedisConfig;
@@ -38,6 +40,8 @@ pub struct RedisEngine {
     /// Interest changes for the subscriber task. Unbounded: one message per
     /// first/last local subscriber of a pattern, never per event.
     commands: mpsc::UnboundedSender<Command>,
+    /// Channel history on the same server and connection.
+    history: RedisHistory,
 }
 
 impl RedisEngine {
@@ -51,13 +55,23 @@ impl RedisEngine {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| format!("bad Redis URL {}: {e}", config.url))?;
         let (commands, rx) = mpsc::unbounded_channel();
+        let prefix = format!("herald:{}:", wire::name_token(api_name));
+        let publisher = Arc::new(Mutex::new(None));
+        let connected = Arc::new(AtomicBool::new(false));
         let engine = RedisEngine {
-            prefix: format!("herald:{}:", wire::name_token(api_name)),
+            prefix: prefix.clone(),
             node: node.to_string(),
             metrics: metrics.clone(),
-            publisher: Arc::new(Mutex::new(None)),
-            connected: Arc::new(AtomicBool::new(false)),
+            publisher: publisher.clone(),
+            connected: connected.clone(),
             commands,
+            history: RedisHistory {
+                prefix,
+                node: node.to_string(),
+                metrics: metrics.clone(),
+                publisher,
+                connected,
+            },
         };
         let receiver = Arc::new(Receiver::new(node, local, metrics.clone()));
         tokio::spawn(subscriber_task(
@@ -236,5 +250,9 @@ impl Engine for RedisEngine {
 
     fn is_ready(&self) -> bool {
         self.connected.load(Ordering::SeqCst) && self.publisher.lock().unwrap().is_some()
+    }
+
+    fn history(&self) -> Option<&dyn super::history::ClusterHistory> {
+        Some(&self.history)
     }
 }

@@ -6,6 +6,7 @@
 //! as is, so nothing is re-escaped on either side.
 
 use super::engine::{Batch, EngineMetrics};
+use super::history::StreamTag;
 use super::local::LocalFanout;
 use herald_core::event::EncodedEvent;
 use herald_core::Channel;
@@ -63,11 +64,31 @@ pub fn encode(node: &str, id: u64, batch: &Batch) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A batch for a channel with history, in three pieces: the broker puts
+/// the first offset between the first two and the epoch between the last
+/// two (`..."o":<first>,"p":"<epoch>","e":[...]}`), once it has given them
+/// out.
+pub fn encode_positioned(node: &str, id: u64, batch: &Batch) -> (String, &'static str, String) {
+    let plain = String::from_utf8(encode(node, id, batch)).expect("encode writes UTF-8");
+    // `{"n":..,"i":..,"c":"..","e":[...]}`: split before `"e":`.
+    let at = plain
+        .find(r#","e":["#)
+        .expect("encode writes the events last");
+    let head = format!(r#"{},"o":"#, &plain[..at]);
+    let tail = format!("\"{}", &plain[at..]);
+    (head, r#","p":""#, tail)
+}
+
 #[derive(Deserialize)]
 struct WireBatch<'a> {
     n: String,
     i: u64,
     c: String,
+    /// With history: the first event's offset and the stream's epoch.
+    #[serde(default)]
+    o: Option<u64>,
+    #[serde(default)]
+    p: Option<String>,
     #[serde(borrow)]
     e: Vec<&'a RawValue>,
 }
@@ -118,8 +139,18 @@ impl Receiver {
             );
             return;
         };
-        if wire.n == self.node {
-            // Our own publish, already delivered here.
+        let stream = match (wire.o, &wire.p) {
+            (Some(first), Some(epoch)) => Some(StreamTag {
+                channel: wire.c.as_str().into(),
+                epoch: epoch.as_str().into(),
+                offsets: (first..first + wire.e.len() as u64).collect(),
+            }),
+            _ => None,
+        };
+        if wire.n == self.node && stream.is_none() {
+            // Our own publish, already delivered here. (A publish with
+            // history is delivered from here on every node, its own too: in
+            // offset order.)
             self.metrics.duplicates.inc();
             return;
         }
@@ -146,7 +177,8 @@ impl Receiver {
                 dedup.seen.remove(&old);
             }
         }
-        self.local.deliver(&channel, &events, Instant::now(), None);
+        self.local
+            .deliver(&channel, &events, Instant::now(), stream);
         self.metrics.received.inc();
     }
 }
@@ -181,5 +213,26 @@ mod tests {
         rx.receive(b"garbage");
         assert_eq!(metrics.received.get(), 1);
         assert_eq!(metrics.duplicates.get(), 2);
+    }
+
+    #[test]
+    fn positioned_batches_carry_offsets_and_come_back_to_their_node() {
+        let batch = Batch {
+            channel: Channel::parse("/ns/a").unwrap(),
+            events: vec![EncodedEvent::encode("1"), EncodedEvent::encode("2")],
+            published_at: Instant::now(),
+        };
+        let (head, middle, tail) = encode_positioned("node-a", 9, &batch);
+        let bytes = format!("{head}41{middle}ep{tail}");
+        let wire: WireBatch = serde_json::from_str(&bytes).unwrap();
+        assert_eq!(
+            (wire.o, wire.p.as_deref(), wire.e.len()),
+            (Some(41), Some("ep"), 2)
+        );
+        // Its own node delivers it (with history, nothing was delivered locally first).
+        let metrics = EngineMetrics::default();
+        let rx = Receiver::new("node-a", Arc::new(LocalFanout::new()), metrics.clone());
+        rx.receive(bytes.as_bytes());
+        assert_eq!((metrics.received.get(), metrics.duplicates.get()), (1, 0));
     }
 }

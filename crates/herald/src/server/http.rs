@@ -273,8 +273,12 @@ async fn history(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
             parsed.namespace()
         )));
     };
+    let backend = crate::api::history::Backend::of(&api.hub);
     let mut page =
-        crate::api::history::page(&api.hub.history, parsed.path(), settings, after, limit);
+        match crate::api::history::page(backend, parsed.path(), settings, after, limit).await {
+            Ok(p) => p,
+            Err(e) => return op_error(&e),
+        };
     if let (Some(filter), Some(Value::Array(events))) = (&sub.filter, page.get_mut("events")) {
         events.retain(|e| {
             let payload = e["event"]

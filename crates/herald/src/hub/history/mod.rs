@@ -21,12 +21,17 @@
 //!   [`super::gate`]), and `recovered: true`; or, when events after `p` are no
 //!   longer kept or the epoch differs, nothing from history and
 //!   `recovered: false` (the client must refetch its state).
-//! * **Single node.** The store is memory on this node (the engine must be
-//!   `memory`); its bounds and eviction are in [`memory`].
+//! * **Where.** With the `memory` engine the streams are memory on this node
+//!   (bounds and eviction in [`memory`]); with the Redis engine they are the
+//!   broker's, shared by every node ([`cluster`], [`redis`]). The NATS engine
+//!   does not keep history yet.
 
+pub mod cluster;
 pub mod memory;
+pub mod redis;
 pub mod settings;
 
+pub use cluster::ClusterHistory;
 pub use memory::MemoryHistory;
 pub use settings::{HistoryFile, HistoryLimits, HistoryLimitsFile, HistorySettings};
 

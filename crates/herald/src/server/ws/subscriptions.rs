@@ -94,8 +94,15 @@ impl Connection {
             })
             .await;
         if let (Some(gate), Some(settings)) = (gate, history) {
-            self.recover(&sub_id, &pattern, settings, since.as_ref(), &gate)
-                .await;
+            if let Err(e) = self
+                .recover(&sub_id, &pattern, settings, since.as_ref(), &gate)
+                .await
+            {
+                // The history could not be read (the broker is down): no
+                // subscription rather than one with an unknown position.
+                self.api.hub.unsubscribe(&pattern, key);
+                return self.send(reply::error_frame(ErrorFrame::Subscribe, Some(&sub_id), &e));
+            }
         }
         self.api.metrics.subscriptions.inc();
         tracing::debug!(sub = %sub_id, pattern = %pattern, "subscribed");
@@ -121,8 +128,9 @@ impl Connection {
         settings: crate::hub::HistorySettings,
         since: Option<&Since>,
         gate: &Gate,
-    ) {
-        let plan = crate::api::history::recover(&self.api.hub.history, pattern, settings, since);
+    ) -> Result<(), OpError> {
+        let backend = crate::api::history::Backend::of(&self.api.hub);
+        let plan = crate::api::history::recover(backend, pattern, settings, since).await?;
         let replayed: usize = plan.reads.iter().map(|r| r.entries.len()).sum();
         self.send(reply::subscribe_success_with(sub_id, plan.success));
         let max_frames = (self.api.config.outbound_queue_frames / 2).max(1);
@@ -165,6 +173,7 @@ impl Connection {
         }
         self.api.metrics.history_replayed(replayed);
         tracing::debug!(sub = %sub_id, replayed, "subscription positioned");
+        Ok(())
     }
 
     pub(super) fn unsubscribe(&mut self, id: &str) {
