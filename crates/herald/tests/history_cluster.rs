@@ -242,3 +242,31 @@ async fn trimmed_or_foreign_positions_are_not_recovered_and_wildcards_recover_pe
         );
     }
 }
+
+/// Redis unreachable: a publish with history is refused and delivered
+/// nowhere (nothing acknowledged is lost, nothing unrecorded is seen), and a
+/// subscription that cannot read its position is refused.
+#[tokio::test]
+async fn without_redis_nothing_is_published_or_positioned() {
+    let node = start_with_toml(&format!(
+        "name = \"hist-down\"\nengine = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:1\"\n[[api_keys]]\nid = \"{KEY}\"\n[[channel_namespaces]]\nname = \"h\"\nhistory = {{ size = 10, ttl_secs = 60 }}\n"
+    ))
+    .await;
+    let r = node
+        .post(json!({"channel": "/h/a", "events": [json!({"n": 1}).to_string()]}))
+        .await;
+    assert_http_error(&r, 503, "ServiceUnavailableException", "were not published");
+    let mut c = node.ws().await;
+    c.init().await;
+    c.send(json!({"type": "subscribe", "id": "s", "channel": "/h/a", "authorization": {"x-api-key": KEY}}))
+        .await;
+    let f = c.recv().await;
+    assert_eq!(f["type"], "subscribe_error", "{f}");
+    assert!(
+        f["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("history is unavailable"),
+        "{f}"
+    );
+}

@@ -518,10 +518,14 @@ impl EventApi {
         self.metrics.delivered(batch.channel.namespace(), &delivery);
         if let Err(e) = remote {
             tracing::error!(engine = self.hub.engine.name(), error = %e.0, "publish did not reach other nodes");
-            return Err(OpError::new(
-                ErrorType::ServiceUnavailable,
-                "The distribution engine is unavailable: the events reached subscribers on this node only",
-            ));
+            // With the broker's history nothing is delivered before the
+            // broker has the events (see `hub::history::cluster`).
+            let message = if ns.history.is_some() && self.hub.engine.history().is_some() {
+                "The distribution engine is unavailable: the events were not published"
+            } else {
+                "The distribution engine is unavailable: the events reached subscribers on this node only"
+            };
+            return Err(OpError::new(ErrorType::ServiceUnavailable, message));
         }
         tracing::debug!(
             channel = batch.channel.path(),
