@@ -7,11 +7,13 @@
 //!
 //! # Delivery contract (every engine)
 //!
-//! * **At most once.** Nothing is stored or replayed. A subscriber that is
+//! * **At most once.** Nothing is stored or replayed (channel history, where
+//!   a namespace asks for it, is the hub's: [`super::history`]). A subscriber that is
 //!   disconnected, or closed as a slow consumer (see [`super::outbox`]), misses
 //!   what is published meanwhile. A node delivers each publish once per matching
 //!   subscription, even when several of its broker subscriptions match, and never
-//!   delivers its own publish a second time when it comes back from the broker.
+//!   delivers its own publish a second time when it comes back from the broker
+//!   (a publish with the broker's history is delivered only when it comes back).
 //! * **Ordered per publisher and channel.** Events one publisher publishes to one
 //!   channel (each publish awaited before the next) reach every subscriber, on any
 //!   node, in that order; a batch arrives in batch order.

@@ -185,25 +185,24 @@ impl Hub {
 
     /// Deliver to this node's subscribers, then hand the batch to the engine.
     /// The delivery happens whatever the engine says. With `history`, the
-    /// events are appended to the channel's stream first (see [`history`]).
+    /// events are appended to the channel's stream first (see [`history`]);
+    /// when the engine's broker keeps the history, the broker gives out the
+    /// offsets and sends the batch to every node, this one included, and
+    /// nothing is delivered here first (see [`history::cluster`]).
     pub async fn publish(
         &self,
         batch: &Batch,
         history: Option<HistorySettings>,
     ) -> (Delivery, Result<(), EngineError>) {
+        if let (Some(settings), Some(cluster)) = (history, self.engine.history()) {
+            return (Delivery::default(), cluster.append(batch, settings).await);
+        }
         let deliver = |tag| {
             self.local
                 .deliver(&batch.channel, &batch.events, batch.published_at, tag)
         };
         let delivery = match history {
             None => deliver(None),
-            // The broker keeps the history: it gives out the offsets and sends
-            // the batch to every node, this one included (see
-            // `history::cluster`); nothing is delivered here first.
-            Some(settings) if self.engine.history().is_some() => {
-                let cluster = self.engine.history().expect("checked");
-                return (Delivery::default(), cluster.append(batch, settings).await);
-            }
             Some(settings) => {
                 let literals: Vec<Arc<str>> =
                     batch.events.iter().map(|e| e.literal.clone()).collect();
