@@ -38,6 +38,16 @@ pub enum ClientFrame {
         events: Option<Value>,
         authorization: Option<Map<String, Value>>,
     },
+    /// Herald's extension: a page of a channel's history.
+    History {
+        id: String,
+        channel: String,
+        authorization: Option<Map<String, Value>>,
+        /// Events in the page (checked by the server).
+        limit: Option<u64>,
+        /// Where the previous page ended.
+        next_token: Option<String>,
+    },
 }
 
 /// Which reply frame an error belongs in.
@@ -48,6 +58,7 @@ pub enum ErrorFrame {
     Subscribe,
     Unsubscribe,
     Publish,
+    History,
 }
 
 /// A frame that could not be parsed.
@@ -112,6 +123,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         "subscribe" => ErrorFrame::Subscribe,
         "unsubscribe" => ErrorFrame::Unsubscribe,
         "publish" => ErrorFrame::Publish,
+        "history" => ErrorFrame::History,
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(fail(
@@ -120,7 +132,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
                 OpError::new(
                     ErrorType::UnsupportedOperation,
                     format!(
-                        "Unknown message type '{shown}'; expected connection_init, subscribe, unsubscribe or publish"
+                        "Unknown message type '{shown}'; expected connection_init, subscribe, unsubscribe, publish or history"
                     ),
                 ),
             ));
@@ -200,6 +212,29 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
                 authorization,
             }
         }
+        ErrorFrame::History => ClientFrame::History {
+            limit: match obj.remove("limit") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+                Some(_) => {
+                    return Err(fail_id(OpError::bad_request(
+                        "'limit' must be a positive integer",
+                    )))
+                }
+            },
+            next_token: match obj.remove("nextToken") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) => Some(t),
+                Some(_) => {
+                    return Err(fail_id(OpError::bad_request(
+                        "'nextToken' must be a string",
+                    )))
+                }
+            },
+            id,
+            channel,
+            authorization,
+        },
         _ => ClientFrame::Publish {
             id,
             channel,

@@ -100,6 +100,7 @@ pub fn error_frame(frame: ErrorFrame, id: Option<&str>, e: &OpError) -> String {
         ErrorFrame::Subscribe => "subscribe_error",
         ErrorFrame::Unsubscribe => "unsubscribe_error",
         ErrorFrame::Publish => "publish_error",
+        ErrorFrame::History => "history_error",
     };
     let mut v = json!({"type": ty, "errors": [error_entry(e)]});
     if let Some(id) = id {
@@ -203,9 +204,10 @@ mod tests {
             "s-1",
             serde_json::from_str(r#"{"recovered":true}"#).unwrap(),
         );
+        let ok: serde_json::Value = serde_json::from_str(&ok).unwrap();
         assert_eq!(
             ok,
-            r#"{"type":"subscribe_success","id":"s-1","recovered":true}"#
+            json!({"type": "subscribe_success", "id": "s-1", "recovered": true})
         );
     }
 

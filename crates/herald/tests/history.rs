@@ -365,3 +365,57 @@ fn history_is_refused_with_the_nats_engine_for_now() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn history_pages_over_websocket() {
+    let server = start_with_toml(CONFIG).await;
+    publish_numbers(&server, "/h/ws", 1..5).await;
+    let mut c = server.ws().await;
+    c.init().await;
+    c.send(
+        json!({"type": "history", "id": "h1", "channel": "/h/ws", "limit": 3,
+                  "authorization": {"x-api-key": KEY}}),
+    )
+    .await;
+    let r = c.recv().await;
+    assert_eq!(
+        (r["type"].as_str(), r["id"].as_str()),
+        (Some("history_result"), Some("h1")),
+        "{r}"
+    );
+    let offsets: Vec<u64> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [1, 2, 3]);
+    c.send(
+        json!({"type": "history", "id": "h2", "channel": "/h/ws", "nextToken": r["nextToken"],
+                  "authorization": {"x-api-key": KEY}}),
+    )
+    .await;
+    let r = c.recv().await;
+    assert_eq!(r["events"][0]["offset"], 4, "{r}");
+    assert!(r.get("nextToken").is_none(), "{r}");
+    for (bad, says) in [
+        (
+            json!({"type": "history", "id": "e1", "channel": "/plain/a", "authorization": {"x-api-key": KEY}}),
+            "keeps no history",
+        ),
+        (
+            json!({"type": "history", "id": "e2", "channel": "/h/ws", "limit": 0, "authorization": {"x-api-key": KEY}}),
+            "limit",
+        ),
+        (
+            json!({"type": "history", "id": "e3", "channel": "/h/ws", "authorization": {"x-api-key": "da2-wrong0000000000000000000000"}}),
+            "not authorized",
+        ),
+    ] {
+        c.send(bad).await;
+        let r = c.recv().await;
+        assert_eq!(r["type"], "history_error", "{r}");
+        let m = r["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(says), "{r}");
+    }
+}

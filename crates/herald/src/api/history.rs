@@ -240,6 +240,48 @@ pub async fn recover(
     })
 }
 
+/// Keep the page's events that `filter` (a subscription filter, as an
+/// `onSubscribe` handler sets) accepts.
+pub fn filter_page(page: &mut Value, filter: Option<&crate::hub::EventFilter>) {
+    if let (Some(filter), Some(Value::Array(events))) = (filter, page.get_mut("events")) {
+        events.retain(|e| {
+            let payload = e["event"]
+                .as_str()
+                .and_then(|t| serde_json::from_str(t).ok());
+            filter.accepts(payload.as_ref())
+        });
+    }
+}
+
+/// Most events one history page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// A page request's `limit` (default 100) and `nextToken`, checked.
+pub fn page_request(
+    limit: Option<&str>,
+    next_token: Option<&str>,
+) -> Result<(usize, Option<u64>), OpError> {
+    let limit = match limit.map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            return Err(OpError::bad_request(format!(
+                "limit must be an integer from 1 to {MAX_PAGE}"
+            )))
+        }
+    };
+    let after = match next_token.map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            return Err(OpError::bad_request(
+                "nextToken is not one this server gave",
+            ))
+        }
+    };
+    Ok((limit, after))
+}
+
 /// A read API page: `{"channel", "epoch", "offset", "events": [{"offset",
 /// "event", "timestamp"}], "nextToken"?}`; `after` continues a previous
 /// page (its `nextToken`). An unknown channel reads as empty.
@@ -277,6 +319,32 @@ pub async fn page(
         }
     }
     Ok(v)
+}
+
+/// A page of `channel`'s history for `caller` (`limit` and `nextToken` as
+/// received), authorized as a subscription to the channel: its auth modes,
+/// and its `onSubscribe` handler, whose filter applies to the page.
+pub async fn read_page(
+    api: &super::EventApi,
+    caller: super::Caller<'_>,
+    channel: &str,
+    limit: Option<&str>,
+    next_token: Option<&str>,
+) -> Result<serde_json::Value, OpError> {
+    let (limit, after) = crate::api::history::page_request(limit, next_token)?;
+    let parsed = herald_core::Channel::parse(channel)?;
+    let sub = api.authorize_subscribe(parsed.path(), None, caller).await?;
+    let Some(settings) = sub.history else {
+        return Err(OpError::bad_request(format!(
+            "Namespace {} keeps no history",
+            parsed.namespace()
+        )));
+    };
+    let backend = crate::api::history::Backend::of(&api.hub);
+    let mut page =
+        crate::api::history::page(backend, parsed.path(), settings, after, limit).await?;
+    crate::api::history::filter_page(&mut page, sub.filter.as_deref());
+    Ok(page)
 }
 
 #[cfg(test)]

@@ -206,9 +206,6 @@ fn preflight() -> Response<Body> {
     r
 }
 
-/// Most events one history page returns.
-const MAX_HISTORY_PAGE: usize = 1000;
-
 /// `GET /event/history?channel=/ns/a[&limit=N][&nextToken=T]` (Herald's
 /// extension): a page of a channel's kept events, oldest first, with the
 /// same authorization as a subscription to the channel (its auth modes,
@@ -222,71 +219,33 @@ async fn history(req: Request<Incoming>, ctx: &ConnContext) -> Response<Body> {
             "Give the channel: GET /event/history?channel=/namespace/channel",
         ));
     };
-    let limit = match param("limit").map(|l| l.parse::<usize>()) {
-        None => 100,
-        Some(Ok(n)) if (1..=MAX_HISTORY_PAGE).contains(&n) => n,
-        Some(_) => {
-            return op_error(&OpError::bad_request(format!(
-                "limit must be an integer from 1 to {MAX_HISTORY_PAGE}"
-            )))
-        }
-    };
-    let after = match param("nextToken").map(|t| t.parse::<u64>()) {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(_)) => {
-            return op_error(&OpError::bad_request(
-                "nextToken is not one this server gave",
-            ))
-        }
-    };
-    let parsed = match herald_core::Channel::parse(&channel) {
-        Ok(c) => c,
-        Err(e) => return op_error(&e),
-    };
     let headers = AuthHeaders::from_http(req.headers());
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    let sub = match api
-        .authorize_subscribe(
-            parsed.path(),
-            None,
-            Caller {
-                headers: &headers,
-                source_ip: Some(ctx.peer.ip()),
-                http: Some(HttpRequestParts {
-                    method: &method,
-                    path: &path,
-                    query: &query,
-                    body: &[],
-                }),
-            },
-        )
-        .await
+    let caller = Caller {
+        headers: &headers,
+        source_ip: Some(ctx.peer.ip()),
+        http: Some(HttpRequestParts {
+            method: &method,
+            path: &path,
+            query: &query,
+            body: &[],
+        }),
+    };
+    let limit = param("limit");
+    let token = param("nextToken");
+    let page = match crate::api::history::read_page(
+        api,
+        caller,
+        &channel,
+        limit.as_deref(),
+        token.as_deref(),
+    )
+    .await
     {
-        Ok(s) => s,
+        Ok(p) => p,
         Err(e) => return op_error(&e),
     };
-    let Some(settings) = sub.history else {
-        return op_error(&OpError::bad_request(format!(
-            "Namespace {} keeps no history",
-            parsed.namespace()
-        )));
-    };
-    let backend = crate::api::history::Backend::of(&api.hub);
-    let mut page =
-        match crate::api::history::page(backend, parsed.path(), settings, after, limit).await {
-            Ok(p) => p,
-            Err(e) => return op_error(&e),
-        };
-    if let (Some(filter), Some(Value::Array(events))) = (&sub.filter, page.get_mut("events")) {
-        events.retain(|e| {
-            let payload = e["event"]
-                .as_str()
-                .and_then(|t| serde_json::from_str(t).ok());
-            filter.accepts(payload.as_ref())
-        });
-    }
     json_response(StatusCode::OK, page.to_string())
 }
 

@@ -528,6 +528,18 @@ impl Connection {
                     .await
             }
             Ok(ClientFrame::Unsubscribe { id }) => self.unsubscribe(&id),
+            Ok(ClientFrame::History {
+                id,
+                channel,
+                authorization,
+                limit,
+                next_token,
+            }) => {
+                let frame = self
+                    .history_page(&id, &channel, authorization, limit, next_token)
+                    .await;
+                self.send(frame);
+            }
             Ok(ClientFrame::Publish {
                 id,
                 channel,
@@ -571,7 +583,7 @@ impl Connection {
     }
 
     /// The message's own `authorization`, or the connection's.
-    fn evidence(
+    pub(super) fn evidence(
         &self,
         authorization: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Cow<'_, AuthHeaders> {

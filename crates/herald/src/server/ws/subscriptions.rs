@@ -1,5 +1,7 @@
 //! A connection's subscriptions: `subscribe` (authorized, filtered, and in a
-//! namespace with history positioned and recovered), `unsubscribe`.
+//! namespace with history positioned and recovered), `unsubscribe`; and
+//! `history` (Herald's extension: a page of a channel's history, with the
+//! authorization of a subscription to it).
 
 use super::{ActiveSub, Connection};
 use crate::api::history::Since;
@@ -192,6 +194,43 @@ impl Connection {
                     format!("Unknown operation id {id}"),
                 ),
             ),
+        }
+    }
+
+    /// `{"type":"history","id","channel","limit"?,"nextToken"?}`: the page
+    /// `GET /event/history` answers, as `history_result` (or
+    /// `history_error`).
+    pub(super) async fn history_page(
+        &mut self,
+        id: &str,
+        channel: &str,
+        authorization: Option<serde_json::Map<String, serde_json::Value>>,
+        limit: Option<u64>,
+        next_token: Option<String>,
+    ) -> String {
+        let headers = self.evidence(authorization).into_owned();
+        let caller = Caller {
+            headers: &headers,
+            source_ip: Some(self.ctx.peer.ip()),
+            http: None,
+        };
+        let limit = limit.map(|l| l.to_string());
+        let api = self.api.clone();
+        match crate::api::history::read_page(
+            &api,
+            caller,
+            channel,
+            limit.as_deref(),
+            next_token.as_deref(),
+        )
+        .await
+        {
+            Ok(mut page) => {
+                page["type"] = "history_result".into();
+                page["id"] = id.into();
+                page.to_string()
+            }
+            Err(e) => reply::error_frame(ErrorFrame::History, Some(id), &e),
         }
     }
 }
