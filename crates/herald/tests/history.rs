@@ -356,16 +356,6 @@ async fn history_pages_with_the_subscribe_authorization() {
     );
 }
 
-#[test]
-fn history_is_refused_with_the_nats_engine_for_now() {
-    let file = herald::config::ConfigFile::parse(&format!("engine = \"nats\"\n{CONFIG}")).unwrap();
-    let e = herald::config::ApiConfig::resolve(file, Default::default()).unwrap_err();
-    assert!(
-        e.contains("namespace 'h'") && e.contains("nats engine"),
-        "{e}"
-    );
-}
-
 #[tokio::test]
 async fn history_pages_over_websocket() {
     let server = start_with_toml(CONFIG).await;

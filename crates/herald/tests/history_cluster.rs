@@ -1,14 +1,42 @@
-//! Channel history across a cluster on the Redis engine (the server on
-//! 127.0.0.1:6379, run by `.ci/run`): three nodes share each channel's stream,
-//! so offsets agree everywhere and a subscriber recovers on any node.
+//! Channel history across a cluster, on the Redis engine (the server on
+//! 127.0.0.1:6379) and on the NATS engine with JetStream (127.0.0.1:4222),
+//! both run by `.ci/run`: three nodes share each channel's stream, so offsets
+//! agree everywhere and a subscriber recovers on any node.
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 
-/// Three nodes of one API (a fresh name: its own Redis keys).
-async fn three_nodes() -> Vec<TestServer> {
+const REDIS: &str = "engine = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"";
+const NATS: &str = "engine = \"nats\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"";
+
+/// Deletes the API's JetStream history stream at the end of a test (a NATS
+/// server that CI reuses should not collect them).
+struct Cleanup(String);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let name = format!("HERALD_H_{}", self.0);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(client) = async_nats::connect("nats://127.0.0.1:4222").await {
+                    let _ = async_nats::jetstream::new(client)
+                        .delete_stream(&name)
+                        .await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// Three nodes of one API (a fresh name: its own keys or streams), and the name.
+async fn three_nodes(engine: &str) -> (Vec<TestServer>, String) {
     let api = format!("hist-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let mut nodes = Vec::new();
     for i in 0..3 {
@@ -17,9 +45,7 @@ async fn three_nodes() -> Vec<TestServer> {
                 r#"
 name = "{api}"
 node_id = "n{i}"
-engine = "redis"
-[redis]
-url = "redis://127.0.0.1:6379"
+{engine}
 [[api_keys]]
 id = "{KEY}"
 [[channel_namespaces]]
@@ -36,7 +62,7 @@ history = {{ size = 10, ttl_secs = 600 }}
     for n in &nodes {
         wait_ready(n).await;
     }
-    nodes
+    (nodes, api)
 }
 
 /// Bounded wait until the node's engine is connected.
@@ -86,8 +112,18 @@ async fn next(c: &mut WsClient) -> (u64, u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_recovers_on_another_node() {
-    let nodes = three_nodes().await;
+async fn a_subscriber_recovers_on_another_node_redis() {
+    recovers_on_another_node(REDIS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_recovers_on_another_node_nats() {
+    recovers_on_another_node(NATS).await;
+}
+
+async fn recovers_on_another_node(engine: &str) {
+    let (nodes, api) = three_nodes(engine).await;
+    let _cleanup = Cleanup(api);
     let mut c = nodes[0].ws().await;
     c.init().await;
     let ok = subscribe(&mut c, "s", "/h/room", None).await;
@@ -162,8 +198,20 @@ async fn a_subscriber_recovers_on_another_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trimmed_or_foreign_positions_are_not_recovered_and_wildcards_recover_per_channel() {
-    let nodes = three_nodes().await;
+async fn trimmed_foreign_and_wildcard_positions_redis() {
+    trimmed_foreign_and_wildcard(REDIS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimmed_foreign_and_wildcard_positions_nats() {
+    trimmed_foreign_and_wildcard(NATS).await;
+}
+
+/// Positions trimmed away or of another epoch are not recovered; a wildcard
+/// recovers per channel, a channel begun while away included.
+async fn trimmed_foreign_and_wildcard(engine: &str) {
+    let (nodes, api) = three_nodes(engine).await;
+    let _cleanup = Cleanup(api);
     let mut c = nodes[0].ws().await;
     c.init().await;
     let ok = subscribe(&mut c, "w", "/small/*", None).await;

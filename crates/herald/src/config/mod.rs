@@ -582,15 +582,6 @@ impl ApiConfig {
             });
             generated_admin = Some((id, secret));
         }
-        let engine_name = file.engine.as_deref().unwrap_or("memory");
-        if let Some(ns) = namespaces.iter().find(|n| n.history.is_some()) {
-            if engine_name == "nats" {
-                return Err(format!(
-                    "namespace '{}': history needs the memory or redis engine for now (the nats engine does not keep it yet)",
-                    ns.name
-                ));
-            }
-        }
         Ok(ApiConfig {
             wire_name: name.clone(),
             owner_contact: file.owner_contact.clone(),

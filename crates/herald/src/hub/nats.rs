@@ -18,6 +18,7 @@
 //! client-facing server the publishers share.)
 
 use super::engine::{Batch, BoxFuture, Engine, EngineError, EngineMetrics};
+use super::history::jetstream::JetStreamHistory;
 use super::local::LocalFanout;
 use super::wire::{self, Receiver};
 use crate::config::NatsConfig;
@@ -45,6 +46,8 @@ pub struct NatsEngine {
     /// This node's private probe subject, and the probes in flight on it.
     probe_subject: String,
     probes: Probes,
+    /// Channel history in JetStream on the same connection.
+    history: JetStreamHistory,
 }
 
 /// The connection options `[nats]` gives: credentials, TLS, reconnecting
@@ -121,11 +124,20 @@ impl NatsEngine {
                 }
             }
         });
+        let prefix = format!("herald.{}", wire::name_token(api_name));
+        let history = JetStreamHistory::new(
+            async_nats::jetstream::new(client.clone()),
+            prefix.clone(),
+            wire::name_token(api_name),
+            node.to_string(),
+            metrics.clone(),
+        );
         Ok(NatsEngine {
             probe_subject,
             probes,
             client,
-            prefix: format!("herald.{}", wire::name_token(api_name)),
+            history,
+            prefix,
             node: node.to_string(),
             receiver: Arc::new(Receiver::new(node, local, metrics.clone())),
             metrics,
@@ -252,5 +264,9 @@ impl Engine for NatsEngine {
 
     fn is_ready(&self) -> bool {
         self.connected()
+    }
+
+    fn history(&self) -> Option<&dyn super::history::ClusterHistory> {
+        Some(&self.history)
     }
 }

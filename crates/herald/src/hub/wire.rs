@@ -139,6 +139,10 @@ impl Receiver {
             );
             return;
         };
+        if wire.e.is_empty() {
+            // A history stream's marker (it holds an epoch): nothing to deliver.
+            return;
+        }
         let stream = match (wire.o, &wire.p) {
             (Some(first), Some(epoch)) => Some(StreamTag {
                 channel: wire.c.as_str().into(),

@@ -180,16 +180,6 @@ pub async fn create(state: &Scope, body: &[u8]) -> Result<Response<Body>, AwsErr
     let tags = f.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let history = crate::hub::history::settings::from_tags(tags, &format!("namespace '{name}'"))
         .map_err(AwsError::bad_request)?;
-    if history.is_some()
-        && matches!(
-            state.api.config.engine,
-            crate::config::EngineSetting::Nats(_)
-        )
-    {
-        return Err(AwsError::bad_request(format!(
-            "namespace '{name}': history needs the memory or redis engine for now"
-        )));
-    }
     let c = &state.api.live().config;
     let ns = NamespaceConfig {
         name,

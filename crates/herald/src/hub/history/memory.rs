@@ -58,7 +58,8 @@ pub struct MemoryHistory {
     evicted: AtomicU64,
 }
 
-fn new_epoch() -> Arc<str> {
+/// A fresh epoch: 16 random hex digits.
+pub fn new_epoch() -> Arc<str> {
     format!("{:016x}", rand::random::<u64>()).into()
 }
 

@@ -22,11 +22,12 @@
 //!   longer kept or the epoch differs, nothing from history and
 //!   `recovered: false` (the client must refetch its state).
 //! * **Where.** With the `memory` engine the streams are memory on this node
-//!   (bounds and eviction in [`memory`]); with the Redis engine they are the
-//!   broker's, shared by every node ([`cluster`], [`redis`]). The NATS engine
-//!   does not keep history yet.
+//!   (bounds and eviction in [`memory`]); with the Redis or NATS engine they
+//!   are the broker's, shared by every node ([`cluster`], [`redis`],
+//!   [`jetstream`]).
 
 pub mod cluster;
+pub mod jetstream;
 pub mod memory;
 pub mod redis;
 pub mod settings;
