@@ -338,23 +338,10 @@ impl ClusterHistory for JetStreamHistory {
                 self.put(&parsed, &[], rand::random(), None).await?;
                 found = self.read(&parsed, settings, from, since.is_some()).await?;
             }
-            let Some(((_, top, epoch), entries, first_kept)) = found else {
+            let Some(((_, top, epoch), entries, _)) = found else {
                 return Ok(None);
             };
-            let (entries, recovered) = match since {
-                None => (Vec::new(), true),
-                Some(p) if *p.epoch != *epoch || p.offset > top => (Vec::new(), false),
-                Some(p) if p.offset == top => (Vec::new(), true),
-                Some(p) if p.offset + 1 < first_kept => (Vec::new(), false),
-                Some(p) => {
-                    let whole = entries.len() as u64 == top - p.offset;
-                    if whole {
-                        (entries, true)
-                    } else {
-                        (Vec::new(), false)
-                    }
-                }
-            };
+            let (entries, recovered) = super::recovery(since, &epoch, top, entries);
             Ok(Some(Read {
                 channel: channel.into(),
                 top: Position { offset: top, epoch },

@@ -79,10 +79,75 @@ pub struct Read {
     pub recovered: bool,
 }
 
+/// What a recovery from `since` gets, given the stream's epoch and last
+/// offset and the kept events after `since` (in offset order): all of them
+/// and `true` when they are exactly `since + 1 ..= top` in the same epoch;
+/// nothing and `false` otherwise (trimmed, expired, another epoch, or a
+/// position from the future). Without `since`: nothing, `true`.
+pub fn recovery(
+    since: Option<&Position>,
+    epoch: &str,
+    top: u64,
+    after: Vec<Entry>,
+) -> (Vec<Entry>, bool) {
+    match since {
+        None => (Vec::new(), true),
+        Some(p) if *p.epoch != *epoch || p.offset > top => (Vec::new(), false),
+        Some(p) => {
+            let whole = after.len() as u64 == top - p.offset
+                && after.first().is_none_or(|e| e.offset == p.offset + 1);
+            if whole {
+                (after, true)
+            } else {
+                (Vec::new(), false)
+            }
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(offsets: &[u64]) -> Vec<Entry> {
+        offsets
+            .iter()
+            .map(|&offset| Entry {
+                offset,
+                literal: "\"x\"".into(),
+                at_ms: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recovery_needs_every_event_after_the_position() {
+        let at = |offset| Position {
+            offset,
+            epoch: "e".into(),
+        };
+        let got = |since: Option<&Position>, after: &[u64]| {
+            let (e, ok) = recovery(since, "e", 5, entries(after));
+            (e.iter().map(|e| e.offset).collect::<Vec<_>>(), ok)
+        };
+        assert_eq!(got(Some(&at(2)), &[3, 4, 5]), (vec![3, 4, 5], true));
+        assert_eq!(got(Some(&at(5)), &[]), (vec![], true));
+        assert_eq!(got(None, &[]), (vec![], true));
+        // Trimmed (3 gone), from the future, another epoch: nothing, false.
+        assert_eq!(got(Some(&at(2)), &[4, 5]), (vec![], false));
+        assert_eq!(got(Some(&at(6)), &[]), (vec![], false));
+        let other = Position {
+            offset: 2,
+            epoch: "f".into(),
+        };
+        assert_eq!(got(Some(&other), &[3, 4, 5]), (vec![], false));
+    }
 }

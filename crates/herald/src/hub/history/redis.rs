@@ -238,20 +238,7 @@ impl ClusterHistory for RedisHistory {
             else {
                 return Ok(None);
             };
-            let (entries, recovered) = match since {
-                None => (Vec::new(), true),
-                Some(p) if *p.epoch != *epoch || p.offset > top => (Vec::new(), false),
-                Some(p) => {
-                    let wanted = (top - p.offset) as usize;
-                    let whole = found.len() == wanted
-                        && found.first().is_none_or(|e| e.offset == p.offset + 1);
-                    if whole {
-                        (found, true)
-                    } else {
-                        (Vec::new(), false)
-                    }
-                }
-            };
+            let (entries, recovered) = super::recovery(since, &epoch, top, found);
             Ok(Some(Read {
                 channel: channel.into(),
                 top: Position { offset: top, epoch },
