@@ -43,8 +43,9 @@ use std::time::Duration;
 const TOP: &str = "Herald-Top";
 const EPOCH: &str = "Herald-Epoch";
 const TIME: &str = "Herald-Time";
-/// Attempts at a publish that other nodes' publishes keep overtaking.
-const ATTEMPTS: usize = 20;
+/// Attempts at a publish that other nodes' publishes keep overtaking (with
+/// a growing pause between them).
+const ATTEMPTS: u32 = 20;
 /// Channels whose last message a node remembers (cleared when full).
 const MAX_KNOWN: usize = 100_000;
 /// The longest a message is kept (the longest `ttl_secs`).
@@ -63,6 +64,12 @@ pub struct JetStreamHistory {
     pub metrics: EngineMetrics,
     stream: tokio::sync::OnceCell<Stream>,
     known: Mutex<HashMap<String, Last>>,
+    /// One async lock per channel being published to from this node: this
+    /// node's publishes to a channel go one at a time (each waits for the
+    /// previous one's acknowledgement), so they never race each other for
+    /// the next offset; only other nodes' publishes can make one retry. An
+    /// entry goes when its last user is done.
+    publishing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn failed(what: &str) -> impl Fn(String) -> EngineError + '_ {
@@ -92,6 +99,7 @@ impl JetStreamHistory {
             metrics,
             stream: tokio::sync::OnceCell::new(),
             known: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -152,8 +160,36 @@ impl JetStreamHistory {
         known.insert(channel.to_string(), last);
     }
 
-    /// Publish `events` after the channel's last message: (first offset, epoch).
+    /// [`Self::put_once`], one at a time per channel on this node.
     async fn put(
+        &self,
+        channel: &Channel,
+        events: &[&str],
+        id: u64,
+        batch: Option<&Batch>,
+    ) -> Result<(), EngineError> {
+        let key = channel.path().to_string();
+        let lock = self
+            .publishing
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = lock.lock().await;
+            self.put_once(channel, events, id, batch).await
+        };
+        let mut publishing = self.publishing.lock().unwrap();
+        // Ours and the map's: nobody else waits for this channel.
+        if Arc::strong_count(&lock) == 2 {
+            publishing.remove(&key);
+        }
+        result
+    }
+
+    /// Publish `events` after the channel's last message.
+    async fn put_once(
         &self,
         channel: &Channel,
         events: &[&str],
@@ -163,7 +199,12 @@ impl JetStreamHistory {
         let stream = self.stream().await?;
         let subject = self.subject(channel);
         let key = channel.path().to_string();
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // Other nodes are publishing to this channel too: let them.
+                let jitter = rand::random::<u64>() % (1 + u64::from(attempt) * 2);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
             let cached = self.known.lock().unwrap().get(&key).cloned();
             let (seq, top, epoch) = match cached {
                 Some(l) => l,
