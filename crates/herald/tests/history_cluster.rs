@@ -318,3 +318,43 @@ async fn without_redis_nothing_is_published_or_positioned() {
         "{f}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_get_consecutive_offsets_redis() {
+    concurrent_publishers(REDIS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_get_consecutive_offsets_nats() {
+    concurrent_publishers(NATS).await;
+}
+
+/// Eight publishers on two nodes racing for one channel: every publish is
+/// accepted and a subscriber on the third node sees offsets 1..=N, once each.
+async fn concurrent_publishers(engine: &str) {
+    let (nodes, api) = three_nodes(engine).await;
+    let _cleanup = Cleanup(api);
+    let mut c = nodes[2].ws().await;
+    c.init().await;
+    subscribe(&mut c, "s", "/h/race", None).await;
+    let mut tasks = Vec::new();
+    for p in 0..8u64 {
+        let addr = nodes[(p % 2) as usize].addr;
+        tasks.push(tokio::spawn(async move {
+            let node = TestServer {
+                addr,
+                running: None,
+            };
+            publish(&[&node], "/h/race", p * 25..p * 25 + 25).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for k in 1..=200u64 {
+        let (n, offset) = next(&mut c).await;
+        assert_eq!(offset, k, "offsets arrive in order, without a gap");
+        assert!(seen.insert(n), "event {n} arrived twice");
+    }
+}
