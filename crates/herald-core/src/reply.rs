@@ -158,6 +158,22 @@ pub fn data_frame_positioned_pieces<'a>(
     ]
 }
 
+/// `n` in decimal, written into `buf` (no allocation: a positioned `data`
+/// frame is written once per subscriber).
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+}
+
 /// `subscribe_success` with Herald's extra members (a history namespace's
 /// positions and whether the subscription recovered).
 pub fn subscribe_success_with(
@@ -184,6 +200,14 @@ pub fn http_error_body(e: &OpError) -> String {
 mod tests {
     use super::*;
     use crate::event::EncodedEvent;
+
+    #[test]
+    fn decimal_writes_digits() {
+        let mut buf = [0; 20];
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+    }
 
     #[test]
     fn positioned_data_frame_is_valid_json() {

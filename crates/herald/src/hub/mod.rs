@@ -204,10 +204,9 @@ impl Hub {
         let delivery = match history {
             None => deliver(None),
             Some(settings) => {
-                let literals: Vec<Arc<str>> =
-                    batch.events.iter().map(|e| e.literal.clone()).collect();
+                let literals = batch.events.iter().map(|e| &e.literal);
                 self.history
-                    .append(batch.channel.path(), settings, &literals, |tag| {
+                    .append(batch.channel.path(), settings, literals, |tag| {
                         deliver(Some(tag))
                     })
             }

@@ -188,11 +188,11 @@ impl MemoryHistory {
     /// Append one publish's events to `channel`'s stream and, still under the
     /// stream's lock, hand their positions to `deliver` (which queues them to
     /// this node's subscribers): subscribers see offsets in order.
-    pub fn append<R>(
+    pub fn append<'a, R>(
         &self,
         channel: &str,
         settings: HistorySettings,
-        literals: &[Arc<str>],
+        literals: impl IntoIterator<Item = &'a Arc<str>> + Clone,
         deliver: impl FnOnce(StreamTag) -> R,
     ) -> R {
         let now = now_ms();
@@ -204,7 +204,7 @@ impl MemoryHistory {
             }
             let first = st.top + 1;
             let mut added = 0;
-            for literal in literals {
+            for literal in literals.clone() {
                 st.top += 1;
                 let offset = st.top;
                 added += literal.len() + ENTRY_OVERHEAD;

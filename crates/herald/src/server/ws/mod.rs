@@ -356,14 +356,15 @@ impl Connection {
                         Some(tag) => {
                             for (literal, offset) in events.literals.iter().zip(tag.offsets.iter())
                             {
-                                let offset = offset.to_string();
+                                let mut digits = [0; 20];
+                                let offset = reply::decimal(*offset, &mut digits);
                                 websocket::text_frame(
                                     buf,
                                     &reply::data_frame_positioned_pieces(
                                         sub_id,
                                         literal,
                                         &tag.channel,
-                                        &offset,
+                                        offset,
                                         &tag.epoch,
                                     ),
                                 );
