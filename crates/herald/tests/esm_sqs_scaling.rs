@@ -8,7 +8,6 @@ mod common;
 use common::esm::*;
 use common::*;
 use serde_json::{json, Value};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// A backlog scales the pollers past the initial five up to
@@ -46,14 +45,16 @@ async fn a_backlog_scales_pollers_up_to_maximum_concurrency() {
     let server = start_with_toml(&config(f.addr, &both)).await;
     // Ten batches arrive with none answered: ten pollers hold one each (SQS
     // may return fewer than ten messages to a receive, so only the batches
-    // are counted).
-    let mut seen = HashSet::new();
+    // are counted). A standard queue delivers at least once, and
+    // moto_server's ReceiveMessage picks visible messages outside its queue
+    // lock, so two concurrent receives now and then get the same message: a
+    // repeat is not Herald's, and not counted against it here (esm_sqs.rs
+    // checks that every message is handled and deleted).
     for _ in 0..10 {
-        for r in f.batch().await {
-            assert!(
-                seen.insert(sqs_body(&r)["n"].as_i64().unwrap()),
-                "no message twice"
-            );
+        let batch = f.batch().await;
+        assert!(!batch.is_empty(), "a batch holds records");
+        for r in batch {
+            assert!(sqs_body(&r)["n"].is_i64(), "a record carries its message");
         }
     }
     metrics_reach(&server, &busy_uuid, &[("esm_pollers", 10)]).await;
