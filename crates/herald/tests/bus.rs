@@ -106,9 +106,31 @@ async fn rules_route_to_a_channel_and_a_function() {
         json!({"order": "o-1", "amount": 150, "rule": "big"})
     );
 
-    // A disabled rule routes nothing; enabled again, it does.
+    // A disabled rule routes nothing; enabled again, it does. Rules are
+    // applied when the bus dispatches an event from its log, in the log's
+    // order: a marker put after o-2 and routed by another rule shows that o-2
+    // was dispatched (while `big` was off) before `big` is enabled again.
+    events_ok(
+        admin,
+        "PutRule",
+        json!({"Name": "marker", "EventPattern": r#"{"source": ["marker"]}"#}),
+    )
+    .await;
+    events_ok(
+        admin,
+        "PutTargets",
+        json!({"Rule": "marker", "Targets": [
+        {"Id": "ws", "Arn": "channel:/default/orders/eu", "InputPath": "$.detail"}]}),
+    )
+    .await;
     events_ok(admin, "DisableRule", json!({"Name": "big"})).await;
     put(admin, json!([order("o-2", 500)])).await;
+    put(
+        admin,
+        json!([{"Source": "marker", "DetailType": "m", "Detail": r#"{"id": "marker"}"#}]),
+    )
+    .await;
+    assert_eq!(ws.data("s1").await["id"], "marker", "o-2 was not routed");
     events_ok(admin, "EnableRule", json!({"Name": "big"})).await;
     put(admin, json!([order("o-3", 700)])).await;
     assert_eq!(ws.data("s1").await["id"], "o-3");
