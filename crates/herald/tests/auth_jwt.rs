@@ -109,6 +109,8 @@ impl TestKey {
 struct Issuer {
     server: TinyServer,
     jwks: Arc<Mutex<Value>>,
+    /// While set, every request is answered 503 (the issuer is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Issuer {
@@ -117,8 +119,14 @@ impl Issuer {
             json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()}),
         ));
         let base = Arc::new(Mutex::new(String::new()));
-        let (j, b) = (jwks.clone(), base.clone());
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (j, b, d) = (jwks.clone(), base.clone(), down.clone());
         let server = TinyServer::start(move |r| match r.path.as_str() {
+            _ if d.load(std::sync::atomic::Ordering::SeqCst) => Answer {
+                status: 503,
+                body: String::new(),
+                delay: Default::default(),
+            },
             "/.well-known/openid-configuration" => {
                 let base = b.lock().unwrap().clone();
                 Answer::json(json!({"issuer": base, "jwks_uri": format!("{base}/keys")}))
@@ -132,7 +140,11 @@ impl Issuer {
         })
         .await;
         *base.lock().unwrap() = server.url("");
-        Issuer { server, jwks }
+        Issuer { server, jwks, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn url(&self) -> String {
@@ -187,6 +199,43 @@ async fn oidc_server(issuer: &str, extra: &str) -> TestServer {
         "#
     ))
     .await
+}
+
+/// The issuer down (discovery and JWKS answer 503): tokens are refused at
+/// once (fail closed) and not each with its own fetch, API keys go on
+/// working, and once the issuer is back tokens are accepted with no restart.
+#[tokio::test]
+async fn an_issuer_down_refuses_tokens_and_its_return_needs_no_restart() {
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    issuer.set_down(true);
+    let iss = issuer.url();
+    let server = oidc_server(&iss, "").await;
+    let token = key.sign(&claims(&iss, json!({})));
+    assert_eq!(publish_with(&server, &token).await, 401);
+    let fetched = issuer.server.requests().len();
+    assert!(fetched >= 1, "the issuer was asked");
+    for _ in 0..5 {
+        assert_eq!(publish_with(&server, &token).await, 401);
+    }
+    // Within the backoff the failure is answered without asking again (one
+    // more fetch is allowed, should the backoff have passed meanwhile).
+    assert!(issuer.server.requests().len() <= fetched + 1);
+    assert_eq!(
+        publish(&server, "/default/a", &[json!(1)]).await.status,
+        200
+    );
+    issuer.set_down(false);
+    // Accepted once the backoff has passed: the real answer, asked until it
+    // changes (no event tells the test when the backoff ends).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while publish_with(&server, &token).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tokens accepted again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

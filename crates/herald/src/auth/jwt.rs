@@ -30,6 +30,12 @@ const LEEWAY_SECS: i64 = 30;
 /// Minimum time between refetches caused by an unknown `kid`.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a JWKS fetch failed, requests needing it are refused with that
+/// failure for this long instead of each fetching again: with the issuer
+/// down or hanging, tokens are answered at once (fail closed) rather than one
+/// fetch timeout after another behind the fetch lock, and the issuer is not
+/// hammered. The first request after it tries again.
+pub const FAILED_FETCH_BACKOFF: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 enum Key {
@@ -63,6 +69,8 @@ struct KeySet {
     anonymous: Vec<Key>,
     loaded: bool,
     last_unknown_kid_refetch: Option<Instant>,
+    /// The last failed fetch: when, and why (see [`FAILED_FETCH_BACKOFF`]).
+    last_failure: Option<(Instant, String)>,
 }
 
 /// One Cognito user pool or OIDC issuer.
@@ -307,8 +315,23 @@ impl JwtProvider {
         }
     }
 
-    /// Fetch the keys and replace the cache.
+    /// Fetch the keys and replace the cache; a failure is remembered for
+    /// [`FAILED_FETCH_BACKOFF`], and answered without fetching meanwhile.
     async fn reload(&self) -> Result<(), String> {
+        if let Some((at, why)) = &self.keys.read().unwrap().last_failure {
+            if at.elapsed() < FAILED_FETCH_BACKOFF {
+                return Err(format!("{why} (retried after {FAILED_FETCH_BACKOFF:?})"));
+            }
+        }
+        let result = self.load().await;
+        if let Err(e) = &result {
+            tracing::warn!(issuer = %self.issuer, error = %e, "cannot load the issuer's keys; tokens are refused");
+            self.keys.write().unwrap().last_failure = Some((Instant::now(), e.clone()));
+        }
+        result
+    }
+
+    async fn load(&self) -> Result<(), String> {
         let jwks = self.fetch_jwks().await?;
         let list = jwks
             .get("keys")
