@@ -242,6 +242,9 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// The drain period before the listener closes on shutdown.
     pub drain: Duration,
+    /// `[server] header_read_timeout_ms`: how long the public listener waits
+    /// for a request's head (slow or silent clients are closed after it).
+    pub header_read_timeout: Duration,
     /// The admin listener's address; `None` when it is off.
     pub admin_listen: Option<SocketAddr>,
     /// Where the control plane keeps what it creates.
@@ -599,6 +602,9 @@ impl ApiConfig {
             tls,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms.unwrap_or(10_000)),
             drain: Duration::from_millis(file.server.drain_ms.unwrap_or(2_000)),
+            header_read_timeout: Duration::from_millis(
+                file.server.header_read_timeout_ms.unwrap_or(30_000).max(1),
+            ),
             auth_providers: providers,
             engine: match file.engine.as_deref().unwrap_or("memory") {
                 "memory" => EngineSetting::Memory,

@@ -66,6 +66,10 @@ pub struct ServerFile {
     /// How long `/ready` answers 503 before the listener closes on shutdown,
     /// so load balancers stop sending new clients first (default 2000).
     pub drain_ms: Option<u64>,
+    /// How long a connection may take to send a request's head (the first
+    /// request's included: a client that connects and sends nothing is closed
+    /// after this long), in milliseconds (default 30000).
+    pub header_read_timeout_ms: Option<u64>,
     /// Serve the web console at `/console` (default: off with a config file).
     pub console: Option<bool>,
     /// Serve Prometheus metrics at `/metrics` (default: on).

@@ -405,10 +405,13 @@ where
 {
     let mut shutdown = ctx.shutdown.clone();
     let svc_ctx = ctx.clone();
+    let header_read_timeout = ctx.api.config.header_read_timeout;
     let svc = service_fn(move |req| http::handle(req, svc_ctx.clone()));
+    // The timer runs from the connection's start: one that sends nothing is
+    // closed after it, so silent connections cannot pile up.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(header_read_timeout)
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);

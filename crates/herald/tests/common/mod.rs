@@ -548,6 +548,15 @@ pub fn serve_process(
     config: &std::path::Path,
     args: &[&std::ffi::OsStr],
 ) -> (Process, Option<SocketAddr>) {
+    let (process, _, admin) = serve_process_at(config, args);
+    (process, admin)
+}
+
+/// As [`serve_process`], with the public listener's address too.
+pub fn serve_process_at(
+    config: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (Process, SocketAddr, Option<SocketAddr>) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -559,9 +568,12 @@ pub fn serve_process(
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut admin = None;
+    let (mut admin, mut public) = (None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("Herald listening on ") {
+            public = Some(a.trim().parse().unwrap());
+        }
         if let Some(a) = line.trim().strip_prefix("admin:") {
             let url = a.split_whitespace().next().unwrap();
             admin = Some(url.trim_start_matches("http://").parse().unwrap());
@@ -571,5 +583,9 @@ pub fn serve_process(
         }
     }
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Process(child), admin)
+    (
+        Process(child),
+        public.expect("the banner names the listener"),
+        admin,
+    )
 }
