@@ -1,23 +1,31 @@
-//! Herald's one outbound HTTP/1.1 client: OIDC discovery, JWKS, the
-//! Lambda-style authorizer, DIRECT handlers, HTTP functions, and the CLI.
+//! Herald's one outbound HTTP client: OIDC discovery, JWKS, the Lambda-style
+//! authorizer, DIRECT handlers, HTTP functions, `fetch`, API destinations,
+//! HTTP tasks, the AWS sources' calls, and the CLI.
 //!
-//! Connections are kept alive and reused: after a response has been read
-//! whole, its connection goes back to an idle list per scheme and authority
-//! (at most [`MAX_IDLE_PER_HOST`]; past that it is closed). A request takes an
-//! idle connection that is still open, or opens a new one; clones of a
-//! client share the idle lists.
+//! A thin layer over `reqwest` (hyper's pooled client), so that every caller
+//! gets what a maintained client does right and Herald need not:
+//! - **connection reuse**: idle connections are kept per host (at most
+//!   [`MAX_IDLE_PER_HOST`], closed after [`IDLE_TIMEOUT`] unused), so a
+//!   DIRECT handler or an authorizer pays its TCP and TLS handshake once, not
+//!   per call; clones of a client share the pool;
+//! - **HTTP/2** where a TLS server offers it (ALPN): concurrent calls to one
+//!   host share one connection; HTTP/1.1 otherwise;
+//! - **proxies** from the environment (`HTTPS_PROXY`, `HTTP_PROXY`,
+//!   `ALL_PROXY`, with `NO_PROXY` exceptions), as curl reads them;
+//! - **timeouts**: the connect is bounded by [`CONNECT_TIMEOUT`], and each
+//!   request, answer and body included, by the caller's `timeout`.
+//!
+//! Redirects are not followed: an authorizer or a function that answers 3xx
+//! is answered as it is, never sent on to a host nobody configured. TLS trusts
+//! the web PKI's roots plus the optional PEM file the server is given (`[function_pool]
+//! http_ca_file`), with rustls on *ring*, as Herald's listener does.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 /// The parts of an `http(s)://host[:port]/path?query` URL the client needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,19 +107,19 @@ pub fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> 
     Ok(Arc::new(config))
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+/// Idle connections kept per host; past that, a connection whose request is
+/// done is closed.
+pub const MAX_IDLE_PER_HOST: usize = 32;
+/// How long an idle connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long opening a connection (TCP and TLS) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An HTTP client with fixed TLS trust.
-/// Idle connections kept per scheme and authority.
-pub const MAX_IDLE_PER_HOST: usize = 16;
-
-type Idle = Arc<Mutex<HashMap<(bool, String), Vec<SendRequest<Full<Bytes>>>>>>;
-
+/// An HTTP client with fixed TLS trust. Cheap to clone: clones share the
+/// connection pool.
 #[derive(Clone)]
 pub struct HttpClient {
-    tls: Arc<ClientConfig>,
-    idle: Idle,
+    inner: reqwest::Client,
 }
 
 /// A response.
@@ -123,59 +131,29 @@ pub struct Response {
 }
 
 impl HttpClient {
+    /// A client trusting the web PKI and, if given, the PEM certificates in
+    /// `extra_ca`.
     pub fn new(extra_ca: Option<&Path>) -> Result<HttpClient, String> {
-        Ok(HttpClient {
-            tls: tls_config(extra_ca)?,
-            idle: Idle::default(),
-        })
+        let mut tls = (*tls_config(extra_ca)?).clone();
+        // Offer HTTP/2 first; a server without it answers in HTTP/1.1.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let inner = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpClient { inner })
     }
 
-    /// An idle connection to `url`'s host that is still open.
-    fn take_idle(&self, url: &Url) -> Option<SendRequest<Full<Bytes>>> {
-        let mut idle = self.idle.lock().unwrap();
-        let list = idle.get_mut(&(url.tls, url.authority.clone()))?;
-        while let Some(sender) = list.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    fn put_idle(&self, url: &Url, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap();
-        let list = idle.entry((url.tls, url.authority.clone())).or_default();
-        if list.len() < MAX_IDLE_PER_HOST {
-            list.push(sender);
-        }
-    }
-
-    async fn connect(&self, url: &Url) -> Result<SendRequest<Full<Bytes>>, String> {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", url.authority))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = if url.tls {
-            let name = ServerName::try_from(url.host.clone()).map_err(|e| e.to_string())?;
-            let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {} failed: {e}", url.authority))?;
-            Box::new(stream)
-        } else {
-            Box::new(tcp)
-        };
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        Ok(sender)
-    }
-
-    /// Send one request; the whole exchange is bounded by `timeout`.
+    /// Send one request; the whole exchange (connecting, sending, the answer
+    /// and its body) is bounded by `timeout`. A request on a pooled
+    /// connection the server had closed meanwhile is sent again on a new one
+    /// only when it cannot have reached the server.
     pub async fn request(
         &self,
         method: Method,
@@ -184,72 +162,89 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, String> {
-        let url = Url::parse(url)?;
-        tokio::time::timeout(timeout, self.exchange(method, &url, headers, body))
-            .await
-            .map_err(|_| {
-                format!(
-                    "{}: no answer within {} ms",
-                    url.authority,
-                    timeout.as_millis()
-                )
-            })?
-    }
-
-    async fn exchange(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Result<Response, String> {
-        // A pooled connection may have been closed by the server while
-        // idle; a request it could not send is sent once more on a new
-        // connection (never one that may have reached the server).
-        let (mut sender, pooled) = match self.take_idle(url) {
-            Some(s) => (s, true),
-            None => (self.connect(url).await?, false),
-        };
-        if sender.ready().await.is_err() {
-            sender = self.connect(url).await?;
+        let parsed = Url::parse(url)?;
+        let mut req = self.inner.request(method, url).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
-        let build = || {
-            let mut req = hyper::Request::builder()
-                .method(method.clone())
-                .uri(&url.path)
-                .header("host", &url.authority);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.body(Full::new(body.clone())).map_err(|e| e.to_string())
-        };
-        let resp = match sender.send_request(build()?).await {
-            Ok(r) => r,
-            // Not sent: the idle connection had been closed meanwhile.
-            Err(e) if pooled && e.is_canceled() => {
-                sender = self.connect(url).await?;
-                sender
-                    .send_request(build()?)
-                    .await
-                    .map_err(|e| format!("{}: {e}", url.authority))?
-            }
-            Err(e) => return Err(format!("{}: {e}", url.authority)),
-        };
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        self.put_idle(url, sender);
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        // Boxed: reqwest's futures are deep and large types, which every
+        // async caller up to the request handlers would otherwise carry in
+        // its own future; one allocation per call.
+        let url_parts = parsed.clone();
+        let exchange: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Response, String>> + Send>,
+        > = Box::pin(async move {
+            let parsed = url_parts;
+            let resp = req.send().await.map_err(|e| describe(&parsed, &e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.map_err(|e| describe(&parsed, &e))?;
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        });
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+            format!(
+                "{}: no answer within {} ms",
+                parsed.authority,
+                timeout.as_millis()
+            )
+        })?
     }
+}
+
+/// Whether the TLS handshake is what failed (an untrusted certificate, a
+/// name mismatch, a protocol alert), somewhere in `e`'s causes.
+fn tls_failure(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let io_inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if cause.is::<rustls::Error>() || io_inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        // hyper-rustls hands rustls's error on inside wrappers that do not
+        // always downcast: its variants' names tell it.
+        let debug = format!("{cause:?}");
+        if [
+            "InvalidCertificate",
+            "AlertReceived",
+            "PeerIncompatible",
+            "PeerMisbehaved",
+            "NoCertificatesPresented",
+        ]
+        .iter()
+        .any(|v| debug.contains(v))
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A one-line reason naming the host, with the causes reqwest wraps (the
+/// connect error, the TLS alert) spelled out.
+fn describe(url: &Url, e: &reqwest::Error) -> String {
+    let mut text = if tls_failure(e) {
+        format!("TLS with {} failed", url.authority)
+    } else if e.is_connect() {
+        format!("cannot connect to {}", url.authority)
+    } else if e.is_timeout() {
+        format!("{}: timed out", url.authority)
+    } else {
+        format!("{}: request failed", url.authority)
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@
 //! HTTP and WebSocket fronts, shutdown) and [`cli`] (the `herald` commands). The
 //! wire format itself lives in the I/O-free `herald-core` crate.
 
+// The request handlers' futures nest the outbound HTTP client's (reqwest's)
+// deep types; computing their layouts needs more than the default 128 levels.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod api;
 pub mod auth;

@@ -133,7 +133,9 @@ impl EventApi {
             .collect();
         // Always a pool, so a reload can add handlers to a namespace.
         let handlers = Some(HandlerPool::start(code, config.handlers)?);
-        let auth = Authorizer::new(&config);
+        // The process's one outbound client (the functions' registry holds it).
+        let http = functions.http().clone();
+        let auth = Authorizer::new(&config, http.clone());
         let keys = auth.api_keys().clone();
         Ok(EventApi {
             live: std::sync::RwLock::new(Arc::new(Live {
@@ -148,7 +150,7 @@ impl EventApi {
             key_connections: Default::default(),
             connections: Default::default(),
             handlers,
-            http: HttpClient::new(None)?,
+            http,
             namespaces: std::sync::RwLock::new(namespaces::Namespaces::new(&config.namespaces)),
             data_sources: Default::default(),
             metrics: {
@@ -198,7 +200,7 @@ impl EventApi {
     /// node): `config` is derived from `stored`. Keys, namespaces,
     /// connections and subscriptions stay as they are.
     pub fn set_live(&self, config: ApiConfig, stored: crate::store::StoredApi) {
-        let auth = Authorizer::with_keys(&config, self.keys.clone());
+        let auth = Authorizer::with_keys(&config, self.keys.clone(), self.http.clone());
         *self.live.write().unwrap() = Arc::new(Live {
             config,
             stored: Some(stored),

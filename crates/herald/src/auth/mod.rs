@@ -18,7 +18,7 @@
 mod api_key;
 mod headers;
 mod identity;
-mod jwt;
+pub mod jwt;
 mod lambda;
 pub mod sigv4;
 
@@ -107,16 +107,22 @@ impl Authorizer {
         &self.api_keys
     }
 
-    pub fn new(config: &ApiConfig) -> Authorizer {
+    /// An authorizer for `config`'s providers; OIDC discovery, JWKS and the
+    /// Lambda authorizer go out through `http`, the process's one client.
+    pub fn new(config: &ApiConfig, http: HttpClient) -> Authorizer {
         Self::with_keys(
             config,
             std::sync::Arc::new(ApiKeyStore::new(&config.api_keys)),
+            http,
         )
     }
 
     /// An authorizer for `config`'s providers that checks API keys in `api_keys`.
-    pub fn with_keys(config: &ApiConfig, api_keys: std::sync::Arc<ApiKeyStore>) -> Authorizer {
-        let http = HttpClient::new(None).expect("TLS roots load");
+    pub fn with_keys(
+        config: &ApiConfig,
+        api_keys: std::sync::Arc<ApiKeyStore>,
+        http: HttpClient,
+    ) -> Authorizer {
         let mut jwt = Vec::new();
         let mut lambda = None;
         let mut iam = None;

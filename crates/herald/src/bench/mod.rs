@@ -6,7 +6,8 @@
 //! each, as fast as possible), `http-publish` (publish rate over HTTP), and
 //! `recovery` (a subscriber that missed N events gets them back from channel
 //! history), and in-process ones: `handler`, `function`, `esm`, `bus` (the
-//! event bus with its durable log). With
+//! event bus with its durable log), `direct` (publishes through a DIRECT
+//! handler calling a function over HTTP). With
 //! several `--endpoint`s, subscribers and publishers spread over them (the
 //! cross-node variant). Every event carries its publish time, so subscribers
 //! measure publish-to-deliver latency (HdrHistogram). Given `--server-pid`, the
@@ -16,6 +17,7 @@
 mod bus;
 mod connect;
 mod delivery;
+mod direct;
 mod esm;
 mod function;
 mod handler;
@@ -240,6 +242,22 @@ pub enum Scenario {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
         store_url: String,
     },
+    /// Publish over HTTP through a DIRECT onPublish handler whose function (an
+    /// echo server) is called over HTTP, or HTTPS with `--tls`; all in this
+    /// process.
+    Direct {
+        #[arg(long, default_value_t = 16)]
+        publishers: usize,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Call the function over HTTPS (a self-signed certificate).
+        #[arg(long)]
+        tls: bool,
+    },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
         #[command(flatten)]
@@ -435,6 +453,13 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             rounds,
             publishers,
         } => recovery::recovery_scenario(&common, events, rounds, publishers).await?,
+        Scenario::Direct {
+            publishers,
+            batch,
+            payload,
+            duration,
+            tls,
+        } => direct::direct_scenario(publishers, batch.clamp(1, 5), payload, duration, tls).await?,
         Scenario::HttpPublish {
             common,
             publishers,
