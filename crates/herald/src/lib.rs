@@ -22,6 +22,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod esm;
+pub mod faults;
 pub mod functions;
 pub mod handlers;
 pub mod http_client;

@@ -3,7 +3,7 @@
 //! with `--endpoint-url` pointed at it.
 //!
 //! Every request must be signed with SigV4 (services `appsync`, `lambda`,
-//! `events`, `states`, in the configured region) by a credential of
+//! `events`, `states`, `fis`, in the configured region) by a credential of
 //! `[[iam_credentials]]` holding the `admin` grant; the development mode
 //! generates one and prints it. Then the request is dispatched by protocol:
 //! `X-Amz-Target` names a JSON 1.x operation ([`events`]: EventBridge;
@@ -19,6 +19,7 @@
 mod appsync;
 pub(crate) mod aws;
 mod events;
+mod fis;
 mod lambda;
 mod states;
 
@@ -40,7 +41,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 /// The SigV4 services whose APIs the admin listener serves.
-const SERVICES: &[&str] = &["appsync", "lambda", "events", "states"];
+const SERVICES: &[&str] = &["appsync", "lambda", "events", "states", "fis"];
 /// Largest request body (Lambda's zip uploads will need this much).
 const MAX_BODY: usize = 70 << 20;
 
@@ -261,7 +262,10 @@ async fn serve(req: Request<hyper::body::Incoming>, state: &AdminState) -> Respo
         }),
         None => match appsync::route(state, &method, &path, &query, &body).await {
             Some(r) => Some(r),
-            None => lambda::route(state, &method, &path, &query, &http_headers, &body).await,
+            None => match fis::route(state, &method, &path, &query, &body).await {
+                Some(r) => Some(r),
+                None => lambda::route(state, &method, &path, &query, &http_headers, &body).await,
+            },
         }
         .unwrap_or_else(|| {
             Err(AwsError::new(

@@ -40,6 +40,17 @@ impl EventApi {
         list.push(Arc::downgrade(outbox));
     }
 
+    /// A fault injection experiment closes `percentage` of the open
+    /// connections, each chosen independently (1001). Returns how many.
+    pub fn close_connections_share(&self, percentage: f64) -> usize {
+        let list: Vec<_> = self.connections.lock().unwrap().clone();
+        list.iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|_| percentage >= 100.0 || rand::random::<f64>() * 100.0 < percentage)
+            .map(|outbox| outbox.revoke(crate::hub::Revoked::FaultInjected))
+            .count()
+    }
+
     /// The API was deleted: end every connection (1008 "API deleted").
     pub fn revoke_all_connections(&self) -> usize {
         let list = std::mem::take(&mut *self.connections.lock().unwrap());

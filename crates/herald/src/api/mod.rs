@@ -116,16 +116,25 @@ pub struct EventApi {
     pub workflows: crate::workflow::WorkflowsSlot,
 }
 
+/// `arn:aws:appsync:<region>:<account>:apis/<apiId>`.
+pub fn api_arn(config: &ApiConfig) -> String {
+    format!(
+        "arn:aws:appsync:{}:{}:apis/{}",
+        config.aws_region, config.account_id, config.api_id
+    )
+}
+
 impl EventApi {
     /// Build the API; namespaces' handler code is loaded (and checked) here.
     /// What the admin API created is applied by [`Registry::reconcile`].
     pub fn new(
         config: ApiConfig,
-        hub: Hub,
+        mut hub: Hub,
         store: crate::store::Store,
         functions: Arc<crate::functions::Functions>,
         workflows: crate::workflow::WorkflowsSlot,
     ) -> Result<EventApi, String> {
+        hub.set_faults(functions.faults().clone(), api_arn(&config));
         let code: HashMap<String, String> = config
             .namespaces
             .iter()

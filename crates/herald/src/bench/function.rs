@@ -99,6 +99,7 @@ pub async fn function_scenario(
         crate::http_client::HttpClient::new(None)?,
         "us-east-1",
         "123456789012",
+        Arc::new(crate::faults::Faults::default()),
     )?);
     let spec = |name: &str| FunctionSpec {
         name: name.to_string(),

@@ -151,6 +151,9 @@ pub struct ConfigFile {
     /// `[history]`: what channel history may keep in all.
     #[serde(default)]
     pub history: crate::hub::history::HistoryLimitsFile,
+    /// `[fault_injection]`: whether the FIS API is served.
+    #[serde(default)]
+    pub fault_injection: crate::faults::FaultInjectionFile,
 }
 
 /// `[handlers]`: limits for JavaScript handlers.
@@ -295,6 +298,9 @@ pub struct ApiConfig {
     /// AppSync log level (`NONE`, `ERROR`, `INFO`, `DEBUG`, `ALL`), if configured.
     pub log_level: Option<String>,
     pub handlers: crate::handlers::HandlerSettings,
+    /// Whether fault injection experiments may run (`[fault_injection]
+    /// enabled`; on by default only in the development mode).
+    pub fault_injection: bool,
 }
 
 pub(super) fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
@@ -644,6 +650,10 @@ impl ApiConfig {
             outbound_queue_frames: l.outbound_queue_frames.unwrap_or(4096).max(16),
             outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
             history: crate::hub::history::HistoryLimits::resolve(&file.history)?,
+            fault_injection: file
+                .fault_injection
+                .enabled
+                .unwrap_or(over.generate_admin_credentials),
             console: over.console.or(file.server.console).unwrap_or(false),
             metrics: file.server.metrics.unwrap_or(true),
             functions: {

@@ -258,6 +258,8 @@ pub struct Functions {
     pub(crate) async_pending: Arc<Semaphore>,
     /// For `fetch`, which runs on the worker threads.
     handle: tokio::runtime::Handle,
+    /// The server's fault injection experiments (they act on invocations).
+    faults: Arc<crate::faults::Faults>,
 }
 
 pub mod metrics;
@@ -268,8 +270,10 @@ impl Functions {
         http: HttpClient,
         region: &str,
         account: &str,
+        faults: Arc<crate::faults::Faults>,
     ) -> Result<Functions, String> {
         Ok(Functions {
+            faults,
             map: RwLock::new(HashMap::new()),
             pool: JsPool::start(settings)?,
             http,
@@ -283,12 +287,17 @@ impl Functions {
         })
     }
 
-    /// `arn:aws:lambda:<region>:<account>:function:<name>`.
     /// The server's one outbound HTTP client (for other subsystems too).
     pub fn http(&self) -> &HttpClient {
         &self.http
     }
 
+    /// The server's fault injection (for the engines and the FIS API too).
+    pub fn faults(&self) -> &Arc<crate::faults::Faults> {
+        &self.faults
+    }
+
+    /// `arn:aws:lambda:<region>:<account>:function:<name>`.
     pub fn arn(&self, name: &str) -> String {
         format!(
             "arn:aws:lambda:{}:{}:function:{name}",
@@ -471,7 +480,16 @@ impl Functions {
             + timeout.as_millis();
         let arn = self.arn(name);
         let _running = self.metrics.running(name);
+        // A running experiment may delay the start, or answer instead.
+        let fault = self.faults.on_invoke(&arn);
+        if let Some(delay) = fault.delay {
+            tokio::time::sleep(delay).await;
+        }
         let (answer, init) = match &f.body {
+            _ if fault.replace.as_ref().is_some_and(|r| r.prevent_execution) => {
+                let r = fault.replace.as_ref().expect("checked");
+                ((r.payload.clone(), r.function_error), None)
+            }
             Body::Http(url) => {
                 let call = http::Call {
                     request_id: &request_id,
@@ -521,7 +539,11 @@ impl Functions {
             }
         };
         let duration = started.elapsed();
-        let (payload, function_error) = answer;
+        let (payload, function_error) = match fault.replace {
+            // Ran, and its answer is replaced.
+            Some(r) => (r.payload, r.function_error),
+            None => answer,
+        };
         self.metrics
             .invoked(name, function_error, duration.as_secs_f64());
         if function_error {

@@ -42,6 +42,9 @@ pub struct Hub {
     /// interest (later subscribers of a pattern wait for the first one's
     /// confirmation before their ack).
     interest: Mutex<HashMap<ChannelPattern, (usize, watch::Receiver<bool>)>>,
+    /// Fault injection on the engine path (`herald:engine:*` actions), and
+    /// the API's ARN they name it by; none until the API sets them.
+    faults: Option<(Arc<crate::faults::Faults>, String)>,
 }
 
 impl Hub {
@@ -57,6 +60,7 @@ impl Hub {
             engine,
             engine_metrics: metrics,
             node_id,
+            faults: None,
             history: MemoryHistory::new(history),
             interest: Mutex::new(HashMap::new()),
         }
@@ -150,6 +154,12 @@ impl Hub {
         self.local.subscribe(pattern, sub, on_live)
     }
 
+    /// Let fault injection experiments act on this hub's engine traffic,
+    /// naming it by its API's ARN.
+    pub fn set_faults(&mut self, faults: Arc<crate::faults::Faults>, api_arn: String) {
+        self.faults = Some((faults, api_arn));
+    }
+
     /// Remove a subscription; the engine drops the pattern with its last subscriber.
     pub fn unsubscribe(&self, pattern: &ChannelPattern, key: SubKey) {
         if !self.local.unsubscribe(pattern, key) {
@@ -211,6 +221,15 @@ impl Hub {
                     })
             }
         };
+        if let Some((faults, arn)) = &self.faults {
+            match faults.on_engine_publish(arn) {
+                // Dropped by an experiment: as lost on the network, the
+                // other nodes never see it.
+                None => return (delivery, Ok(())),
+                Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                Some(_) => {}
+            }
+        }
         let remote = self.engine.publish(batch).await;
         (delivery, remote)
     }

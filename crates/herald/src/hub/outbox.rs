@@ -61,6 +61,8 @@ pub enum Revoked {
     KeyDeleted = 1,
     /// Its API was deleted.
     ApiDeleted = 2,
+    /// A fault injection experiment closes it (`herald:appsync:close-connections`).
+    FaultInjected = 3,
 }
 
 /// One queue entry.
@@ -198,6 +200,7 @@ impl Outbox {
         match self.revoked.load(Ordering::Acquire) {
             1 => Some(Revoked::KeyDeleted),
             2 => Some(Revoked::ApiDeleted),
+            3 => Some(Revoked::FaultInjected),
             _ => None,
         }
     }

@@ -112,6 +112,7 @@ impl Server {
             crate::http_client::HttpClient::new(config.function_ca_file.as_deref())?,
             &config.aws_region,
             &config.account_id,
+            Arc::new(crate::faults::Faults::new(config.fault_injection)),
         )?);
         for decl in config.functions.clone() {
             let f = functions.clone();
@@ -140,6 +141,7 @@ impl Server {
             workflows_slot.clone(),
         )?;
         functions.metrics.register(api.metrics.registry_mut());
+        functions.faults().register(api.metrics.registry_mut());
         let esm_metrics = crate::esm::metrics::EsmMetrics::default();
         esm_metrics.register(api.metrics.registry_mut());
         let api = Arc::new(api);

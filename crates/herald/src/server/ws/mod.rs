@@ -417,6 +417,14 @@ impl Connection {
                     "api_deleted",
                 ));
             }
+            Some(crate::hub::Revoked::FaultInjected) => {
+                tracing::info!("a fault injection experiment closes the connection");
+                return Some(Exit::Close(
+                    close_code::GOING_AWAY,
+                    "Closed by a fault injection experiment",
+                    "fault_injected",
+                ));
+            }
             None => {}
         }
         match self.write_queued().await {
