@@ -557,8 +557,27 @@ pub fn serve_process_at(
     config: &std::path::Path,
     args: &[&std::ffi::OsStr],
 ) -> (Process, SocketAddr, Option<SocketAddr>) {
+    serve_process_under(&[], config, args)
+}
+
+/// As [`serve_process_at`], started through `launcher` (a command and its
+/// arguments that end by running the rest: `prlimit ... --`, say).
+pub fn serve_process_under(
+    launcher: &[&str],
+    config: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (Process, SocketAddr, Option<SocketAddr>) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let bin = env!("CARGO_BIN_EXE_herald");
+    let mut command = match launcher.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .args(args)
