@@ -7,7 +7,8 @@
 //! `recovery` (a subscriber that missed N events gets them back from channel
 //! history), and in-process ones: `handler`, `function`, `esm`, `bus` (the
 //! event bus with its durable log), `direct` (publishes through a DIRECT
-//! handler calling a function over HTTP). With
+//! handler calling a function over HTTP), `soak` (an hour of mixed traffic
+//! sampled for growth). With
 //! several `--endpoint`s, subscribers and publishers spread over them (the
 //! cross-node variant). Every event carries its publish time, so subscribers
 //! measure publish-to-deliver latency (HdrHistogram). Given `--server-pid`, the
@@ -25,6 +26,7 @@ mod proc;
 mod publish;
 mod rawws;
 mod recovery;
+mod soak;
 mod subscribe;
 mod target;
 mod workflows;
@@ -258,6 +260,25 @@ pub enum Scenario {
         #[arg(long)]
         tls: bool,
     },
+    /// Mixed traffic for a long time (connect/disconnect churn, publishes
+    /// with API keys and SigV4, JavaScript handlers) against Herald in this
+    /// process; RSS, file descriptors and tasks sampled to show they stay flat.
+    Soak {
+        /// Seconds to run (one hour by default).
+        #[arg(long, default_value_t = 3600)]
+        duration: u64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10)]
+        sample: u64,
+        #[arg(long, default_value_t = 200)]
+        subscribers: usize,
+        /// HTTP publishes per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// Short-lived WebSocket connections opened per second.
+        #[arg(long, default_value_t = 20)]
+        churn: u64,
+    },
     /// Publish over HTTP (keep-alive) as fast as possible.
     HttpPublish {
         #[command(flatten)]
@@ -460,6 +481,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             duration,
             tls,
         } => direct::direct_scenario(publishers, batch.clamp(1, 5), payload, duration, tls).await?,
+        Scenario::Soak {
+            duration,
+            sample,
+            subscribers,
+            rate,
+            churn,
+        } => {
+            soak::soak_scenario(
+                std::time::Duration::from_secs(duration),
+                std::time::Duration::from_secs(sample.max(1)),
+                subscribers,
+                rate,
+                churn,
+            )
+            .await?
+        }
         Scenario::HttpPublish {
             common,
             publishers,
