@@ -46,9 +46,11 @@ fn validate_segment(seg: &str) -> Result<(), String> {
         return Err("empty segment".to_string());
     }
     if seg.len() > MAX_SEGMENT_LEN {
+        // Characters, not bytes: a byte cut could fall inside a character
+        // (a panic cargo fuzz found with a long non-ASCII segment).
+        let shown: String = seg.chars().take(MAX_SEGMENT_LEN).collect();
         return Err(format!(
-            "segment '{}…' is longer than {MAX_SEGMENT_LEN} characters",
-            &seg[..MAX_SEGMENT_LEN.min(seg.len())]
+            "segment '{shown}…' is longer than {MAX_SEGMENT_LEN} characters"
         ));
     }
     if let Some(c) = seg
@@ -217,6 +219,16 @@ impl fmt::Display for ChannelPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// cargo fuzz (`channel_paths`): a segment over the length limit whose
+    /// 50th byte falls inside a character panicked while being quoted.
+    #[test]
+    fn a_long_non_ascii_segment_is_refused_not_a_panic() {
+        let raw = format!("/d{}", "\u{1c05}".repeat(20));
+        let e = Channel::parse(&raw).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+        assert!(ChannelPattern::parse(&format!("{raw}/*")).is_err());
+    }
 
     #[test]
     fn canonical_forms() {
