@@ -406,15 +406,12 @@ fn signal(broker: &Broker, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
-/// A NATS server paused for a while (SIGSTOP): publishes are answered at
-/// once (the client buffers them), this node's subscribers get them, and when
-/// the server resumes the other node gets every one, in order; a pause the
-/// connection survives loses nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_nats_server_loses_nothing_when_it_resumes() {
+/// A broker of `kind` on a port of its own, two nodes on it with a wildcard
+/// subscriber each, and an event seen crossing from A to B.
+async fn crossing_pair(kind: &str) -> (Broker, Node, Node, WsClient, WsClient) {
     let port = free_port();
-    let broker = start_broker("nats", port);
-    let engine = format!("engine = \"nats\"\n[nats]\nurl = \"nats://127.0.0.1:{port}\"");
+    let broker = start_broker(kind, port);
+    let engine = format!("engine = \"{kind}\"\n[{kind}]\nurl = \"{kind}://127.0.0.1:{port}\"");
     let api = unique("pause");
     let a = node(&api, "a", &engine);
     let b = node(&api, "b", &engine);
@@ -426,6 +423,16 @@ async fn a_paused_nats_server_loses_nothing_when_it_resumes() {
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(sub_a.data("s").await["n"], 0);
     assert_eq!(sub_b.data("s").await["n"], 0);
+    (broker, a, b, sub_a, sub_b)
+}
+
+/// A NATS server paused for a while (SIGSTOP): publishes are answered at
+/// once (the client buffers them), this node's subscribers get them, and when
+/// the server resumes the other node gets every one, in order; a pause the
+/// connection survives loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_nats_server_loses_nothing_when_it_resumes() {
+    let (broker, a, _b, mut sub_a, mut sub_b) = crossing_pair("nats").await;
 
     signal(&broker, "-STOP");
     for n in 1..=5 {
@@ -451,20 +458,7 @@ async fn a_paused_nats_server_loses_nothing_when_it_resumes() {
 /// after resuming: an error answer does not promise it was not delivered.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_server_fails_publishes_clearly_and_recovers() {
-    let port = free_port();
-    let broker = start_broker("redis", port);
-    let engine = format!("engine = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:{port}\"");
-    let api = unique("pause");
-    let a = node(&api, "a", &engine);
-    let b = node(&api, "b", &engine);
-    wait_ready(a.addr, 200).await;
-    wait_ready(b.addr, 200).await;
-    let mut sub_a = subscriber(a.addr, "/default/ev/*").await;
-    let mut sub_b = subscriber(b.addr, "/default/ev/*").await;
-    let r = http_publish(a.addr, "/default/ev/x", &json!({"n": 0})).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(sub_b.data("s").await["n"], 0);
-    assert_eq!(sub_a.data("s").await["n"], 0);
+    let (broker, a, _b, mut sub_a, mut sub_b) = crossing_pair("redis").await;
 
     signal(&broker, "-STOP");
     let r = tokio::time::timeout(

@@ -16,21 +16,14 @@ async fn server(enabled: bool) -> (TestServer, SocketAddr) {
     let server = start_with_toml(&format!(
         r#"
         api_id = "{API_ID}"
-        account_id = "123456789012"
-        aws_region = "eu-west-1"
-        [[iam_credentials]]
-        access_key_id = "{ADMIN_KEY}"
-        secret_access_key = "{ADMIN_SECRET}"
-        principal = "arn:aws:iam::123456789012:user/ops"
-        allow = [{{ actions = ["admin"] }}]
-        [[api_keys]]
-        id = "{KEY}"
+        {}
         [[channel_namespaces]]
         name = "default"
         [server]
         metrics = true
         {}
         "#,
+        admin_toml(),
         if enabled {
             "[fault_injection]\nenabled = true"
         } else {

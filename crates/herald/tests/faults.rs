@@ -87,20 +87,8 @@ async fn a_full_disk_refuses_writes_clearly_and_room_again_needs_no_restart() {
     std::fs::write(
         &config,
         format!(
-            r#"account_id = "123456789012"
-aws_region = "eu-west-1"
-[[iam_credentials]]
-access_key_id = "{ADMIN_KEY}"
-secret_access_key = "{ADMIN_SECRET}"
-principal = "arn:aws:iam::123456789012:user/ops"
-allow = [{{ actions = ["admin"] }}]
-[[api_keys]]
-id = "{KEY}"
-[[channel_namespaces]]
-name = "default"
-[admin]
-listen = "127.0.0.1:0"
-"#
+            "{}[[channel_namespaces]]\nname = \"default\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+            admin_toml()
         ),
     )
     .unwrap();

@@ -137,16 +137,7 @@ async fn postgres_stopped_and_restarted_under_the_control_plane() {
         &config,
         format!(
             r#"api_id = "{API}"
-account_id = "123456789012"
-aws_region = "eu-west-1"
-[[iam_credentials]]
-access_key_id = "{ADMIN_KEY}"
-secret_access_key = "{ADMIN_SECRET}"
-principal = "arn:aws:iam::123456789012:user/ops"
-allow = [{{ actions = ["admin"] }}]
-[[api_keys]]
-id = "{KEY}"
-[[channel_namespaces]]
+{}[[channel_namespaces]]
 name = "default"
 [admin]
 listen = "127.0.0.1:0"
@@ -154,6 +145,7 @@ listen = "127.0.0.1:0"
 backend = "postgres"
 url = "{}"
 "#,
+            admin_toml(),
             pg.url()
         ),
     )

@@ -86,6 +86,15 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     r
 }
 
+/// A REST path's segments, percent-decoded (`/a/b%2Fc/` is `["a", "b/c"]`).
+pub fn path_segments(path: &str) -> Vec<String> {
+    path.trim_end_matches('/')
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect()
+}
+
 /// The query parameter `name`, percent-decoded.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {

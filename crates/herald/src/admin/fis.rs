@@ -4,7 +4,7 @@
 //! injection is enabled (`[fault_injection] enabled = true`, or the
 //! development mode).
 
-use super::aws::{json_response, percent_decode, query_param, AwsError, Body};
+use super::aws::{json_response, query_param, AwsError, Body};
 use super::AdminState;
 use crate::faults::experiments::{self, FisError, Host};
 use crate::faults::{actions, Faults};
@@ -132,12 +132,7 @@ pub async fn route(
     query: &str,
     body: &[u8],
 ) -> Option<Result<Response<Body>, AwsError>> {
-    let segments: Vec<String> = path
-        .trim_end_matches('/')
-        .trim_start_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let segments = super::aws::path_segments(path);
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     if !matches!(
         seg.first(),

@@ -13,14 +13,12 @@
 
 use super::connect::http_publish_scenario;
 use super::Common;
-use crate::server::Server;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_rustls::rustls;
 
 const API_KEY: &str = "da2-benchdirect";
@@ -136,18 +134,7 @@ name = "direct"
 handler_configs = {{ on_publish = {{ behavior = "DIRECT", integration = {{ data_source_name = "echo", lambda_config = {{ invoke_type = "REQUEST_RESPONSE" }} }} }} }}
 {ca}"#
     );
-    let file = crate::config::ConfigFile::parse(&config_text)?;
-    let mut config = crate::config::ApiConfig::resolve(
-        file,
-        crate::config::Overrides {
-            listen: Some("127.0.0.1:0".parse().expect("an address")),
-            ..Default::default()
-        },
-    )?;
-    config.admin_listen = None;
-    config.store = crate::config::StoreConfig::memory();
-    config.drain = Duration::ZERO;
-    let server = Server::bind(config).await?;
+    let server = super::in_process(&config_text).await?;
     let running = server.spawn();
     let common = Common {
         endpoints: vec![format!("http://{}/event", running.addr)],

@@ -292,6 +292,24 @@ pub enum Scenario {
     },
 }
 
+/// Herald in this process for an in-process scenario: `config_text`
+/// resolved, on a free loopback port, with a memory store, no admin listener
+/// and no drain period on shutdown.
+async fn in_process(config_text: &str) -> Result<crate::server::Server, String> {
+    let file = crate::config::ConfigFile::parse(config_text)?;
+    let mut config = crate::config::ApiConfig::resolve(
+        file,
+        crate::config::Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("an address")),
+            ..Default::default()
+        },
+    )?;
+    config.admin_listen = None;
+    config.store = crate::config::StoreConfig::memory();
+    config.drain = std::time::Duration::ZERO;
+    crate::server::Server::bind(config).await
+}
+
 /// What went wrong in a failed run, for the error line.
 fn failure_reason(report: &serde_json::Value) -> String {
     let n = |k: &str| {

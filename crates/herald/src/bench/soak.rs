@@ -15,7 +15,6 @@
 
 use super::rawws::{Frame, RawWs};
 use super::target::now_us;
-use crate::server::Server;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -195,18 +194,7 @@ name = "handled"
 code_handlers = '''{HANDLER}'''
 "#
     );
-    let file = crate::config::ConfigFile::parse(&config_text)?;
-    let mut config = crate::config::ApiConfig::resolve(
-        file,
-        crate::config::Overrides {
-            listen: Some("127.0.0.1:0".parse().expect("an address")),
-            ..Default::default()
-        },
-    )?;
-    config.admin_listen = None;
-    config.store = crate::config::StoreConfig::memory();
-    config.drain = Duration::ZERO;
-    let server = Server::bind(config).await?;
+    let server = super::in_process(&config_text).await?;
     let running = server.spawn();
     let api = running.api.clone();
     let addr = running.addr;

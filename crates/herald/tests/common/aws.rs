@@ -14,6 +14,24 @@ pub const ADMIN_SECRET: &str = "admin-secret-admin-secret-admin-secret-00";
 pub const USER_KEY: &str = "AKIAUSERUSERUSERUSER";
 pub const USER_SECRET: &str = "user-secret-user-secret-user-secret-00000";
 
+/// The top of a test configuration with an admin: account and region (as
+/// [`call`] signs), the admin credentials, and the API key `KEY`.
+pub fn admin_toml() -> String {
+    format!(
+        r#"account_id = "123456789012"
+aws_region = "eu-west-1"
+[[iam_credentials]]
+access_key_id = "{ADMIN_KEY}"
+secret_access_key = "{ADMIN_SECRET}"
+principal = "arn:aws:iam::123456789012:user/ops"
+allow = [{{ actions = ["admin"] }}]
+[[api_keys]]
+id = "{}"
+"#,
+        super::KEY
+    )
+}
+
 /// A request as botocore sends it: signed for `service` with `creds` at `time`.
 pub struct Call<'a> {
     pub creds: (&'a str, &'a str),

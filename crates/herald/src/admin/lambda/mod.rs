@@ -8,7 +8,7 @@ mod functions;
 mod invoke;
 mod mappings;
 
-use super::aws::{percent_decode, AwsError, Body};
+use super::aws::{AwsError, Body};
 use super::AdminState;
 use hyper::{HeaderMap, Method, Response, StatusCode};
 
@@ -22,12 +22,7 @@ pub async fn route(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Result<Response<Body>, AwsError>> {
-    let segments: Vec<String> = path
-        .trim_end_matches('/')
-        .trim_start_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let segments = super::aws::path_segments(path);
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = method.clone();
     Some(match (seg.as_slice(), m) {
