@@ -19,6 +19,9 @@ async fn server(enabled: bool) -> (TestServer, SocketAddr) {
         {}
         [[channel_namespaces]]
         name = "default"
+        [[channel_namespaces]]
+        name = "handled"
+        code_handlers = "export function onPublish(ctx) {{ return ctx.events }}"
         [server]
         metrics = true
         {}
@@ -150,4 +153,57 @@ async fn engine_drops_are_counted_and_end_when_stopped() {
     );
     let r = delete(admin, &format!("/experiments/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.raw);
+}
+
+fn namespace_template(action_id: &str, parameters: Value) -> Value {
+    json!({
+        "clientToken": "t", "description": action_id, "roleArn": "arn:aws:iam::123456789012:role/fis",
+        "stopConditions": [{"source": "none"}],
+        "targets": {"Handled": {"resourceType": "herald:appsync:channel-namespace", "selectionMode": "ALL",
+            "resourceArns": [format!("arn:aws:appsync:eu-west-1:123456789012:apis/{API_ID}/channelNamespace/handled")]}},
+        "actions": {"act": {"actionId": action_id, "parameters": parameters,
+            "targets": {"ChannelNamespaces": "Handled"}}},
+    })
+}
+
+/// Handler actions act on the target namespace's handlers only: an
+/// injected error fails its publishes as `util.error` does (403), an added
+/// delay holds them, and other namespaces are untouched; stopped, the
+/// handler answers as before.
+#[tokio::test]
+async fn handler_errors_and_delays_act_on_their_namespace_only() {
+    let (server, admin) = server(true).await;
+    let id = start_experiment(
+        admin,
+        namespace_template("herald:appsync:handler-error", json!({"duration": "PT5M"})),
+    )
+    .await;
+    let r = publish(&server, "/handled/a", &[json!(1)]).await;
+    assert_http_error(&r, 403, "ForbiddenException", "fault injection experiment");
+    let r = publish(&server, "/default/a", &[json!(1)]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    // StopExperiment's answer means its actions act no more.
+    assert_eq!(
+        delete(admin, &format!("/experiments/{id}")).await.status,
+        200
+    );
+    let r = publish(&server, "/handled/a", &[json!(1)]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+
+    let id = start_experiment(
+        admin,
+        namespace_template(
+            "herald:appsync:handler-add-delay",
+            json!({"duration": "PT5M", "startupDelayMilliseconds": "300"}),
+        ),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let r = publish(&server, "/handled/a", &[json!(1)]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(
+        delete(admin, &format!("/experiments/{id}")).await.status,
+        200
+    );
 }

@@ -56,6 +56,14 @@ impl Host for ServerHost {
         self.api(arn).is_some()
     }
 
+    fn namespace_exists(&self, arn: &str) -> bool {
+        let Some((api, name)) = arn.split_once("/channelNamespace/") else {
+            return false;
+        };
+        self.api(api)
+            .is_some_and(|a| a.find_namespace(name).is_some() && a.namespace_arn(name) == arn)
+    }
+
     fn close_connections(&self, api_arn: &str, percentage: f64) -> usize {
         self.api(api_arn)
             .map(|a| a.close_connections_share(percentage))
@@ -165,6 +173,7 @@ pub async fn route(
         (["targetResourceTypes"], Method::GET) => ok(json!({"targetResourceTypes": [
             {"resourceType": actions::FUNCTION, "description": "Herald functions (Lambda's API)"},
             {"resourceType": actions::API, "description": "Herald Event APIs (AppSync Events)"},
+            {"resourceType": actions::NAMESPACE, "description": "Channel namespaces: their onPublish and onSubscribe handlers"},
         ]})),
         (["experimentTemplates"], Method::POST) => body_json(body).and_then(|b| {
             let t = experiments::template_from_request(&b, &region, &account).map_err(error)?;
@@ -199,10 +208,12 @@ pub async fn route(
             .experiment(id)
             .map_err(error)
             .and_then(|e| ok(json!({"experiment": e}))),
-        (["experiments", id], Method::DELETE) => exps
-            .stop(id)
-            .map_err(error)
-            .and_then(|e| ok(json!({"experiment": e}))),
+        (["experiments", id], Method::DELETE) => exps.stop(id).map_err(error).and_then(|e| {
+            // Its actions stop acting before the answer; the experiment
+            // says `stopped` once its runner has noted each action's end.
+            faults.remove(id, None);
+            ok(json!({"experiment": e}))
+        }),
         _ => Err(AwsError::new(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",

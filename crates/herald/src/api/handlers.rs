@@ -47,7 +47,24 @@ impl EventApi {
             Kind::OnSubscribe => ns.direct_on_subscribe.as_ref(),
         };
         let started = Instant::now();
-        let result = match (direct, self.handlers.as_ref().filter(|p| p.has(&ns.name))) {
+        let code = self.handlers.as_ref().filter(|p| p.has(&ns.name));
+        // A running experiment may delay the handler, or fail it.
+        let fault = match (direct, code) {
+            (None, None) => Default::default(),
+            _ => self
+                .functions
+                .faults()
+                .on_invoke(&self.namespace_arn(&ns.name)),
+        };
+        if let Some(delay) = fault.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let injected = || Outcome::Error {
+            message: "The handler failed by a fault injection experiment".into(),
+            error_type: Some("FaultInjectionError".into()),
+        };
+        let result = match (direct, code) {
+            _ if fault.replace.as_ref().is_some_and(|r| r.prevent_execution) => Ok(injected()),
             (Some(d), _) => {
                 let handler = DirectHandler {
                     target: match &d.target {
@@ -73,6 +90,11 @@ impl EventApi {
             }
             (None, Some(pool)) => pool.invoke(&ns.name, kind, ctx).await.result,
             (None, None) => return Ok(Outcome::Absent),
+        };
+        let result = match (fault.replace, result) {
+            // Ran, and its answer is replaced.
+            (Some(_), Ok(_)) => Ok(injected()),
+            (_, result) => result,
         };
         let label = match &result {
             Ok(Outcome::Absent) if direct.is_none() => return result,

@@ -22,6 +22,7 @@ pub struct ActionSpec {
 
 pub const FUNCTION: &str = "aws:lambda:function";
 pub const API: &str = "herald:appsync:api";
+pub const NAMESPACE: &str = "herald:appsync:channel-namespace";
 
 const DURATION: Param = Param {
     name: "duration",
@@ -85,6 +86,26 @@ pub const CATALOGUE: &[ActionSpec] = &[
                 required: false,
             },
         ],
+    },
+    ActionSpec {
+        id: "herald:appsync:handler-add-delay",
+        description: "Delay a percentage of the target channel namespaces' handler invocations (onPublish, onSubscribe; code or DIRECT)",
+        target: Some(("ChannelNamespaces", NAMESPACE)),
+        params: &[
+            DURATION,
+            INVOCATION_PERCENTAGE,
+            Param {
+                name: "startupDelayMilliseconds",
+                description: "The delay, 0-900000 milliseconds (default 1000)",
+                required: false,
+            },
+        ],
+    },
+    ActionSpec {
+        id: "herald:appsync:handler-error",
+        description: "Fail a percentage of the target channel namespaces' handler invocations, as util.error does",
+        target: Some(("ChannelNamespaces", NAMESPACE)),
+        params: &[DURATION, INVOCATION_PERCENTAGE, PREVENT_EXECUTION],
     },
     ActionSpec {
         id: "herald:engine:drop-messages",

@@ -51,6 +51,7 @@ fn not_found(message: impl Into<String>) -> FisError {
 pub trait Host: Send + Sync {
     fn function_exists(&self, arn: &str) -> bool;
     fn api_exists(&self, arn: &str) -> bool;
+    fn namespace_exists(&self, arn: &str) -> bool;
     /// Close `percentage` of the API's WebSocket connections; how many.
     fn close_connections(&self, api_arn: &str, percentage: f64) -> usize;
 }
@@ -184,11 +185,12 @@ pub fn template_from_request(body: &Value, region: &str, account: &str) -> Resul
     for (name, t) in targets {
         let t = obj(t, &format!("targets.{name}"))?;
         let rtype = t.get("resourceType").and_then(Value::as_str).unwrap_or("");
-        if rtype != actions::FUNCTION && rtype != actions::API {
+        if ![actions::FUNCTION, actions::API, actions::NAMESPACE].contains(&rtype) {
             return Err(invalid(format!(
-                "Target {name}: resourceType '{rtype}' is not supported (use {} or {})",
+                "Target {name}: resourceType '{rtype}' is not supported (use {}, {} or {})",
                 actions::FUNCTION,
-                actions::API
+                actions::API,
+                actions::NAMESPACE
             )));
         }
         check_selection(
@@ -495,10 +497,10 @@ fn resolve(
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
     for arn in &arns {
-        let exists = if rtype == actions::FUNCTION {
-            host.function_exists(arn)
-        } else {
-            host.api_exists(arn)
+        let exists = match rtype {
+            actions::FUNCTION => host.function_exists(arn),
+            actions::NAMESPACE => host.namespace_exists(arn),
+            _ => host.api_exists(arn),
         };
         if !exists {
             return Err(format!("Target resolution failed: {arn} was not found"));
@@ -517,10 +519,10 @@ fn effect(spec: &ActionSpec, params: &Map<String, Value>) -> Option<Effect> {
     };
     let prevent = actions::boolean(params, "preventExecution", true).unwrap_or(true);
     Some(match spec.id {
-        "aws:lambda:invocation-add-delay" => {
+        "aws:lambda:invocation-add-delay" | "herald:appsync:handler-add-delay" => {
             Effect::InvocationDelay(ms("startupDelayMilliseconds", 1000.0))
         }
-        "aws:lambda:invocation-error" => Effect::InvocationError {
+        "aws:lambda:invocation-error" | "herald:appsync:handler-error" => Effect::InvocationError {
             prevent_execution: prevent,
         },
         "aws:lambda:invocation-http-integration-response" => Effect::InvocationHttpResponse {
