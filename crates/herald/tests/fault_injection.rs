@@ -13,6 +13,16 @@ use std::net::SocketAddr;
 const API_ID: &str = "faultapi000000000000000000";
 
 async fn server(enabled: bool) -> (TestServer, SocketAddr) {
+    let section = if enabled {
+        "[fault_injection]\nenabled = true"
+    } else {
+        ""
+    };
+    server_with(section).await
+}
+
+/// The test server with `fault_injection` as its `[fault_injection]` TOML.
+async fn server_with(fault_injection: &str) -> (TestServer, SocketAddr) {
     let server = start_with_toml(&format!(
         r#"
         api_id = "{API_ID}"
@@ -27,11 +37,7 @@ async fn server(enabled: bool) -> (TestServer, SocketAddr) {
         {}
         "#,
         admin_toml(),
-        if enabled {
-            "[fault_injection]\nenabled = true"
-        } else {
-            ""
-        }
+        fault_injection
     ))
     .await;
     let admin = server.running.as_ref().unwrap().admin_addr.unwrap();
@@ -206,4 +212,43 @@ async fn handler_errors_and_delays_act_on_their_namespace_only() {
         delete(admin, &format!("/experiments/{id}")).await.status,
         200
     );
+}
+
+/// A template declared in the file with `start = true` acts from the start,
+/// is listed under its own id, and stops through the API.
+#[tokio::test]
+async fn a_template_in_the_file_can_start_with_the_server() {
+    let (server, admin) = server_with(&format!(
+        r#"[fault_injection]
+        enabled = true
+        [[fault_injection.experiment_templates]]
+        id = "handled-fails"
+        start = true
+        description = "the handled namespace fails"
+        role_arn = "arn:aws:iam::123456789012:role/fis"
+        stop_conditions = [{{ source = "none" }}]
+        targets = {{ Handled = {{ resource_type = "herald:appsync:channel-namespace", selection_mode = "ALL", resource_arns = ["arn:aws:appsync:eu-west-1:123456789012:apis/{API_ID}/channelNamespace/handled"] }} }}
+        actions = {{ fail = {{ action_id = "herald:appsync:handler-error", parameters = {{ duration = "PT1H" }}, targets = {{ ChannelNamespaces = "Handled" }} }} }}
+        "#
+    ))
+    .await;
+    let r = publish(&server, "/handled/a", &[json!(1)]).await;
+    assert_http_error(&r, 403, "ForbiddenException", "fault injection experiment");
+    let t = get(admin, "/experimentTemplates/handled-fails").await;
+    assert_eq!(t.status, 200, "{}", t.raw);
+    assert_eq!(
+        t.body["experimentTemplate"]["actions"]["fail"]["actionId"],
+        "herald:appsync:handler-error"
+    );
+    let listed = get(admin, "/experiments").await;
+    let running = &listed.body["experiments"][0];
+    assert_eq!(running["experimentTemplateId"], "handled-fails");
+    assert_eq!(running["state"]["status"], "running");
+    let id = running["id"].as_str().unwrap();
+    assert_eq!(
+        delete(admin, &format!("/experiments/{id}")).await.status,
+        200
+    );
+    let r = publish(&server, "/handled/a", &[json!(1)]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
 }

@@ -31,8 +31,8 @@ fn ok(body: Value) -> Result<Response<Body>, AwsError> {
 }
 
 /// What experiments act on: the server's functions and APIs.
-struct ServerHost {
-    apis: Arc<crate::api::Registry>,
+pub(super) struct ServerHost {
+    pub(super) apis: Arc<crate::api::Registry>,
 }
 
 impl ServerHost {

@@ -45,6 +45,12 @@ const SERVICES: &[&str] = &["appsync", "lambda", "events", "states", "fis"];
 /// Largest request body (Lambda's zip uploads will need this much).
 const MAX_BODY: usize = 70 << 20;
 
+/// What fault injection experiments act on in this server (for those the
+/// configuration file starts).
+pub fn fault_host(apis: Arc<Registry>) -> Arc<dyn crate::faults::experiments::Host> {
+    Arc::new(fis::ServerHost { apis })
+}
+
 /// What every admin request sees.
 pub struct AdminState {
     pub apis: Arc<Registry>,

@@ -301,6 +301,8 @@ pub struct ApiConfig {
     /// Whether fault injection experiments may run (`[fault_injection]
     /// enabled`; on by default only in the development mode).
     pub fault_injection: bool,
+    /// `[[fault_injection.experiment_templates]]`, checked.
+    pub fault_templates: Vec<crate::faults::settings::DeclaredTemplate>,
 }
 
 pub(super) fn modes(list: &Option<Vec<AuthMode>>) -> Option<Vec<AuthType>> {
@@ -591,6 +593,20 @@ impl ApiConfig {
             });
             generated_admin = Some((id, secret));
         }
+        let fault_injection = file
+            .fault_injection
+            .enabled
+            .unwrap_or(over.generate_admin_credentials);
+        let region = file
+            .aws_region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".into());
+        let fault_templates = crate::faults::settings::declared(
+            &file.fault_injection,
+            fault_injection,
+            &region,
+            &account_id,
+        )?;
         Ok(ApiConfig {
             wire_name: name.clone(),
             owner_contact: file.owner_contact.clone(),
@@ -650,10 +666,8 @@ impl ApiConfig {
             outbound_queue_frames: l.outbound_queue_frames.unwrap_or(4096).max(16),
             outbound_queue_bytes: l.outbound_queue_bytes.unwrap_or(16 << 20).max(64 * 1024),
             history: crate::hub::history::HistoryLimits::resolve(&file.history)?,
-            fault_injection: file
-                .fault_injection
-                .enabled
-                .unwrap_or(over.generate_admin_credentials),
+            fault_injection,
+            fault_templates,
             console: over.console.or(file.server.console).unwrap_or(false),
             metrics: file.server.metrics.unwrap_or(true),
             functions: {

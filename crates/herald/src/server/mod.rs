@@ -185,6 +185,22 @@ impl Server {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
+        // Experiment templates from the file; those marked `start` act from
+        // now on.
+        for d in api.config.fault_templates.clone() {
+            let faults = functions.faults();
+            faults
+                .experiments
+                .create_template(d.template)
+                .map_err(|e| e.message)?;
+            if d.start {
+                let host = crate::admin::fault_host(apis.clone());
+                let (region, account) = (&api.config.aws_region, &api.config.account_id);
+                crate::faults::experiments::start(faults, host, &d.id, None, region, account)
+                    .await
+                    .map_err(|e| format!("experiment template {}: {}", d.id, e.message))?;
+            }
+        }
         let admin = match admin_listen {
             Some(addr) => Some(
                 crate::admin::AdminServer::bind(
