@@ -7,7 +7,8 @@
 //!
 //! - [`actions`]: the catalogue (`ListActions`): each action's id, parameters
 //!   and target resource type, and their validation.
-//! - [`experiments`]: templates (`CreateExperimentTemplate`) and experiments
+//! - [`template`]: `CreateExperimentTemplate` checked, and the schedule.
+//! - [`experiments`]: templates kept and experiments
 //!   (`StartExperiment` ... `StopExperiment`): when an experiment runs, its
 //!   actions become [`Injection`]s here until their `duration` ends or the
 //!   experiment is stopped.
@@ -26,6 +27,7 @@
 pub mod actions;
 pub mod experiments;
 pub mod settings;
+pub mod template;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
