@@ -140,7 +140,11 @@ fn hmac_sign(key: &[u8], data: &str) -> hmac::Tag {
 
 /// Parse `YYYYMMDDTHHMMSSZ` into seconds since the epoch.
 fn parse_amz_date(s: &str) -> Option<i64> {
-    if s.len() != 16 || &s[8..9] != "T" || &s[15..] != "Z" {
+    // Bytes, not text slices: a multi-byte character there made the slices
+    // panic (cargo fuzz, `sigv4`: `1012005Ф000000Z`).
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits(0..8) || !digits(9..15) {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -519,6 +523,13 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_amz_date_is_refused_not_a_panic() {
+        assert_eq!(parse_amz_date("1012005\u{424}000000Z"), None);
+        assert_eq!(parse_amz_date("2024010+T000000Z"), None);
+        assert_eq!(parse_amz_date("20240101T000000Z"), Some(1_704_067_200));
+    }
 
     #[test]
     fn percent_decoding_never_cuts_a_character() {
