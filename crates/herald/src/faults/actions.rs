@@ -40,6 +40,11 @@ const PREVENT_EXECUTION: Param = Param {
         "Whether the function is not run at all (true, the default) or run and its answer replaced",
     required: false,
 };
+const STARTUP_DELAY: Param = Param {
+    name: "startupDelayMilliseconds",
+    description: "The delay, 0-900000 milliseconds (default 1000)",
+    required: false,
+};
 const PERCENTAGE: Param = Param {
     name: "percentage",
     description: "The percentage acted on (1-100, default 100)",
@@ -54,11 +59,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
         params: &[
             DURATION,
             INVOCATION_PERCENTAGE,
-            Param {
-                name: "startupDelayMilliseconds",
-                description: "The delay, 0-900000 milliseconds (default 1000)",
-                required: false,
-            },
+            STARTUP_DELAY,
         ],
     },
     ActionSpec {
@@ -94,11 +95,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
         params: &[
             DURATION,
             INVOCATION_PERCENTAGE,
-            Param {
-                name: "startupDelayMilliseconds",
-                description: "The delay, 0-900000 milliseconds (default 1000)",
-                required: false,
-            },
+            STARTUP_DELAY,
         ],
     },
     ActionSpec {
