@@ -49,12 +49,12 @@ impl EventApi {
         let started = Instant::now();
         let code = self.handlers.as_ref().filter(|p| p.has(&ns.name));
         // A running experiment may delay the handler, or fail it.
+        let faults = self.functions.faults();
         let fault = match (direct, code) {
+            // No handler, or no experiment: nothing to build the ARN for.
             (None, None) => Default::default(),
-            _ => self
-                .functions
-                .faults()
-                .on_invoke(&self.namespace_arn(&ns.name)),
+            _ if faults.idle() => Default::default(),
+            _ => faults.on_invoke(&self.namespace_arn(&ns.name)),
         };
         if let Some(delay) = fault.delay {
             tokio::time::sleep(delay).await;

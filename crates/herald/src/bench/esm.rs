@@ -23,7 +23,6 @@
 //! program doing the same job.
 
 use crate::esm::source::Record;
-use crate::server::Server;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -441,18 +440,7 @@ pub async fn esm_scenario(
         svc = broker.service(),
         url = broker.url(),
     );
-    let file = crate::config::ConfigFile::parse(&config_text)?;
-    let mut config = crate::config::ApiConfig::resolve(
-        file,
-        crate::config::Overrides {
-            listen: Some("127.0.0.1:0".parse().expect("an address")),
-            ..Default::default()
-        },
-    )?;
-    config.admin_listen = None;
-    config.store = crate::config::StoreConfig::memory();
-    config.drain = Duration::ZERO;
-    let server = Server::bind(config).await?;
+    let server = super::in_process(&config_text).await?;
     // 1b. The broker and the function, by hand (same backlog, another group).
     let functions = &server.api().functions;
     let with_function = broker.consume(&base, records, Some(functions), false).await;

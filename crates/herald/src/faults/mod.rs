@@ -136,6 +136,12 @@ impl Faults {
         f
     }
 
+    /// Whether no injection runs (one atomic load): callers skip building
+    /// what they would ask [`Faults::on_invoke`] with.
+    pub fn idle(&self) -> bool {
+        self.running.load(Ordering::Acquire) == 0
+    }
+
     pub fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }

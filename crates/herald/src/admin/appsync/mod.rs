@@ -15,7 +15,7 @@ mod keys;
 mod namespaces;
 mod tags;
 
-use super::aws::{json_response, page, percent_decode, AwsError, Body};
+use super::aws::{json_response, page, AwsError, Body};
 use super::{AdminState, Scope};
 use crate::config::{AuthType, NamespaceConfig, ProviderConfig};
 use hyper::{Method, Response, StatusCode};
@@ -34,11 +34,7 @@ pub async fn route(
     query: &str,
     body: &[u8],
 ) -> Option<Result<Response<Body>, AwsError>> {
-    let segments: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let segments = super::aws::path_segments(path);
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read = method == Method::GET;
     Some(match seg.as_slice() {
